@@ -1,0 +1,164 @@
+using Cvrl.Augment.Sampling;
+using Cvrl.Augment.Transforms;
+using Cvrl.Augment.Video;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Cvrl.Augment;
+
+/// <summary>Options for <see cref="CvrlViewGenerator"/>; the defaults are CVRL's pre-training settings.</summary>
+public sealed record CvrlViewOptions
+{
+    /// <summary>Temporal sampling (16 frames, stride 2, decreasing interval). </summary>
+    public IntervalSamplerOptions Sampler { get; init; } = new();
+
+    /// <summary>Output height and width of each view (224).</summary>
+    public int CropSize { get; init; } = 224;
+
+    /// <summary>Decoding options (stored resolution, sequential exact decoding).</summary>
+    public VideoReaderOptions Reader { get; init; } = new();
+
+    /// <summary>Per-clip (CVRL) or per-frame (ablation) augmentation.</summary>
+    public TemporalConsistency Consistency { get; init; } = TemporalConsistency.PerClip;
+
+    /// <summary>Checks every option.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range; the message names it.</exception>
+    public void Validate()
+    {
+        ArgumentNullException.ThrowIfNull(Sampler, nameof(Sampler));
+        ArgumentNullException.ThrowIfNull(Reader, nameof(Reader));
+        Sampler.Validate();
+        Reader.Validate();
+        if (CropSize < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(CropSize), CropSize, "CropSize must be at least 1 pixel.");
+        }
+
+        if (!Enum.IsDefined(Consistency))
+        {
+            throw new ArgumentOutOfRangeException(nameof(Consistency), Consistency, "Unknown consistency mode.");
+        }
+    }
+}
+
+/// <summary>The two augmented views of one video, with everything needed to reproduce them.</summary>
+public sealed class CvrlViews : IDisposable
+{
+    internal CvrlViews(Tensor view1, Tensor view2, ClipPair clips, ClipPlan plan1, ClipPlan plan2, int frameCount)
+    {
+        View1 = view1;
+        View2 = view2;
+        Clips = clips;
+        Plan1 = plan1;
+        Plan2 = plan2;
+        FrameCount = frameCount;
+    }
+
+    /// <summary>View 1, float32 <c>[3, T, S, S]</c> in [0, 1]. Owned by this object.</summary>
+    public Tensor View1 { get; }
+
+    /// <summary>View 2, float32 <c>[3, T, S, S]</c> in [0, 1]. Owned by this object.</summary>
+    public Tensor View2 { get; }
+
+    /// <summary>The clip windows (view 1's clip first) and the sampled gap.</summary>
+    public ClipPair Clips { get; }
+
+    /// <summary>View 1's augmentation parameters.</summary>
+    public ClipPlan Plan1 { get; }
+
+    /// <summary>View 2's augmentation parameters.</summary>
+    public ClipPlan Plan2 { get; }
+
+    /// <summary>The number of decodable frames the clips were drawn from.</summary>
+    public int FrameCount { get; }
+
+    /// <summary>Releases both views.</summary>
+    public void Dispose()
+    {
+        View1.Dispose();
+        View2.Dispose();
+    }
+}
+
+/// <summary>
+/// From a video file to CVRL's two temporally consistent views: samples two clips with the interval sampler, decodes
+/// exactly those frames once, and augments each clip with its own recipe (view 1: blur always; view 2: blur rarely,
+/// solarize sometimes). Randomness is keyed by (seed, epoch, sample index): stream <see cref="ClipRandom.TemporalStream"/>
+/// for the clips, 0 and 1 for the two views, so results do not depend on thread or worker order.
+/// </summary>
+/// <remarks>Thread-safe: one generator can serve many worker threads.</remarks>
+public sealed class CvrlViewGenerator
+{
+    private readonly IntervalSampler _sampler;
+
+    /// <summary>Creates a generator.</summary>
+    /// <param name="options">Options (validated); null for CVRL's defaults.</param>
+    /// <param name="view1">View 1's pipeline; null for <see cref="CvrlPresets.PretrainView1"/>.</param>
+    /// <param name="view2">View 2's pipeline; null for <see cref="CvrlPresets.PretrainView2"/>.</param>
+    public CvrlViewGenerator(CvrlViewOptions? options = null, ClipPipeline? view1 = null, ClipPipeline? view2 = null)
+    {
+        Options = options ?? new CvrlViewOptions();
+        Options.Validate();
+        _sampler = new IntervalSampler(Options.Sampler);
+        View1 = view1 ?? CvrlPresets.PretrainView1(Options.CropSize, Options.Consistency);
+        View2 = view2 ?? CvrlPresets.PretrainView2(Options.CropSize, Options.Consistency);
+    }
+
+    /// <summary>The options.</summary>
+    public CvrlViewOptions Options { get; }
+
+    /// <summary>View 1's pipeline.</summary>
+    public ClipPipeline View1 { get; }
+
+    /// <summary>View 2's pipeline.</summary>
+    public ClipPipeline View2 { get; }
+
+    /// <summary>Opens <paramref name="path"/> and produces the two views of sample (<paramref name="seed"/>, <paramref name="epoch"/>, <paramref name="sampleIndex"/>).</summary>
+    /// <param name="path">The video file.</param>
+    /// <param name="seed">The experiment seed.</param>
+    /// <param name="epoch">The epoch.</param>
+    /// <param name="sampleIndex">The video's index in its data set.</param>
+    /// <param name="knownFrameCount">A frame count established earlier (for example on a previous epoch), or null.</param>
+    /// <returns>The views, owned by the caller.</returns>
+    /// <exception cref="VideoDecodeException">The video cannot be decoded.</exception>
+    public CvrlViews Generate(string path, long seed, int epoch, long sampleIndex, int? knownFrameCount = null)
+    {
+        using var reader = VideoReader.Open(path, Options.Reader);
+        return Generate(reader, seed, epoch, sampleIndex, knownFrameCount);
+    }
+
+    /// <summary>Produces the two views from an open reader.</summary>
+    /// <inheritdoc cref="Generate(string, long, int, long, int?)"/>
+    public CvrlViews Generate(VideoReader reader, long seed, int epoch, long sampleIndex, int? knownFrameCount = null)
+    {
+        ArgumentNullException.ThrowIfNull(reader);
+        int frames = knownFrameCount ?? reader.FrameCount;
+        using var scope = torch.NewDisposeScope();
+        for (int attempt = 0; ; attempt++)
+        {
+            var pair = _sampler.Sample(frames, ClipRandom.For(seed, epoch, sampleIndex, ClipRandom.TemporalStream));
+            int[] first = pair.First.Indices(frames);
+            int[] second = pair.Second.Indices(frames);
+            Tensor[] decoded;
+            try
+            {
+                decoded = reader.ReadClips([first, second]);
+            }
+            catch (VideoDecodeException e) when (e.Failure == VideoDecodeFailure.FrameOutOfRange && e.DecodableFrames is int real && real > 0 && real < frames && attempt < 3)
+            {
+                // The container over-reported its length (or its last packet does not decode): draw again from the
+                // real count. The result depends only on that count, so it is the same on every epoch.
+                frames = real;
+                continue;
+            }
+
+            var clip1 = decoded[0];
+            var clip2 = decoded[1];
+            var (view1, plan1) = View1.Run(clip1, ClipRandom.For(seed, epoch, sampleIndex, 0));
+            var (view2, plan2) = View2.Run(clip2, ClipRandom.For(seed, epoch, sampleIndex, 1));
+            view1.MoveToOuterDisposeScope();
+            view2.MoveToOuterDisposeScope();
+            return new CvrlViews(view1, view2, pair, plan1, plan2, frames);
+        }
+    }
+}

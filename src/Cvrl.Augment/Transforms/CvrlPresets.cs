@@ -1,0 +1,30 @@
+namespace Cvrl.Augment.Transforms;
+
+/// <summary>
+/// The paper's augmentation recipes as pipelines (cvrl-spec.md section 2). Input clips are uint8 RGB
+/// <c>[3, T, H, W]</c> at the stored (or decode-resized) resolution; outputs are float32 in [0, 1].
+/// </summary>
+public static class CvrlPresets
+{
+    /// <summary>
+    /// Pre-training view 1: random resized crop (area 0.3-1, aspect 0.5-2) to <paramref name="size"/>, flip (p 0.5),
+    /// to float, colour jitter (p 0.8), grayscale (p 0.2), Gaussian blur (p 1.0).
+    /// </summary>
+    public static ClipPipeline PretrainView1(int size = 224, TemporalConsistency consistency = TemporalConsistency.PerClip) =>
+        ClipPipeline.Create(b => b.RandomResizedCrop(size).RandomHorizontalFlip(0.5).ToFloat().ColorJitter().RandomGrayscale(0.2).RandomGaussianBlur(1.0), consistency);
+
+    /// <summary>Pre-training view 2: as view 1, but blur with p 0.1, then solarize (p 0.2).</summary>
+    public static ClipPipeline PretrainView2(int size = 224, TemporalConsistency consistency = TemporalConsistency.PerClip) =>
+        ClipPipeline.Create(b => b.RandomResizedCrop(size).RandomHorizontalFlip(0.5).ToFloat().ColorJitter().RandomGrayscale(0.2).RandomGaussianBlur(0.1).RandomSolarize(0.2), consistency);
+
+    /// <summary>Linear-evaluation training: random resized crop (area 0.3-1, aspect 0.5-2), flip, to float; no colour operations.</summary>
+    public static ClipPipeline LinearEvalTrain(int size = 224) =>
+        ClipPipeline.Create(b => b.RandomResizedCrop(size).RandomHorizontalFlip(0.5).ToFloat());
+
+    /// <summary>
+    /// Testing, per clip: resize the shorter side to <paramref name="size"/> and convert to float; take the three
+    /// crops with <see cref="Functional.ClipOps.ThreeCrops"/> (10 clips x 3 crops = 30 views per video).
+    /// </summary>
+    public static ClipPipeline Test(int size = 256) =>
+        ClipPipeline.Create(b => b.ResizeShortSide(size).ToFloat());
+}

@@ -1,0 +1,167 @@
+using OpenCvSharp;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Cvrl.Augment.Video;
+
+/// <summary>Codecs that OpenCV's bundled FFmpeg writer supports on Linux x64.</summary>
+public enum VideoCodec
+{
+    /// <summary>Motion JPEG (every frame a key frame; lossy). Container: .avi or .mkv.</summary>
+    Mjpeg,
+
+    /// <summary>MPEG-4 Part 2 ("mp4v", with predicted frames; lossy). Container: .mp4, .mov or .avi.</summary>
+    Mpeg4,
+
+    /// <summary>Xvid (MPEG-4 Part 2 in AVI; lossy). Container: .avi.</summary>
+    Xvid,
+
+    /// <summary>FFV1 (lossless). Container: .mkv or .avi.</summary>
+    Ffv1,
+
+    /// <summary>HuffYUV (lossless, large). Container: .avi.</summary>
+    Huffyuv,
+
+    /// <summary>PNG frames (lossless RGB). Container: .avi.</summary>
+    Png,
+}
+
+/// <summary>
+/// Writes RGB frames to a video file through OpenCV's FFmpeg backend: used to make test fixtures and synthetic data
+/// sets. Frames are given as RGB uint8 tensors (Cvrl's layout) or as OpenCV BGR <see cref="Mat"/>s.
+/// </summary>
+public sealed class VideoFileWriter : IDisposable
+{
+    private readonly VideoWriter _writer;
+    private readonly Mat _bgr;
+    private bool _disposed;
+
+    /// <summary>Opens a writer.</summary>
+    /// <param name="path">The output file; its folder must exist.</param>
+    /// <param name="width">Frame width in pixels.</param>
+    /// <param name="height">Frame height in pixels.</param>
+    /// <param name="framesPerSecond">Frame rate stored in the container.</param>
+    /// <param name="codec">The codec.</param>
+    /// <exception cref="ArgumentOutOfRangeException">A size or the frame rate is not positive.</exception>
+    /// <exception cref="IOException">OpenCV cannot open a writer for this codec and container.</exception>
+    public VideoFileWriter(string path, int width, int height, double framesPerSecond = 25, VideoCodec codec = VideoCodec.Mjpeg)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(width);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(height);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(framesPerSecond);
+        OpenCvNative.EnsureLoaded();
+        Path = System.IO.Path.GetFullPath(path);
+        Width = width;
+        Height = height;
+        _writer = new VideoWriter(Path, VideoCaptureAPIs.FFMPEG, FourCcOf(codec), framesPerSecond, new OpenCvSharp.Size(width, height), true);
+        if (!_writer.IsOpened())
+        {
+            _writer.Dispose();
+            throw new IOException($"OpenCV could not open a {codec} video writer for '{Path}' (check the folder exists and the container suits the codec, e.g. .avi for MJPG).");
+        }
+
+        _bgr = new Mat(height, width, MatType.CV_8UC3);
+    }
+
+    /// <summary>The output file.</summary>
+    public string Path { get; }
+
+    /// <summary>Frame width.</summary>
+    public int Width { get; }
+
+    /// <summary>Frame height.</summary>
+    public int Height { get; }
+
+    /// <summary>Frames written so far.</summary>
+    public int FramesWritten { get; private set; }
+
+    /// <summary>Writes one OpenCV frame (BGR, 8-bit, 3 channels, the writer's size).</summary>
+    /// <exception cref="ArgumentException">The frame has another size or type.</exception>
+    public void WriteFrame(Mat bgrFrame)
+    {
+        ArgumentNullException.ThrowIfNull(bgrFrame);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (bgrFrame.Type() != MatType.CV_8UC3 || bgrFrame.Rows != Height || bgrFrame.Cols != Width)
+        {
+            throw new ArgumentException($"Expected a {Width}x{Height} CV_8UC3 frame, got {bgrFrame.Cols}x{bgrFrame.Rows} {bgrFrame.Type()}.", nameof(bgrFrame));
+        }
+
+        _writer.Write(bgrFrame);
+        FramesWritten++;
+    }
+
+    /// <summary>Writes every frame of an RGB uint8 clip <c>[3, T, H, W]</c> (H and W equal to the writer's size).</summary>
+    /// <exception cref="ArgumentException">The clip is not uint8 <c>[3, T, Height, Width]</c>.</exception>
+    public unsafe void WriteClip(Tensor clip)
+    {
+        ArgumentNullException.ThrowIfNull(clip);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var shape = ClipShape.Of(clip);
+        if (clip.dtype != ScalarType.Byte || shape.Channels != 3 || shape.Height != Height || shape.Width != Width)
+        {
+            throw new ArgumentException($"Expected a uint8 clip [3, T, {Height}, {Width}], got {clip.dtype} {shape}.", nameof(clip));
+        }
+
+        using var scope = torch.NewDisposeScope();
+        var cpu = clip.cpu().contiguous();
+        long plane = (long)Height * Width;
+        fixed (byte* basePtr = cpu.bytes)
+        {
+            for (int t = 0; t < shape.Frames; t++)
+            {
+                using var r = Mat.FromPixelData(Height, Width, MatType.CV_8UC1, (IntPtr)(basePtr + (((0L * shape.Frames) + t) * plane)));
+                using var g = Mat.FromPixelData(Height, Width, MatType.CV_8UC1, (IntPtr)(basePtr + (((1L * shape.Frames) + t) * plane)));
+                using var b = Mat.FromPixelData(Height, Width, MatType.CV_8UC1, (IntPtr)(basePtr + (((2L * shape.Frames) + t) * plane)));
+                Cv2.Merge([b, g, r], _bgr);
+                _writer.Write(_bgr);
+                FramesWritten++;
+            }
+        }
+    }
+
+    /// <summary>Finishes the file (writes the container index) and releases the writer.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        _writer.Release();
+        _writer.Dispose();
+        _bgr.Dispose();
+    }
+
+    /// <summary>Writes an RGB uint8 clip <c>[3, T, H, W]</c> to a new video file.</summary>
+    /// <param name="path">The output file.</param>
+    /// <param name="clip">The frames.</param>
+    /// <param name="framesPerSecond">Frame rate stored in the container.</param>
+    /// <param name="codec">The codec.</param>
+    public static void Write(string path, Tensor clip, double framesPerSecond = 25, VideoCodec codec = VideoCodec.Mjpeg)
+    {
+        var shape = ClipShape.Of(clip);
+        using var writer = new VideoFileWriter(path, shape.Width, shape.Height, framesPerSecond, codec);
+        writer.WriteClip(clip);
+    }
+
+    /// <summary>The file extension that suits a codec (".avi", ".mp4" or ".mkv").</summary>
+    public static string DefaultExtension(VideoCodec codec) => codec switch
+    {
+        VideoCodec.Mpeg4 => ".mp4",
+        VideoCodec.Ffv1 => ".mkv",
+        _ => ".avi",
+    };
+
+    private static FourCC FourCcOf(VideoCodec codec) => codec switch
+    {
+        VideoCodec.Mjpeg => FourCC.MJPG,
+        VideoCodec.Mpeg4 => FourCC.FromString("mp4v"),
+        VideoCodec.Xvid => FourCC.XVID,
+        VideoCodec.Ffv1 => FourCC.FromString("FFV1"),
+        VideoCodec.Huffyuv => FourCC.FromString("HFYU"),
+        VideoCodec.Png => FourCC.FromString("MPNG"),
+        _ => throw new ArgumentOutOfRangeException(nameof(codec), codec, "Unknown codec."),
+    };
+}

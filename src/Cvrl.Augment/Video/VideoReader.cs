@@ -1,0 +1,497 @@
+using System.Diagnostics;
+using OpenCvSharp;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Cvrl.Augment.Video;
+
+/// <summary>
+/// Reads exact frames of a video file through OpenCV's FFmpeg backend and returns them as RGB uint8 clip tensors
+/// <c>[3, T, H, W]</c>. Frame indices count decoded frames from 0 in presentation order ("stored frames").
+/// </summary>
+/// <remarks>
+/// <para>
+/// Frames are reached by decoding forward (<see cref="SeekMode.Sequential"/>, the default), which is exact for every
+/// codec; OpenCV's frame-index seek is not (opencv#9053). Container frame counts can be wrong: <see cref="FrameCount"/>
+/// starts as the container's count and is corrected as soon as decoding reaches the real end, and a request past the
+/// real end throws <see cref="VideoDecodeException"/> with <see cref="VideoDecodeFailure.FrameOutOfRange"/> and the
+/// real count, so no frame is ever invented. OpenCV decodes to BGR; the reader converts to RGB here, once.
+/// </para>
+/// <para>Not thread-safe: use one reader per thread. Dispose it to release the decoder.</para>
+/// </remarks>
+public sealed class VideoReader : IDisposable
+{
+    private const int CapPropOpenTimeoutMsec = 53;
+    private const int CapPropReadTimeoutMsec = 54;
+    private const int CapPropThreads = 70;
+
+    private readonly VideoReaderOptions _options;
+    private readonly Mat _frame = new();
+    private readonly Mat _resized = new();
+    private VideoCapture _capture;
+    private int _position; // index of the next frame the decoder will produce
+    private int? _verifiedFrameCount;
+    private double _firstPtsMs = double.NaN;
+    private bool _disposed;
+
+    private VideoReader(string path, VideoReaderOptions options, VideoCapture capture, VideoInfo info)
+    {
+        Path = path;
+        _options = options;
+        _capture = capture;
+        Info = info;
+    }
+
+    /// <summary>The file being read.</summary>
+    public string Path { get; }
+
+    /// <summary>What the container reports, plus the output size after the optional decode-time resize.</summary>
+    public VideoInfo Info { get; }
+
+    /// <summary>
+    /// The number of frames: the decoded count once known (see <see cref="IsFrameCountVerified"/>), else the container's
+    /// count. Always at least 1 for an open reader.
+    /// </summary>
+    public int FrameCount => _verifiedFrameCount ?? Math.Max(1, Info.ReportedFrameCount);
+
+    /// <summary>True once decoding has established the real frame count.</summary>
+    public bool IsFrameCountVerified => _verifiedFrameCount.HasValue;
+
+    /// <summary>Opens a video and decodes its first frame to make sure it is readable.</summary>
+    /// <param name="path">The video file (any container and codec OpenCV's FFmpeg backend reads).</param>
+    /// <param name="options">Reader options (validated here); null for <see cref="VideoReaderOptions.Default"/>.</param>
+    /// <returns>An open reader owned by the caller.</returns>
+    /// <exception cref="ArgumentException"><paramref name="path"/> is empty.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range.</exception>
+    /// <exception cref="VideoDecodeException">The file is missing, empty, not a readable video, or has no decodable frame.</exception>
+    /// <exception cref="DllNotFoundException">OpenCV's or TorchSharp's native runtime cannot be loaded; the message says why.</exception>
+    public static VideoReader Open(string path, VideoReaderOptions? options = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        options ??= VideoReaderOptions.Default;
+        options.Validate();
+        string full = System.IO.Path.GetFullPath(path);
+        var file = new FileInfo(full);
+        if (!file.Exists)
+        {
+            throw new VideoDecodeException(full, VideoDecodeFailure.FileNotFound, "the file does not exist");
+        }
+
+        if (file.Length == 0)
+        {
+            throw new VideoDecodeException(full, VideoDecodeFailure.EmptyFile, "the file is empty (0 bytes)");
+        }
+
+        OpenCvNative.EnsureLoaded();
+        TorchLoader.EnsureLoaded();
+
+        var capture = OpenCapture(full, options);
+        var info = new VideoInfo(
+            full,
+            capture.FrameWidth,
+            capture.FrameHeight,
+            capture.Fps,
+            capture.FrameCount,
+            SafeFourCc(capture));
+        if (options.ShortSide is int shortSide && info.Width > 0 && info.Height > 0)
+        {
+            var (outH, outW) = ShortSideSize(info.Height, info.Width, shortSide);
+            info = info with { OutputHeight = outH, OutputWidth = outW };
+        }
+        var reader = new VideoReader(full, options, capture, info);
+        try
+        {
+            reader.Initialise();
+        }
+        catch
+        {
+            reader.Dispose();
+            throw;
+        }
+
+        return reader;
+    }
+
+    /// <summary>Counts frames by decoding the whole file (bounded by the options' limits) and returns the count.</summary>
+    /// <exception cref="VideoDecodeException">Decoding exceeded <see cref="VideoReaderOptions.Timeout"/> or <see cref="VideoReaderOptions.MaxFrames"/>.</exception>
+    public int CountFrames()
+    {
+        ThrowIfDisposed();
+        if (_verifiedFrameCount is int known)
+        {
+            return known;
+        }
+
+        var watch = Stopwatch.StartNew();
+        while (GrabNext(watch))
+        {
+        }
+
+        return _verifiedFrameCount!.Value;
+    }
+
+    /// <summary>
+    /// Decodes the given frames into an RGB uint8 clip <c>[3, T, H, W]</c>, T = <paramref name="indices"/>.Length, in the
+    /// order given (repeats allowed).
+    /// </summary>
+    /// <param name="indices">Frame indices in [0, <see cref="FrameCount"/>).</param>
+    /// <returns>A new contiguous CPU tensor owned by the caller.</returns>
+    /// <exception cref="ArgumentException"><paramref name="indices"/> is empty.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An index is negative.</exception>
+    /// <exception cref="VideoDecodeException">
+    /// An index is past the last decodable frame (<see cref="VideoDecodeFailure.FrameOutOfRange"/>, with the real count),
+    /// frames changed size, or a limit was exceeded.
+    /// </exception>
+    public Tensor ReadClip(ReadOnlySpan<int> indices) => ReadClips([indices.ToArray()])[0];
+
+    /// <inheritdoc cref="ReadClip(ReadOnlySpan{int})"/>
+    public Tensor ReadClip(IReadOnlyList<int> indices)
+    {
+        ArgumentNullException.ThrowIfNull(indices);
+        return ReadClips([[.. indices]])[0];
+    }
+
+    /// <summary>
+    /// Decodes several clips in one forward pass over the file: clip k becomes an RGB uint8 tensor
+    /// <c>[3, T_k, H, W]</c> (contiguous) holding the frames <paramref name="clips"/>[k] in the order given.
+    /// </summary>
+    /// <param name="clips">One array of frame indices per clip; each non-empty.</param>
+    /// <returns>One new CPU tensor per clip, owned by the caller.</returns>
+    /// <exception cref="ArgumentException">No clips, or an empty clip.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An index is negative.</exception>
+    /// <exception cref="VideoDecodeException">See <see cref="ReadClip(ReadOnlySpan{int})"/>.</exception>
+    public Tensor[] ReadClips(IReadOnlyList<int[]> clips)
+    {
+        ThrowIfDisposed();
+        ArgumentNullException.ThrowIfNull(clips);
+        if (clips.Count == 0 || clips.Any(c => c is null || c.Length == 0))
+        {
+            throw new ArgumentException("At least one clip with at least one frame index is required.", nameof(clips));
+        }
+
+        var requests = new List<(int Frame, int Clip, int Slot)>();
+        for (int k = 0; k < clips.Count; k++)
+        {
+            for (int t = 0; t < clips[k].Length; t++)
+            {
+                int i = clips[k][t];
+                ArgumentOutOfRangeException.ThrowIfNegative(i, nameof(clips));
+                if (_verifiedFrameCount is int count && i >= count)
+                {
+                    throw OutOfRange(i, count);
+                }
+
+                requests.Add((i, k, t));
+            }
+        }
+
+        requests.Sort((a, b) => a.Frame != b.Frame ? a.Frame.CompareTo(b.Frame) : a.Clip != b.Clip ? a.Clip.CompareTo(b.Clip) : a.Slot.CompareTo(b.Slot));
+        int h = Info.OutputHeight;
+        int w = Info.OutputWidth;
+        var outputs = new Tensor[clips.Count];
+        try
+        {
+            for (int k = 0; k < outputs.Length; k++)
+            {
+                outputs[k] = torch.empty([3, clips[k].Length, h, w], ScalarType.Byte);
+            }
+
+            var watch = Stopwatch.StartNew();
+            (int Clip, int Slot) previous = (-1, -1);
+            int previousFrame = -1;
+            foreach (var (frame, clip, slot) in requests)
+            {
+                if (frame == previousFrame)
+                {
+                    CopySlot(outputs[previous.Clip], previous.Slot, outputs[clip], slot);
+                    continue;
+                }
+
+                MoveTo(frame, watch);
+                RetrieveInto(outputs[clip], slot, clips[clip].Length);
+                previousFrame = frame;
+                previous = (clip, slot);
+            }
+
+            return outputs;
+        }
+        catch
+        {
+            foreach (var o in outputs)
+            {
+                o?.Dispose();
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>Releases the decoder.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        _capture.Dispose();
+        _frame.Dispose();
+        _resized.Dispose();
+    }
+
+    private static VideoCapture OpenCapture(string path, VideoReaderOptions options)
+    {
+        int timeoutMs = (int)Math.Min(int.MaxValue, options.Timeout.TotalMilliseconds);
+        int[] parameters =
+        [
+            CapPropOpenTimeoutMsec, timeoutMs,
+            CapPropReadTimeoutMsec, timeoutMs,
+            CapPropThreads, options.DecoderThreads,
+        ];
+
+        VideoCapture capture;
+        try
+        {
+            capture = new VideoCapture(path, VideoCaptureAPIs.FFMPEG, parameters);
+        }
+        catch (OpenCVException e)
+        {
+            throw new VideoDecodeException(path, VideoDecodeFailure.CannotOpen, "OpenCV's FFmpeg backend could not open it: " + e.Message, null, e);
+        }
+
+        if (!capture.IsOpened())
+        {
+            capture.Dispose();
+            throw new VideoDecodeException(path, VideoDecodeFailure.CannotOpen,
+                "OpenCV's FFmpeg backend could not open it (not a video file, or an unsupported container or codec)");
+        }
+
+        return capture;
+    }
+
+    private static string SafeFourCc(VideoCapture capture)
+    {
+        try
+        {
+            string code = capture.FourCC ?? string.Empty;
+            return code.All(c => c >= ' ' && c <= '~') ? code.Trim() : string.Empty;
+        }
+        catch (OpenCVException)
+        {
+            return string.Empty;
+        }
+    }
+
+    private void Initialise()
+    {
+        if (Info.Width <= 0 || Info.Height <= 0)
+        {
+            throw new VideoDecodeException(Path, VideoDecodeFailure.CannotOpen, $"the container reports an invalid frame size {Info.Width}x{Info.Height}");
+        }
+
+        var watch = Stopwatch.StartNew();
+        if (!GrabNext(watch))
+        {
+            throw new VideoDecodeException(Path, VideoDecodeFailure.NoDecodableFrames, "no frame could be decoded", 0);
+        }
+
+        if (!_capture.Retrieve(_frame) || _frame.Empty())
+        {
+            throw new VideoDecodeException(Path, VideoDecodeFailure.NoDecodableFrames, "the first frame could not be retrieved", 0);
+        }
+
+        CheckFrame(_frame);
+        _firstPtsMs = _capture.Get(VideoCaptureProperties.PosMsec);
+        if (_options.CountFramesOnOpen)
+        {
+            CountFrames();
+        }
+    }
+
+    private void CheckFrame(Mat frame)
+    {
+        if (frame.Type() != MatType.CV_8UC3)
+        {
+            throw new VideoDecodeException(Path, VideoDecodeFailure.InconsistentFrames,
+                $"decoded frames have pixel type {frame.Type()}, expected 8-bit BGR (CV_8UC3)");
+        }
+
+        if (frame.Rows != Info.Height || frame.Cols != Info.Width)
+        {
+            throw new VideoDecodeException(Path, VideoDecodeFailure.InconsistentFrames,
+                $"frame {_position - 1} is {frame.Cols}x{frame.Rows}, the stream declared {Info.Width}x{Info.Height}");
+        }
+    }
+
+    /// <summary>Grabs the frame at <see cref="_position"/>. Returns false at the real end (and records the count).</summary>
+    private bool GrabNext(Stopwatch watch)
+    {
+        if (_verifiedFrameCount is int count && _position >= count)
+        {
+            return false;
+        }
+
+        if (watch.Elapsed > _options.Timeout)
+        {
+            throw new VideoDecodeException(Path, VideoDecodeFailure.Timeout, $"decoding took longer than {_options.Timeout.TotalSeconds:0.#} s (frame {_position})");
+        }
+
+        if (_position >= _options.MaxFrames)
+        {
+            throw new VideoDecodeException(Path, VideoDecodeFailure.TooManyFrames, $"more than {_options.MaxFrames} frames (VideoReaderOptions.MaxFrames)");
+        }
+
+        if (!_capture.Grab())
+        {
+            _verifiedFrameCount = _position;
+            return false;
+        }
+
+        _position++;
+        return true;
+    }
+
+    /// <summary>Makes frame <paramref name="target"/> the decoder's current (last grabbed) frame.</summary>
+    private void MoveTo(int target, Stopwatch watch)
+    {
+        if (_position - 1 == target)
+        {
+            return;
+        }
+
+        if (target < _position - 1)
+        {
+            Rewind();
+        }
+
+        if (_options.Seek == SeekMode.KeyframeVerified && target - _position >= _options.SeekThreshold)
+        {
+            TrySeek(target);
+        }
+
+        while (_position - 1 < target)
+        {
+            if (!GrabNext(watch))
+            {
+                throw OutOfRange(target, _verifiedFrameCount!.Value);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Seeks so that the next grab returns frame <paramref name="target"/>, verified on the timestamp grid; on any
+    /// doubt, restores a sequential state (reopen) so the caller decodes forward instead.
+    /// </summary>
+    private void TrySeek(int target)
+    {
+        double fps = Info.FramesPerSecond;
+        if (!(fps > 0) || double.IsNaN(_firstPtsMs))
+        {
+            return;
+        }
+
+        double frameMs = 1000.0 / fps;
+        int landing = Math.Max(0, target - 1);
+        if (!_capture.Set(VideoCaptureProperties.PosFrames, landing))
+        {
+            Rewind();
+            return;
+        }
+
+        // The capture now sits before some frame; grab it and read its timestamp.
+        if (!_capture.Grab())
+        {
+            Rewind();
+            return;
+        }
+
+        double pts = _capture.Get(VideoCaptureProperties.PosMsec);
+        double exact = (pts - _firstPtsMs) / frameMs;
+        int index = (int)Math.Round(exact);
+        if (Math.Abs(exact - index) > 0.25 || index > target || index < 0)
+        {
+            Rewind();
+            return;
+        }
+
+        _position = index + 1;
+
+        // Walk forward to target, checking that every frame steps exactly one grid position.
+        while (_position <= target)
+        {
+            if (!_capture.Grab())
+            {
+                Rewind();
+                return;
+            }
+
+            double next = (_capture.Get(VideoCaptureProperties.PosMsec) - _firstPtsMs) / frameMs;
+            if (Math.Abs(next - _position) > 0.25)
+            {
+                Rewind();
+                return;
+            }
+
+            _position++;
+        }
+    }
+
+    private void Rewind()
+    {
+        _capture.Dispose();
+        _capture = OpenCapture(Path, _options);
+        _position = 0;
+    }
+
+    private unsafe void RetrieveInto(Tensor clip, int slot, int frames)
+    {
+        if (!_capture.Retrieve(_frame) || _frame.Empty())
+        {
+            // The demuxer delivered a packet the decoder cannot turn into a picture: treat it as the real end.
+            _verifiedFrameCount = _position - 1;
+            throw OutOfRange(_position - 1, _position - 1);
+        }
+
+        CheckFrame(_frame);
+        Mat source = _frame;
+        int h = Info.OutputHeight;
+        int w = Info.OutputWidth;
+        if (h != Info.Height || w != Info.Width)
+        {
+            Cv2.Resize(_frame, _resized, new OpenCvSharp.Size(w, h), 0, 0, InterpolationFlags.Linear);
+            source = _resized;
+        }
+
+        long plane = (long)h * w;
+        fixed (byte* basePtr = clip.bytes)
+        {
+            using var r = Mat.FromPixelData(h, w, MatType.CV_8UC1, (IntPtr)(basePtr + (((0L * frames) + slot) * plane)));
+            using var g = Mat.FromPixelData(h, w, MatType.CV_8UC1, (IntPtr)(basePtr + (((1L * frames) + slot) * plane)));
+            using var b = Mat.FromPixelData(h, w, MatType.CV_8UC1, (IntPtr)(basePtr + (((2L * frames) + slot) * plane)));
+
+            // BGR to planar RGB: the one colour-order conversion in Cvrl.
+            Cv2.MixChannels([source], [r, g, b], [2, 0, 1, 1, 0, 2]);
+        }
+    }
+
+    private static void CopySlot(Tensor fromClip, int from, Tensor toClip, int to)
+    {
+        using var noGrad = torch.no_grad();
+        using var src = fromClip.select(1, from);
+        using var dst = toClip.select(1, to);
+        dst.copy_(src);
+    }
+
+    private VideoDecodeException OutOfRange(int index, int count) =>
+        new(Path, VideoDecodeFailure.FrameOutOfRange,
+            $"frame {index} requested, but only {count} frames decode (the container reports {Info.ReportedFrameCount})", count);
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+
+    /// <summary>Computes the decode-time output size for a short-side resize (official <c>resize_smallest</c> rule).</summary>
+    internal static (int Height, int Width) ShortSideSize(int height, int width, int shortSide) =>
+        height <= width
+            ? (shortSide, Math.Max(shortSide, (int)((long)width * shortSide / height)))
+            : (Math.Max(shortSide, (int)((long)height * shortSide / width)), shortSide);
+}

@@ -1,0 +1,89 @@
+namespace Cvrl.Augment.Video;
+
+/// <summary>How <see cref="VideoReader"/> reaches a frame that lies ahead of the decoder.</summary>
+public enum SeekMode
+{
+    /// <summary>
+    /// Decode forward from the current position (from frame 0 after opening). Exact by construction, whatever the
+    /// codec and container; costs decoding every frame up to the last one requested. The default.
+    /// </summary>
+    Sequential,
+
+    /// <summary>
+    /// For a frame far ahead, let FFmpeg seek to an earlier key frame, then decode forward and check each frame's
+    /// position against its presentation time on the constant-frame-rate grid measured at open. Any doubt
+    /// (variable frame rate, a timestamp off the grid, a landing after the target) falls back to
+    /// <see cref="Sequential"/>, so results are the same as sequential decoding, only faster on long videos.
+    /// </summary>
+    KeyframeVerified,
+}
+
+/// <summary>Options for <see cref="VideoReader"/>. Validated by <see cref="Validate"/> when a reader opens.</summary>
+public sealed record VideoReaderOptions
+{
+    /// <summary>The default options.</summary>
+    public static VideoReaderOptions Default { get; } = new();
+
+    /// <summary>
+    /// When set, frames are resized at decode time so that their shorter side has this length (aspect kept, the longer
+    /// side computed as <c>long * size / short</c> rounded down, as the official evaluation's <c>resize_smallest</c>).
+    /// Null keeps the stored size. Default: null.
+    /// </summary>
+    public int? ShortSide { get; init; }
+
+    /// <summary>How frames ahead of the decoder are reached. Default: <see cref="SeekMode.Sequential"/>.</summary>
+    public SeekMode Seek { get; init; } = SeekMode.Sequential;
+
+    /// <summary>With <see cref="SeekMode.KeyframeVerified"/>: seek only when the next frame is at least this many frames ahead. Default 96.</summary>
+    public int SeekThreshold { get; init; } = 96;
+
+    /// <summary>FFmpeg decoder threads per reader (0 lets FFmpeg choose). Default 1: Cvrl parallelises across videos.</summary>
+    public int DecoderThreads { get; init; } = 1;
+
+    /// <summary>Upper bound on the wall-clock time of one open or read call. Default 60 s.</summary>
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Upper bound on the number of frames decoded from one file, so a broken stream cannot loop forever. Default 1,000,000.</summary>
+    public int MaxFrames { get; init; } = 1_000_000;
+
+    /// <summary>
+    /// Count frames by decoding the whole file when the reader opens, instead of trusting the container's count until a
+    /// read proves it wrong. Default false.
+    /// </summary>
+    public bool CountFramesOnOpen { get; init; }
+
+    /// <summary>Checks every option and throws on the first bad one.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range; the message names it.</exception>
+    public void Validate()
+    {
+        if (ShortSide is int s && s < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ShortSide), s, "ShortSide must be at least 1 pixel, or null to keep the stored size.");
+        }
+
+        if (!Enum.IsDefined(Seek))
+        {
+            throw new ArgumentOutOfRangeException(nameof(Seek), Seek, "Unknown seek mode.");
+        }
+
+        if (SeekThreshold < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(SeekThreshold), SeekThreshold, "SeekThreshold must be at least 1 frame.");
+        }
+
+        if (DecoderThreads < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(DecoderThreads), DecoderThreads, "DecoderThreads must be 0 (automatic) or positive.");
+        }
+
+        if (Timeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(Timeout), Timeout, "Timeout must be positive.");
+        }
+
+        if (MaxFrames < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxFrames), MaxFrames, "MaxFrames must be at least 1.");
+        }
+    }
+}
