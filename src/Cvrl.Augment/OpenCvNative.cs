@@ -29,6 +29,7 @@ public static class OpenCvNative
             throw new DllNotFoundException(known);
         }
 
+        QuietNativeLogs();
         try
         {
             _ = Cv2.GetVersionString();
@@ -42,6 +43,32 @@ public static class OpenCvNative
             throw new DllNotFoundException(message, e);
         }
     }
+
+    /// <summary>
+    /// Unless the user set them, sets <c>OPENCV_LOG_LEVEL=ERROR</c> and <c>OPENCV_FFMPEG_LOGLEVEL=-8</c> (quiet) in the
+    /// native environment before OpenCV starts, so that corrupt videos surface as <see cref="Video.VideoDecodeException"/>s
+    /// and loader warnings instead of FFmpeg messages on stderr. <c>CVRL_NATIVE_LOGS=1</c> keeps OpenCV's defaults.
+    /// </summary>
+    private static void QuietNativeLogs()
+    {
+        if (Environment.GetEnvironmentVariable("CVRL_NATIVE_LOGS") == "1" || OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        try
+        {
+            _ = SetEnv("OPENCV_LOG_LEVEL", "ERROR", 0);
+            _ = SetEnv("OPENCV_FFMPEG_LOGLEVEL", "-8", 0);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            // No libc setenv: keep OpenCV's defaults.
+        }
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "setenv")]
+    private static extern int SetEnv(string name, string value, int overwrite);
 
     /// <summary>Loads the OpenCV runtime from an explicit file and explains a failure (used by tests and tools).</summary>
     /// <param name="path">Path of a <c>libOpenCvSharpExtern.so</c>.</param>

@@ -1,0 +1,18 @@
+using Cvrl.Benchmarks;
+
+// Cvrl's benchmark programs. Each prints a Markdown section for docs/benchmarks.md.
+// Usage: dotnet run -c Release --project benchmarks/Cvrl.Benchmarks -- <augment|...> [options]
+string which = args.Length > 0 ? args[0] : "help";
+string[] rest = args.Skip(1).ToArray();
+return which switch
+{
+    "augment" => AugmentBenchmark.Run(rest),
+    _ => Usage(),
+};
+
+static int Usage()
+{
+    Console.WriteLine("usage: Cvrl.Benchmarks <benchmark> [options]");
+    Console.WriteLine("  augment [--videos N] [--samples N] [--rounds N] [--codec mpeg4|mjpeg] [--python]");
+    return 2;
+}

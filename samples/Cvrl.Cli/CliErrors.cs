@@ -1,0 +1,40 @@
+using Cvrl.Augment.Video;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace Cvrl.Cli;
+
+/// <summary>Turns failures into one-line messages and exit codes instead of stack traces.</summary>
+internal static class CliErrors
+{
+    public const int FailureExitCode = 1;
+    public const int UsageExitCode = 2;
+    public const int CancelledExitCode = 130;
+
+    public static int Handle(Exception exception, ITypeResolver? resolver)
+    {
+        var e = exception is AggregateException { InnerExceptions.Count: 1 } agg ? agg.InnerException! : exception;
+        (string message, int code) = e switch
+        {
+            CommandParseException or CommandRuntimeException => (e.Message, UsageExitCode),
+            VideoDecodeException v => (v.Message, FailureExitCode),
+            FileNotFoundException f => ($"File not found: {f.FileName ?? f.Message}", FailureExitCode),
+            DirectoryNotFoundException d => (d.Message, FailureExitCode),
+            OperationCanceledException => ("Cancelled.", CancelledExitCode),
+            DllNotFoundException d => (d.Message, FailureExitCode),
+            ArgumentException a => (a.Message, UsageExitCode),
+            InvalidDataException i => (i.Message, FailureExitCode),
+            IOException io => (io.Message, FailureExitCode),
+            UnauthorizedAccessException u => (u.Message, FailureExitCode),
+            _ => ($"{e.GetType().Name}: {e.Message}", FailureExitCode),
+        };
+
+        AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(message.ReplaceLineEndings(" "))}");
+        if (Environment.GetEnvironmentVariable("CVRL_DEBUG") == "1")
+        {
+            AnsiConsole.WriteException(e);
+        }
+
+        return code;
+    }
+}
