@@ -7,6 +7,8 @@ string[] rest = args.Skip(1).ToArray();
 return which switch
 {
     "augment" => AugmentBenchmark.Run(rest),
+    "model" => ModelBenchmark.Run(rest),
+    "model-step" => ModelBenchmark.Step(rest),
     _ => Usage(),
 };
 
@@ -14,5 +16,6 @@ static int Usage()
 {
     Console.WriteLine("usage: Cvrl.Benchmarks <benchmark> [options]");
     Console.WriteLine("  augment [--videos N] [--samples N] [--rounds N] [--codec mpeg4|mjpeg] [--python]");
+    Console.WriteLine("  model [--repeats N] [--steps N] [--no-wide]");
     return 2;
 }

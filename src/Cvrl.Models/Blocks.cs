@@ -1,0 +1,240 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace Cvrl.Models;
+
+/// <summary>
+/// Convolution, BatchNorm and optional ReLU, registered as a <c>Sequential("0": conv, "1": bn[, "2": relu])</c> so
+/// that state-dict keys are <c>name.0.weight</c>, <c>name.1.running_mean</c>, ... (torchvision's video ResNet layout).
+/// Runs the layers itself to free intermediates early and to pad the TensorFlow 'SAME' way when asked.
+/// </summary>
+internal sealed class ConvBn
+{
+    private readonly long[] _kernel;
+    private readonly long[] _stride;
+    private readonly bool _tfSame;
+
+    public ConvBn(long inChannels, long outChannels, (long T, long H, long W) kernel, (long T, long H, long W) stride, bool relu, ResNet3dOptions options, Device? device)
+    {
+        _kernel = [kernel.T, kernel.H, kernel.W];
+        _stride = [stride.T, stride.H, stride.W];
+        _tfSame = options.Padding == ConvPadding.TensorFlowSame && _stride.Any(s => s > 1);
+        var padding = _tfSame ? (0L, 0L, 0L) : (kernel.T / 2, kernel.H / 2, kernel.W / 2);
+        Conv = nn.Conv3d(inChannels, outChannels, kernel, stride, padding, bias: false, device: device);
+        Bn = nn.BatchNorm3d(outChannels, eps: options.BatchNormEps, momentum: options.BatchNormMomentum, device: device);
+        Relu = relu;
+        var layers = new List<(string, Module<Tensor, Tensor>)> { ("0", Conv), ("1", Bn) };
+        if (relu)
+        {
+            layers.Add(("2", nn.ReLU(inplace: true)));
+        }
+
+        Sequential = nn.Sequential(layers);
+    }
+
+    public Conv3d Conv { get; }
+
+    public BatchNorm3d Bn { get; }
+
+    public bool Relu { get; }
+
+    /// <summary>The container registered with the parent (owns the layers).</summary>
+    public Sequential Sequential { get; }
+
+    /// <summary>Runs conv, BN and ReLU; disposes every intermediate it creates (never <paramref name="x"/>).</summary>
+    public Tensor Forward(Tensor x)
+    {
+        Tensor conv;
+        if (_tfSame)
+        {
+            using var padded = nn.functional.pad(x, SamePadding.Pads(x.shape, _kernel, _stride));
+            conv = Conv.call(padded);
+        }
+        else
+        {
+            conv = Conv.call(x);
+        }
+
+        var y = Bn.call(conv);
+        conv.Dispose();
+        return Relu ? y.relu_() : y;
+    }
+}
+
+/// <summary>TensorFlow 'SAME' padding: total pad max((ceil(n/s) - 1) s + k - n, 0), the larger half at the end.</summary>
+internal static class SamePadding
+{
+    /// <summary>F.pad arguments for a [N, C, T, H, W] input (last dimension first).</summary>
+    public static long[] Pads(long[] shape, long[] kernel, long[] stride)
+    {
+        var pads = new long[6];
+        for (int d = 0; d < 3; d++)
+        {
+            long n = shape[2 + d];
+            long outSize = (n + stride[d] - 1) / stride[d];
+            long total = Math.Max(((outSize - 1) * stride[d]) + kernel[d] - n, 0);
+            long before = total / 2;
+            int slot = (2 - d) * 2;
+            pads[slot] = before;
+            pads[slot + 1] = total - before;
+        }
+
+        return pads;
+    }
+}
+
+/// <summary>The network's stem: one convolution with BatchNorm and ReLU, then (CVRL) a 1x3x3 max pool.</summary>
+internal sealed class Stem
+{
+    private readonly ConvBn _conv;
+    private readonly MaxPool3d? _pool;
+    private readonly bool _tfSame;
+
+    public Stem(ResNet3dOptions o, int outChannels, Device? device)
+    {
+        long kt = o.StemTemporalKernel!.Value;
+        long st = o.StemTemporalStride!.Value;
+        _conv = new ConvBn(o.InputChannels, outChannels, (kt, 7, 7), (st, 2, 2), relu: true, o, device);
+        _tfSame = o.Padding == ConvPadding.TensorFlowSame;
+        var layers = new List<(string, Module<Tensor, Tensor>)> { ("0", _conv.Conv), ("1", _conv.Bn), ("2", nn.ReLU(inplace: true)) };
+        if (o.StemPool == true)
+        {
+            _pool = _tfSame
+                ? nn.MaxPool3d((1L, 3L, 3L), (1L, 2L, 2L), (0L, 0L, 0L))
+                : nn.MaxPool3d((1L, 3L, 3L), (1L, 2L, 2L), (0L, 1L, 1L));
+            layers.Add(("3", _pool));
+        }
+
+        Sequential = nn.Sequential(layers);
+    }
+
+    /// <summary>The container registered with the network as "stem" (owns the layers).</summary>
+    public Sequential Sequential { get; }
+
+    /// <summary>Runs the stem; disposes every intermediate it creates (never <paramref name="x"/>).</summary>
+    public Tensor Forward(Tensor x)
+    {
+        var y = _conv.Forward(x);
+        if (_pool is null)
+        {
+            return y;
+        }
+
+        Tensor pooled;
+        if (_tfSame)
+        {
+            using var padded = nn.functional.pad(y, SamePadding.Pads(y.shape, [1, 3, 3], [1, 2, 2]), value: double.NegativeInfinity);
+            pooled = _pool.call(padded);
+        }
+        else
+        {
+            pooled = _pool.call(y);
+        }
+
+        y.Dispose();
+        return pooled;
+    }
+}
+
+/// <summary>
+/// Basic residual block (depth 18, 34), torchvision's R3D layout: two 3x3x3 convolutions (temporal kernel per stage),
+/// the first strided in time and space; a 1x1x1 projection shortcut when the shape changes.
+/// </summary>
+internal sealed class BasicBlock3d : Module<Tensor, Tensor>
+{
+    public const int Expansion = 1;
+
+    private readonly ConvBn _conv1;
+    private readonly ConvBn _conv2;
+    private readonly ConvBn? _downsample;
+
+    public BasicBlock3d(int inChannels, int planes, int temporalKernel, (long T, long S) stride, ResNet3dOptions o, Device? device)
+        : base("BasicBlock3d")
+    {
+        _conv1 = new ConvBn(inChannels, planes, (temporalKernel, 3, 3), (stride.T, stride.S, stride.S), relu: true, o, device);
+        _conv2 = new ConvBn(planes, planes, (temporalKernel, 3, 3), (1, 1, 1), relu: false, o, device);
+        register_module("conv1", _conv1.Sequential);
+        register_module("conv2", _conv2.Sequential);
+        if (stride.T != 1 || stride.S != 1 || inChannels != planes * Expansion)
+        {
+            _downsample = new ConvBn(inChannels, planes * Expansion, (1, 1, 1), (stride.T, stride.S, stride.S), relu: false, o, device);
+            register_module("downsample", _downsample.Sequential);
+        }
+    }
+
+    /// <summary>The BatchNorm that closes the residual branch (zero-initialised on request).</summary>
+    public BatchNorm3d LastBn => _conv2.Bn;
+
+    public override Tensor forward(Tensor x)
+    {
+        var a = _conv1.Forward(x);
+        var b = _conv2.Forward(a);
+        a.Dispose();
+        if (_downsample is null)
+        {
+            b.add_(x);
+        }
+        else
+        {
+            using var shortcut = _downsample.Forward(x);
+            b.add_(shortcut);
+        }
+
+        return b.relu_();
+    }
+}
+
+/// <summary>
+/// Bottleneck residual block (depth 50 and up), CVRL's layout: [kt x 1 x 1] -> [1 x 3 x 3, spatial stride] -> [1 x 1 x 1, 4x],
+/// each with BatchNorm, ReLU after the first two and after the residual sum; a 1x1x1 projection shortcut when the shape changes.
+/// </summary>
+internal sealed class Bottleneck3d : Module<Tensor, Tensor>
+{
+    public const int Expansion = 4;
+
+    private readonly ConvBn _conv1;
+    private readonly ConvBn _conv2;
+    private readonly ConvBn _conv3;
+    private readonly ConvBn? _downsample;
+
+    public Bottleneck3d(int inChannels, int planes, int temporalKernel, (long T, long S) stride, ResNet3dOptions o, Device? device)
+        : base("Bottleneck3d")
+    {
+        _conv1 = new ConvBn(inChannels, planes, (temporalKernel, 1, 1), (stride.T, 1, 1), relu: true, o, device);
+        _conv2 = new ConvBn(planes, planes, (1, 3, 3), (1, stride.S, stride.S), relu: true, o, device);
+        _conv3 = new ConvBn(planes, planes * Expansion, (1, 1, 1), (1, 1, 1), relu: false, o, device);
+        register_module("conv1", _conv1.Sequential);
+        register_module("conv2", _conv2.Sequential);
+        register_module("conv3", _conv3.Sequential);
+        if (stride.T != 1 || stride.S != 1 || inChannels != planes * Expansion)
+        {
+            _downsample = new ConvBn(inChannels, planes * Expansion, (1, 1, 1), (stride.T, stride.S, stride.S), relu: false, o, device);
+            register_module("downsample", _downsample.Sequential);
+        }
+    }
+
+    /// <summary>The BatchNorm that closes the residual branch (zero-initialised on request).</summary>
+    public BatchNorm3d LastBn => _conv3.Bn;
+
+    public override Tensor forward(Tensor x)
+    {
+        var a = _conv1.Forward(x);
+        var b = _conv2.Forward(a);
+        a.Dispose();
+        var c = _conv3.Forward(b);
+        b.Dispose();
+        if (_downsample is null)
+        {
+            c.add_(x);
+        }
+        else
+        {
+            using var shortcut = _downsample.Forward(x);
+            c.add_(shortcut);
+        }
+
+        return c.relu_();
+    }
+}

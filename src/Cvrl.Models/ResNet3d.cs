@@ -1,0 +1,313 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace Cvrl.Models;
+
+/// <summary>
+/// An inflated 3D-ResNet, built from <see cref="ResNet3dOptions"/>: depth 18 to 200, any width, per-stage temporal
+/// kernels. Input <c>[N, C, T, H, W]</c> float; output the pooled features <c>[N, FeatureDim]</c> (backbone mode) or
+/// logits <c>[N, NumClasses]</c> (classifier mode).
+/// </summary>
+/// <remarks>
+/// <code>
+///   input [N, 3, T, H, W]
+///     ↓ stem: conv kt x 7 x 7 (stride st, 2, 2), BN, ReLU [, max pool 1 x 3 x 3 (stride 1, 2, 2)]
+///     ↓ layer1: blocks at 64w (x4 for bottlenecks), stride 1
+///     ↓ layer2: 128w, spatial stride 2 (temporal per stage)
+///     ↓ layer3: 256w, spatial stride 2
+///     ↓ layer4: 512w, spatial stride 2
+///     ↓ global average pool over T, H, W  → features [N, FeatureDim]
+///     ↓ (classifier mode) dropout, linear → logits [N, NumClasses]
+/// </code>
+/// Depth 50 and up default to CVRL's R3D (stem 5 x 7 x 7 stride (2, 2, 2) plus pool; temporal kernel 3 only in
+/// layer3 and layer4, on the first 1x1 convolution of each bottleneck; stride on the 3x3; R3D-50 has 31,672,128
+/// parameters). Depth 18 and 34 default to torchvision's R3D (3 x 3 x 3 convolutions, stem 3 x 7 x 7 stride (1, 2, 2), no
+/// pool), with torchvision's state-dict names, so <c>r3d_18</c> weights load as they are.
+/// </remarks>
+public sealed class ResNet3d : Module<Tensor, Tensor>
+{
+    private readonly Stem _stem;
+    private readonly Module<Tensor, Tensor>[][] _stages;
+    private readonly Dropout? _dropout;
+    private readonly Linear? _fc;
+
+    private ResNet3d(ResNet3dOptions options, Device? device)
+        : base(nameof(ResNet3d))
+    {
+        Options = options;
+        int stemWidth = ResNet3dOptions.Channels(64, options.WidthMultiplier);
+        _stem = new Stem(options, stemWidth, device);
+        register_module("stem", _stem.Sequential);
+
+        int[] blocks = ResNet3dOptions.StageBlocks[options.Depth];
+        int expansion = options.IsBottleneck ? Bottleneck3d.Expansion : BasicBlock3d.Expansion;
+        int inChannels = stemWidth;
+        _stages = new Module<Tensor, Tensor>[4][];
+        for (int stage = 0; stage < 4; stage++)
+        {
+            int planes = ResNet3dOptions.Channels(64 << stage, options.WidthMultiplier);
+            int kt = options.StageTemporalKernels![stage];
+            long spatialStride = stage == 0 ? 1 : 2;
+            var layer = new List<(string, Module<Tensor, Tensor>)>();
+            _stages[stage] = new Module<Tensor, Tensor>[blocks[stage]];
+            for (int b = 0; b < blocks[stage]; b++)
+            {
+                (long T, long S) stride = b == 0 ? (options.StageTemporalStrides![stage], spatialStride) : (1, 1);
+                Module<Tensor, Tensor> block = options.IsBottleneck
+                    ? new Bottleneck3d(inChannels, planes, kt, stride, options, device)
+                    : new BasicBlock3d(inChannels, planes, kt, stride, options, device);
+                _stages[stage][b] = block;
+                layer.Add((b.ToString(System.Globalization.CultureInfo.InvariantCulture), block));
+                inChannels = planes * expansion;
+            }
+
+            register_module($"layer{stage + 1}", nn.Sequential(layer));
+        }
+
+        FeatureDim = inChannels;
+        if (options.NumClasses is int classes)
+        {
+            _dropout = nn.Dropout(options.DropoutRate);
+            _fc = nn.Linear(FeatureDim, classes, device: device);
+            register_module("dropout", _dropout);
+            register_module("fc", _fc);
+        }
+
+        MinimumInput = ComputeMinimumInput(options);
+        InitializeWeights();
+    }
+
+    /// <summary>The resolved options (every depth default filled in).</summary>
+    public ResNet3dOptions Options { get; }
+
+    /// <summary>Size of the pooled feature vector: 2048 x width for bottleneck depths, 512 x width for 18 and 34.</summary>
+    public int FeatureDim { get; }
+
+    /// <summary>Whether the network ends in a classifier (else it returns pooled features).</summary>
+    public bool IsClassifier => _fc is not null;
+
+    /// <summary>
+    /// The smallest input (T, H, W) the network accepts: each at least the product of the strides along it, so that
+    /// the last stage still sees one position per stride.
+    /// </summary>
+    public (int Frames, int Height, int Width) MinimumInput { get; }
+
+    /// <summary>Builds a network.</summary>
+    /// <param name="options">The options (validated before any weight is allocated).</param>
+    /// <param name="device">Where to allocate the weights (default CPU; <c>torch.device("meta")</c> allocates nothing, for counting parameters).</param>
+    /// <returns>A new module owned by the caller (dispose it).</returns>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range; the message lists the valid values.</exception>
+    /// <exception cref="DllNotFoundException">TorchSharp's native backend cannot be loaded.</exception>
+    public static ResNet3d Create(ResNet3dOptions options, Device? device = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var resolved = options.Resolve();
+        TorchNative.EnsureLoaded();
+        return new ResNet3d(resolved, device);
+    }
+
+    /// <summary>torchvision's R3D-18 (basic blocks, 3 x 3 x 3 convolutions); 33,371,472 parameters with 400 classes.</summary>
+    public static ResNet3d R3d18(int? numClasses = null, double width = 1, Device? device = null) =>
+        Create(new() { Depth = 18, WidthMultiplier = width, NumClasses = numClasses }, device);
+
+    /// <summary>CVRL's R3D-50 at a width multiplier (1 is the paper's 31.7M-parameter model, 2 and 4 its wide models).</summary>
+    public static ResNet3d R3d50(double width = 1, int? numClasses = null, Device? device = null) =>
+        Create(new() { Depth = 50, WidthMultiplier = width, NumClasses = numClasses }, device);
+
+    /// <summary>R3D-101 in CVRL's layout.</summary>
+    public static ResNet3d R3d101(double width = 1, int? numClasses = null, Device? device = null) =>
+        Create(new() { Depth = 101, WidthMultiplier = width, NumClasses = numClasses }, device);
+
+    /// <summary>R3D-152 in CVRL's layout (the paper's largest model is 2x wide).</summary>
+    public static ResNet3d R3d152(double width = 1, int? numClasses = null, Device? device = null) =>
+        Create(new() { Depth = 152, WidthMultiplier = width, NumClasses = numClasses }, device);
+
+    /// <summary>Runs the network: features <c>[N, FeatureDim]</c> in backbone mode, logits in classifier mode.</summary>
+    /// <param name="input">A float batch <c>[N, C, T, H, W]</c> on the module's device.</param>
+    /// <exception cref="ArgumentException">The input has the wrong rank, channel count or dtype, or is smaller than <see cref="MinimumInput"/>.</exception>
+    public override Tensor forward(Tensor input)
+    {
+        using var scope = torch.NewDisposeScope();
+        var features = FeaturesCore(input);
+        if (_fc is null)
+        {
+            return features.MoveToOuterDisposeScope();
+        }
+
+        var dropped = _dropout!.call(features);
+        return _fc.call(dropped).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The pooled features <c>[N, FeatureDim]</c>, also in classifier mode.</summary>
+    /// <inheritdoc cref="forward"/>
+    public Tensor Features(Tensor input)
+    {
+        using var scope = torch.NewDisposeScope();
+        return FeaturesCore(input).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The feature map of the last stage <c>[N, FeatureDim, T', H', W']</c>, before pooling.</summary>
+    /// <inheritdoc cref="forward"/>
+    public Tensor FeatureMap(Tensor input)
+    {
+        using var scope = torch.NewDisposeScope();
+        return FeatureMapCore(input).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Checks an input batch against the network, with a message that says what was expected.</summary>
+    /// <exception cref="ArgumentException">See <see cref="forward"/>.</exception>
+    public void ValidateInput(Tensor input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        if (input.dim() != 5)
+        {
+            throw new ArgumentException($"Expected a batch [N, C, T, H, W] (5 dimensions), got [{string.Join(", ", input.shape)}].", nameof(input));
+        }
+
+        if (input.shape[1] != Options.InputChannels)
+        {
+            throw new ArgumentException($"Expected {Options.InputChannels} input channels, got {input.shape[1]} (shape [{string.Join(", ", input.shape)}]).", nameof(input));
+        }
+
+        if (!torch.is_floating_point(input))
+        {
+            throw new ArgumentException($"Expected a floating-point batch, got {input.dtype}; convert uint8 clips with ClipOps.ToFloat.", nameof(input));
+        }
+
+        var (t, h, w) = MinimumInput;
+        if (input.shape[2] < t || input.shape[3] < h || input.shape[4] < w)
+        {
+            throw new ArgumentException(
+                $"Clips of {input.shape[2]} x {input.shape[3]} x {input.shape[4]} (T x H x W) are too small for this network; the minimum is {t} x {h} x {w} (the product of its strides).",
+                nameof(input));
+        }
+    }
+
+    private Tensor FeaturesCore(Tensor input)
+    {
+        var map = FeatureMapCore(input);
+        return map.mean([2, 3, 4]);
+    }
+
+    private Tensor FeatureMapCore(Tensor input)
+    {
+        ValidateInput(input);
+        Tensor x;
+        if (Options.ChannelsLast && !IsChannelsLast(input))
+        {
+            using var channelsLast = ToChannelsLast(input);
+            x = _stem.Forward(channelsLast);
+        }
+        else
+        {
+            x = _stem.Forward(input);
+        }
+
+        foreach (var stage in _stages)
+        {
+            foreach (var block in stage)
+            {
+                var next = block.call(x);
+                x.Dispose();
+                x = next;
+            }
+        }
+
+        return x;
+    }
+
+    /// <summary>
+    /// Fills <paramref name="w"/> with a normal of standard deviation <paramref name="std"/> truncated at two standard
+    /// deviations, by the inverse-CDF method (TorchSharp 0.107's <c>trunc_normal_</c> returns a constant).
+    /// </summary>
+    internal static void TruncatedNormal(Tensor w, double std)
+    {
+        static double Phi(double x) => 0.5 * (1 + Erf(x / Math.Sqrt(2)));
+        double lo = (2 * Phi(-2)) - 1;
+        double hi = (2 * Phi(2)) - 1;
+        w.uniform_(lo, hi).erfinv_().mul_(std * Math.Sqrt(2)).clamp_(-2 * std, 2 * std);
+    }
+
+    /// <summary>The error function by Abramowitz and Stegun's formula 7.1.26 (absolute error under 1.5e-7; used only for the truncation bounds).</summary>
+    private static double Erf(double x)
+    {
+        double t = 1 / (1 + (0.3275911 * Math.Abs(x)));
+        double y = 1 - (((((((((1.061405429 * t) - 1.453152027) * t) + 1.421413741) * t) - 0.284496736) * t) + 0.254829592) * t * Math.Exp(-x * x));
+        return x >= 0 ? y : -y;
+    }
+
+    /// <summary>Whether a [N, C, T, H, W] tensor already has channels-last-3d strides (C varies fastest).</summary>
+    internal static bool IsChannelsLast(Tensor x)
+    {
+        long[] s = x.stride();
+        return s[1] == 1 && s[4] == x.shape[1] && s[3] == s[4] * x.shape[4] && s[2] == s[3] * x.shape[3] && s[0] == s[2] * x.shape[2];
+    }
+
+    /// <summary>A copy of a [N, C, T, H, W] tensor with channels-last-3d strides (the same shape and values).</summary>
+    internal static Tensor ToChannelsLast(Tensor x)
+    {
+        using var ndhwc = x.permute(0, 2, 3, 4, 1).contiguous();
+        return ndhwc.permute(0, 4, 1, 2, 3);
+    }
+
+    private static (int, int, int) ComputeMinimumInput(ResNet3dOptions o)
+    {
+        int t = o.StemTemporalStride!.Value * o.StageTemporalStrides!.Aggregate(1, (a, b) => a * b);
+        int s = 2 * (o.StemPool == true ? 2 : 1) * 8;
+        return (t, s, s);
+    }
+
+    private void InitializeWeights()
+    {
+        using var noGrad = torch.no_grad();
+        foreach (var (_, module) in named_modules())
+        {
+            switch (module)
+            {
+                case Conv3d conv when conv.weight is { } w && w.device_type != DeviceType.META:
+                    if (Options.Init == WeightInit.Keras)
+                    {
+                        long fanIn = w.shape[1] * w.shape[2] * w.shape[3] * w.shape[4];
+                        double std = Math.Sqrt(1.0 / fanIn) / 0.87962566103423978;
+                        TruncatedNormal(w, std);
+                    }
+                    else
+                    {
+                        nn.init.kaiming_normal_(w, mode: init.FanInOut.FanOut, nonlinearity: init.NonlinearityType.ReLU);
+                    }
+
+                    break;
+                case BatchNorm3d bn when bn.weight is { } g && g.device_type != DeviceType.META:
+                    nn.init.ones_(g);
+                    nn.init.zeros_(bn.bias!);
+                    break;
+                case Linear linear when linear.weight is { } lw && lw.device_type != DeviceType.META:
+                    if (Options.Init == WeightInit.Keras)
+                    {
+                        nn.init.xavier_uniform_(lw);
+                    }
+                    else
+                    {
+                        nn.init.normal_(lw, 0, 0.01);
+                    }
+
+                    nn.init.zeros_(linear.bias!);
+                    break;
+            }
+        }
+
+        if (Options.ZeroInitResidual)
+        {
+            foreach (var block in _stages.SelectMany(s => s))
+            {
+                var bn = block is Bottleneck3d b ? b.LastBn : ((BasicBlock3d)block).LastBn;
+                if (bn.weight!.device_type != DeviceType.META)
+                {
+                    nn.init.zeros_(bn.weight);
+                }
+            }
+        }
+    }
+}
