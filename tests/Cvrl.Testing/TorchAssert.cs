@@ -36,9 +36,12 @@ public static class TorchAssert
     }
 }
 
-/// <summary>Counts live TorchSharp tensors on this thread, for leak tests.</summary>
+/// <summary>Counts live TorchSharp tensors, for leak tests.</summary>
 public static class LiveTensors
 {
-    /// <summary>Tensors created and not yet disposed on this thread (DisposeScopeManager statistics).</summary>
-    public static long Count => DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+    /// <summary>
+    /// Tensors created and not yet disposed in the whole process (<c>Tensor.TotalCount</c>; the per-thread statistics
+    /// would miss tensors made on loader threads and disposed on the training thread).
+    /// </summary>
+    public static long Count => torch.Tensor.TotalCount;
 }

@@ -73,6 +73,9 @@ public sealed class StateDict : IReadOnlyDictionary<string, Tensor>, IDisposable
 /// <summary>Reads and writes state dicts in TorchSharp, PyTorch and safetensors formats.</summary>
 public static class StateDictFile
 {
+    /// <summary>Test hook: runs after the temporary file is written and before it replaces the target (a throw simulates a crash).</summary>
+    internal static Action<string>? FaultInjection { get; set; }
+
     /// <summary>Recognises a weight file's format from its first bytes.</summary>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
     /// <exception cref="InvalidDataException">The file is empty.</exception>
@@ -160,6 +163,7 @@ public static class StateDictFile
                 stream.Flush(flushToDisk: true);
             }
 
+            FaultInjection?.Invoke(tmp);
             File.Move(tmp, full, overwrite: true);
         }
         finally

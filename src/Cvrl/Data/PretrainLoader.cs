@@ -1,0 +1,468 @@
+using System.Collections.Concurrent;
+using System.Runtime.ExceptionServices;
+using System.Threading.Channels;
+using Cvrl.Augment;
+using Cvrl.Augment.Video;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Cvrl.Data;
+
+/// <summary>What the loader does with a video that cannot be decoded.</summary>
+public enum BadVideoPolicy
+{
+    /// <summary>Skip it (logging a warning with the path and reason once, counting it) and keep batches full with the next videos. The default.</summary>
+    Skip,
+
+    /// <summary>Stop: the <see cref="VideoDecodeException"/> reaches the caller.</summary>
+    Fail,
+}
+
+/// <summary>Options for <see cref="PretrainLoader"/>.</summary>
+public sealed record LoaderOptions
+{
+    /// <summary>Videos per batch (each gives two clips). Default 64.</summary>
+    public int BatchSize { get; init; } = 64;
+
+    /// <summary>Decoding and augmentation threads. Default: one per core.</summary>
+    public int Workers { get; init; } = Environment.ProcessorCount;
+
+    /// <summary>Ready batches kept ahead of the consumer. Default 2.</summary>
+    public int PrefetchBatches { get; init; } = 2;
+
+    /// <summary>The experiment seed: drives the epoch order and every sample's randomness. Default 0.</summary>
+    public long Seed { get; init; }
+
+    /// <summary>Shuffle the order every epoch (seeded by seed and epoch). Default true.</summary>
+    public bool Shuffle { get; init; } = true;
+
+    /// <summary>Drop the last, incomplete batch of an epoch (the official recipe does). Default true.</summary>
+    public bool DropLast { get; init; } = true;
+
+    /// <summary>What to do with undecodable videos. Default <see cref="BadVideoPolicy.Skip"/>.</summary>
+    public BadVideoPolicy BadVideos { get; init; } = BadVideoPolicy.Skip;
+
+    /// <summary>Checks every option.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range; the message names it.</exception>
+    public void Validate()
+    {
+        if (BatchSize < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "BatchSize must be at least 1.");
+        }
+
+        if (Workers < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(Workers), Workers, "Workers must be at least 1.");
+        }
+
+        if (PrefetchBatches < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(PrefetchBatches), PrefetchBatches, "PrefetchBatches must be at least 1.");
+        }
+
+        if (!Enum.IsDefined(BadVideos))
+        {
+            throw new ArgumentOutOfRangeException(nameof(BadVideos), BadVideos, "Unknown policy.");
+        }
+    }
+}
+
+/// <summary>A batch of CVRL view pairs. Owns its tensors: dispose it.</summary>
+public sealed class ViewBatch : IDisposable
+{
+    internal ViewBatch(Tensor view1, Tensor view2, int[] indices, int epoch, int batchIndex, int endPosition)
+    {
+        View1 = view1;
+        View2 = view2;
+        Indices = indices;
+        Epoch = epoch;
+        BatchIndex = batchIndex;
+        EndPosition = endPosition;
+    }
+
+    /// <summary>View 1 of every video, float32 <c>[N, C, T, H, W]</c> in [0, 1], on the CPU.</summary>
+    public Tensor View1 { get; }
+
+    /// <summary>View 2 of every video, float32 <c>[N, C, T, H, W]</c>.</summary>
+    public Tensor View2 { get; }
+
+    /// <summary>The data-set index of each video, in batch order.</summary>
+    public IReadOnlyList<int> Indices { get; }
+
+    /// <summary>The epoch.</summary>
+    public int Epoch { get; }
+
+    /// <summary>The batch's index within its epoch.</summary>
+    public int BatchIndex { get; }
+
+    /// <summary>The epoch-order position after this batch's last video (where the next batch starts; resume from here).</summary>
+    public int EndPosition { get; }
+
+    /// <summary>Number of videos.</summary>
+    public int Count => Indices.Count;
+
+    /// <summary>Releases both tensors.</summary>
+    public void Dispose()
+    {
+        View1.Dispose();
+        View2.Dispose();
+    }
+}
+
+/// <summary>
+/// Decodes and augments CVRL view pairs on worker threads and assembles them into batches, with a bounded prefetch.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Each epoch visits the data set in an order shuffled by (seed, epoch); every sample's clips and augmentations come
+/// from <see cref="ClipRandom.For(long, int, long, int)"/> keyed by (seed, epoch, data-set index), and batch k holds the
+/// k-th group of <see cref="LoaderOptions.BatchSize"/> videos that decode, in epoch order. So the batches are the same
+/// whatever the number of workers, and an epoch can resume exactly at a batch (<see cref="ViewBatch.EndPosition"/>).
+/// </para>
+/// <para>
+/// Undecodable videos are skipped with a warning and counted (or stop the epoch, with <see cref="BadVideoPolicy.Fail"/>);
+/// any other exception on a worker reaches the caller. Cancellation stops the workers promptly, and disposing an
+/// unfinished enumeration joins them and releases every tensor in flight.
+/// </para>
+/// </remarks>
+public sealed class PretrainLoader
+{
+    private readonly VideoDataset _data;
+    private readonly Func<string, long, int, long, int?, CvrlViews> _generate;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<int, int> _frameCounts = new();
+    private readonly ConcurrentDictionary<string, string> _bad = new(StringComparer.Ordinal);
+
+    /// <summary>Creates a loader.</summary>
+    /// <param name="data">The videos.</param>
+    /// <param name="generator">Makes the two views of a video (its options set clip length, stride and crop size).</param>
+    /// <param name="options">Loader options (validated).</param>
+    /// <param name="logger">Receives a warning per bad video; optional.</param>
+    public PretrainLoader(VideoDataset data, CvrlViewGenerator generator, LoaderOptions options, ILogger? logger = null)
+        : this(data, (generator ?? throw new ArgumentNullException(nameof(generator))).Generate, options, logger)
+    {
+    }
+
+    /// <summary>Creates a loader around any view-making function (tests inject failures through it).</summary>
+    internal PretrainLoader(VideoDataset data, Func<string, long, int, long, int?, CvrlViews> generate, LoaderOptions options, ILogger? logger = null)
+    {
+        _data = data ?? throw new ArgumentNullException(nameof(data));
+        _generate = generate ?? throw new ArgumentNullException(nameof(generate));
+        Options = options ?? throw new ArgumentNullException(nameof(options));
+        Options.Validate();
+        _logger = logger ?? NullLogger.Instance;
+        if (options.DropLast && data.Count < options.BatchSize)
+        {
+            throw new ArgumentException($"The data set holds {data.Count} videos, fewer than one batch of {options.BatchSize} (LoaderOptions.BatchSize) with DropLast.", nameof(data));
+        }
+    }
+
+    /// <summary>The options.</summary>
+    public LoaderOptions Options { get; }
+
+    /// <summary>Batches per epoch if every video decodes.</summary>
+    public int PlannedBatchesPerEpoch => Options.DropLast ? _data.Count / Options.BatchSize : (_data.Count + Options.BatchSize - 1) / Options.BatchSize;
+
+    /// <summary>Videos found undecodable so far, with the reason.</summary>
+    public IReadOnlyDictionary<string, string> BadVideos => _bad;
+
+    /// <summary>The epoch's visiting order: a permutation of the data-set indices keyed by (seed, epoch), or the identity without shuffling.</summary>
+    public int[] EpochOrder(int epoch)
+    {
+        int[] order = [.. Enumerable.Range(0, _data.Count)];
+        if (Options.Shuffle)
+        {
+            ClipRandom.For(Options.Seed, epoch, -1, int.MinValue).Shuffle(order.AsSpan());
+        }
+
+        return order;
+    }
+
+    /// <summary>Reads the batches of one epoch, starting at an epoch-order position (0, or a batch's <see cref="ViewBatch.EndPosition"/> to resume).</summary>
+    /// <param name="epoch">The epoch.</param>
+    /// <param name="startPosition">The epoch-order position to start from.</param>
+    /// <param name="startBatchIndex">The index the first batch gets.</param>
+    /// <param name="cancellationToken">Stops the workers.</param>
+    /// <returns>The batches; the caller owns (disposes) each.</returns>
+    /// <exception cref="VideoDecodeException">With <see cref="BadVideoPolicy.Fail"/>, the first bad video.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled.</exception>
+    public IEnumerable<ViewBatch> ReadEpoch(int epoch, int startPosition = 0, int startBatchIndex = 0, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(epoch);
+        ArgumentOutOfRangeException.ThrowIfNegative(startPosition);
+        return new EpochRun(this, epoch, startPosition, startBatchIndex, cancellationToken).Read();
+    }
+
+    private sealed class Slot
+    {
+        public CvrlViews? Views;
+        public Exception? Error;
+    }
+
+    /// <summary>One epoch's workers, collator and output channel.</summary>
+    private sealed class EpochRun
+    {
+        private readonly PretrainLoader _owner;
+        private readonly int _epoch;
+        private readonly int _start;
+        private readonly int _startBatch;
+        private readonly int[] _order;
+        private readonly Slot?[] _slots;
+        private readonly CancellationTokenSource _cts;
+        private readonly Channel<ViewBatch> _ready;
+        private readonly object _gate = new();
+        private readonly int _window;
+        private int _next;
+        private int _consumed;
+        private ExceptionDispatchInfo? _failure;
+
+        public EpochRun(PretrainLoader owner, int epoch, int start, int startBatch, CancellationToken token)
+        {
+            _owner = owner;
+            _epoch = epoch;
+            _start = Math.Min(start, owner._data.Count);
+            _startBatch = startBatch;
+            _order = owner.EpochOrder(epoch);
+            _slots = new Slot?[_order.Length];
+            _cts = CancellationTokenSource.CreateLinkedTokenSource(token);
+            _ready = Channel.CreateBounded<ViewBatch>(new BoundedChannelOptions(owner.Options.PrefetchBatches) { SingleReader = true, SingleWriter = true });
+            _window = ((owner.Options.PrefetchBatches + 1) * owner.Options.BatchSize) + owner.Options.Workers;
+            _next = _start - 1;
+            _consumed = _start;
+        }
+
+        public IEnumerable<ViewBatch> Read()
+        {
+            var workers = Enumerable.Range(0, _owner.Options.Workers).Select(i => new Thread(Work) { IsBackground = true, Name = $"cvrl-loader-{i}" }).ToList();
+            var collator = new Thread(Collate) { IsBackground = true, Name = "cvrl-collator" };
+            workers.ForEach(t => t.Start());
+            collator.Start();
+            try
+            {
+                var reader = _ready.Reader;
+                while (true)
+                {
+                    ViewBatch? batch = null;
+                    try
+                    {
+                        if (!reader.WaitToReadAsync(_cts.Token).AsTask().GetAwaiter().GetResult())
+                        {
+                            break;
+                        }
+
+                        reader.TryRead(out batch);
+                    }
+                    catch (OperationCanceledException) when (_failure is not null)
+                    {
+                        break;
+                    }
+
+                    if (batch is not null)
+                    {
+                        yield return batch;
+                    }
+                }
+
+                _failure?.Throw();
+                _cts.Token.ThrowIfCancellationRequested();
+            }
+            finally
+            {
+                _cts.Cancel();
+                lock (_gate)
+                {
+                    Monitor.PulseAll(_gate);
+                }
+
+                workers.ForEach(t => t.Join());
+                collator.Join();
+                while (_ready.Reader.TryRead(out var leftover))
+                {
+                    leftover.Dispose();
+                }
+
+                foreach (var slot in _slots)
+                {
+                    slot?.Views?.Dispose();
+                }
+
+                _cts.Dispose();
+            }
+        }
+
+        private void Work()
+        {
+            var token = _cts.Token;
+            while (!token.IsCancellationRequested)
+            {
+                int position = Interlocked.Increment(ref _next);
+                if (position >= _order.Length)
+                {
+                    return;
+                }
+
+                lock (_gate)
+                {
+                    while (position >= _consumed + _window && !token.IsCancellationRequested)
+                    {
+                        Monitor.Wait(_gate, 100);
+                    }
+                }
+
+                if (token.IsCancellationRequested)
+                {
+                    return;
+                }
+
+                var slot = new Slot();
+                int index = _order[position];
+                var item = _owner._data[index];
+                try
+                {
+                    if (_owner._bad.TryGetValue(item.Path, out string? reason))
+                    {
+                        slot.Error = new VideoDecodeException(item.Path, VideoDecodeFailure.CannotOpen, reason);
+                    }
+                    else
+                    {
+                        int? known = _owner._frameCounts.TryGetValue(index, out int n) ? n : null;
+                        slot.Views = _owner._generate(item.Path, _owner.Options.Seed, _epoch, index, known);
+                        _owner._frameCounts[index] = slot.Views.FrameCount;
+                    }
+                }
+                catch (VideoDecodeException e)
+                {
+                    slot.Error = e;
+                }
+#pragma warning disable CA1031 // Any other failure is handed to the consumer, which rethrows it.
+                catch (Exception e)
+#pragma warning restore CA1031
+                {
+                    _failure ??= ExceptionDispatchInfo.Capture(e);
+                    _cts.Cancel();
+                    return;
+                }
+
+                lock (_gate)
+                {
+                    _slots[position] = slot;
+                    Monitor.PulseAll(_gate);
+                }
+            }
+        }
+
+        private void Collate()
+        {
+            var token = _cts.Token;
+            var views = new List<CvrlViews>();
+            var indices = new List<int>();
+            int batchIndex = _startBatch;
+            int batchSize = _owner.Options.BatchSize;
+            try
+            {
+                for (int position = _start; position < _order.Length; position++)
+                {
+                    Slot? slot;
+                    lock (_gate)
+                    {
+                        while ((slot = _slots[position]) is null && !token.IsCancellationRequested)
+                        {
+                            Monitor.Wait(_gate, 100);
+                        }
+
+                        _slots[position] = null;
+                        _consumed = position + 1;
+                        Monitor.PulseAll(_gate);
+                    }
+
+                    if (slot is null)
+                    {
+                        return;
+                    }
+
+                    if (slot.Error is not null)
+                    {
+                        var item = _owner._data[_order[position]];
+                        if (_owner.Options.BadVideos == BadVideoPolicy.Fail)
+                        {
+                            _failure ??= ExceptionDispatchInfo.Capture(slot.Error);
+                            _cts.Cancel();
+                            return;
+                        }
+
+                        if (_owner._bad.TryAdd(item.Path, slot.Error.Message))
+                        {
+                            LoaderLog.BadVideo(_owner._logger, item.Path, slot.Error.Message);
+                        }
+
+                        continue;
+                    }
+
+                    views.Add(slot.Views!);
+                    indices.Add(_order[position]);
+                    if (views.Count == batchSize)
+                    {
+                        Emit(views, indices, batchIndex++, position + 1, token);
+                    }
+                }
+
+                if (views.Count > 0 && !_owner.Options.DropLast)
+                {
+                    Emit(views, indices, batchIndex, _order.Length, token);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+#pragma warning disable CA1031 // Handed to the consumer.
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                _failure ??= ExceptionDispatchInfo.Capture(e);
+                _cts.Cancel();
+            }
+            finally
+            {
+                foreach (var v in views)
+                {
+                    v.Dispose();
+                }
+
+                _ready.Writer.TryComplete();
+            }
+        }
+
+        private void Emit(List<CvrlViews> views, List<int> indices, int batchIndex, int endPosition, CancellationToken token)
+        {
+            var view1 = torch.stack(views.Select(v => v.View1).ToArray());
+            var view2 = torch.stack(views.Select(v => v.View2).ToArray());
+            foreach (var v in views)
+            {
+                v.Dispose();
+            }
+
+            views.Clear();
+            var batch = new ViewBatch(view1, view2, [.. indices], _epoch, batchIndex, endPosition);
+            indices.Clear();
+            try
+            {
+                _ready.Writer.WriteAsync(batch, token).AsTask().GetAwaiter().GetResult();
+            }
+            catch
+            {
+                batch.Dispose();
+                throw;
+            }
+        }
+    }
+}
+
+/// <summary>Source-generated log messages of the loader.</summary>
+internal static partial class LoaderLog
+{
+    [LoggerMessage(EventId = 200, Level = LogLevel.Warning, Message = "Skipping video {Path}: {Reason}")]
+    public static partial void BadVideo(ILogger logger, string path, string reason);
+}

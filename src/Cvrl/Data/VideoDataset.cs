@@ -1,0 +1,444 @@
+using System.Globalization;
+using System.Text;
+
+namespace Cvrl.Data;
+
+/// <summary>One video of a data set.</summary>
+/// <param name="Path">Full path of the file.</param>
+/// <param name="Label">Class index, or -1 when unlabeled.</param>
+public sealed record VideoItem(string Path, int Label = -1)
+{
+    /// <summary>Whether the item has a class label.</summary>
+    public bool HasLabel => Label >= 0;
+}
+
+/// <summary>A data set's files are missing or malformed. The message gives the count and the first few names.</summary>
+public sealed class DatasetException : IOException
+{
+    /// <summary>Creates the exception.</summary>
+    public DatasetException(string message, IReadOnlyList<string>? missing = null)
+        : base(message)
+    {
+        Missing = missing ?? [];
+    }
+
+    /// <summary>Creates the exception (tooling).</summary>
+    public DatasetException()
+        : this("The data set is invalid.")
+    {
+    }
+
+    /// <summary>Creates the exception (tooling).</summary>
+    public DatasetException(string message, Exception inner)
+        : base(message, inner)
+    {
+        Missing = [];
+    }
+
+    /// <summary>The missing files, when that is the problem.</summary>
+    public IReadOnlyList<string> Missing { get; }
+}
+
+/// <summary>
+/// An immutable list of videos (and, for labelled sets, class names), built from a folder, class folders, a
+/// Kinetics-style CSV, UCF101/HMDB51-style split lists or a list of paths. Every factory resolves paths inside its data
+/// root, rejects paths that escape it, and checks that the files exist before returning: missing files throw a
+/// <see cref="DatasetException"/> with their count and the first few names, unless <c>skipMissing</c> is set (then
+/// they are dropped and listed in <see cref="Missing"/>).
+/// </summary>
+/// <example>
+/// <code>
+/// var unlabeled = VideoDataset.FromFolder("clips/");
+/// var ucf = VideoDataset.FromSplitList("UCF-101/", "ucfTrainTestlist/classInd.txt", "ucfTrainTestlist/trainlist01.txt");
+/// </code>
+/// </example>
+public sealed class VideoDataset
+{
+    /// <summary>The file extensions <see cref="FromFolder"/> and <see cref="FromClassFolders"/> pick up by default.</summary>
+    public static IReadOnlyList<string> DefaultExtensions { get; } = [".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"];
+
+    private const int ShownMissing = 5;
+
+    private VideoDataset(string root, IReadOnlyList<VideoItem> items, IReadOnlyList<string> classes, IReadOnlyList<string> missing)
+    {
+        Root = root;
+        Items = items;
+        Classes = classes;
+        Missing = missing;
+    }
+
+    /// <summary>The data root.</summary>
+    public string Root { get; }
+
+    /// <summary>The videos, in a stable order.</summary>
+    public IReadOnlyList<VideoItem> Items { get; }
+
+    /// <summary>Class names (index = label); empty for unlabeled sets.</summary>
+    public IReadOnlyList<string> Classes { get; }
+
+    /// <summary>Files named by the source that do not exist (only with <c>skipMissing</c>).</summary>
+    public IReadOnlyList<string> Missing { get; }
+
+    /// <summary>Number of videos.</summary>
+    public int Count => Items.Count;
+
+    /// <summary>Whether every video has a label.</summary>
+    public bool IsLabeled => Classes.Count > 0 && Items.All(i => i.HasLabel);
+
+    /// <summary>The video at <paramref name="index"/>.</summary>
+    public VideoItem this[int index] => Items[index];
+
+    /// <summary>All video files under a folder (recursively by default), unlabeled, sorted by path.</summary>
+    /// <param name="root">The folder.</param>
+    /// <param name="extensions">Extensions to include (case-insensitive); default <see cref="DefaultExtensions"/>.</param>
+    /// <param name="recursive">Search subfolders.</param>
+    /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
+    /// <exception cref="DatasetException">The folder holds no video.</exception>
+    public static VideoDataset FromFolder(string root, IEnumerable<string>? extensions = null, bool recursive = true)
+    {
+        string full = RequireDirectory(root);
+        var allowed = new HashSet<string>(extensions ?? DefaultExtensions, StringComparer.OrdinalIgnoreCase);
+        var files = Directory.EnumerateFiles(full, "*", recursive ? SearchOption.AllDirectories : SearchOption.TopDirectoryOnly)
+            .Where(f => allowed.Contains(Path.GetExtension(f)))
+            .Order(StringComparer.Ordinal)
+            .Select(f => new VideoItem(f))
+            .ToList();
+        if (files.Count == 0)
+        {
+            throw new DatasetException($"No video files ({string.Join(", ", allowed.Order())}) under '{full}'.");
+        }
+
+        return new VideoDataset(full, files, [], []);
+    }
+
+    /// <summary>A folder of class folders: every subfolder is a class (sorted by name), every video inside it (recursively) an example.</summary>
+    /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
+    /// <exception cref="DatasetException">No class folder, or a class folder without videos.</exception>
+    public static VideoDataset FromClassFolders(string root, IEnumerable<string>? extensions = null)
+    {
+        string full = RequireDirectory(root);
+        var allowed = new HashSet<string>(extensions ?? DefaultExtensions, StringComparer.OrdinalIgnoreCase);
+        var classes = Directory.GetDirectories(full).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList();
+        if (classes.Count == 0)
+        {
+            throw new DatasetException($"'{full}' holds no class folders.");
+        }
+
+        var items = new List<VideoItem>();
+        for (int label = 0; label < classes.Count; label++)
+        {
+            var files = Directory.EnumerateFiles(Path.Combine(full, classes[label]!), "*", SearchOption.AllDirectories)
+                .Where(f => allowed.Contains(Path.GetExtension(f)))
+                .Order(StringComparer.Ordinal)
+                .ToList();
+            if (files.Count == 0)
+            {
+                throw new DatasetException($"Class folder '{classes[label]}' under '{full}' holds no videos.");
+            }
+
+            items.AddRange(files.Select(f => new VideoItem(f, label)));
+        }
+
+        return new VideoDataset(full, items, classes!, []);
+    }
+
+    /// <summary>
+    /// A Kinetics-style CSV (<c>label,youtube_id,time_start,time_end,split[,is_cc]</c>, header row optional) with the
+    /// usual file naming <c>{youtube_id}_{time_start:000000}_{time_end:000000}</c> and any video extension, found under
+    /// <c>root/{label}/</c>, <c>root/{split}/{label}/</c> or <c>root/</c> (labels may use spaces or underscores).
+    /// </summary>
+    /// <param name="csvPath">The CSV file.</param>
+    /// <param name="root">The video root.</param>
+    /// <param name="split">Keep only rows of this split (e.g. "train"), or null for all.</param>
+    /// <param name="skipMissing">Drop rows whose video is missing instead of throwing.</param>
+    /// <exception cref="FileNotFoundException">The CSV does not exist.</exception>
+    /// <exception cref="DatasetException">A malformed row, or missing videos.</exception>
+    public static VideoDataset FromKineticsCsv(string csvPath, string root, string? split = null, bool skipMissing = false)
+    {
+        string csv = RequireFile(csvPath);
+        string full = RequireDirectory(root);
+        var rows = new List<(string Label, string Id, string Split, string Stem)>();
+        int lineNumber = 0;
+        foreach (string raw in File.ReadLines(csv))
+        {
+            lineNumber++;
+            string line = raw.Trim();
+            if (line.Length == 0 || (lineNumber == 1 && line.StartsWith("label,", StringComparison.OrdinalIgnoreCase)))
+            {
+                continue;
+            }
+
+            var cells = SplitCsv(line);
+            if (cells.Count < 5 || !int.TryParse(cells[2], NumberStyles.Integer, CultureInfo.InvariantCulture, out int start)
+                || !int.TryParse(cells[3], NumberStyles.Integer, CultureInfo.InvariantCulture, out int end))
+            {
+                throw new DatasetException($"'{csv}' line {lineNumber}: expected label,youtube_id,time_start,time_end,split, got '{line}'.");
+            }
+
+            if (split is null || string.Equals(cells[4], split, StringComparison.OrdinalIgnoreCase))
+            {
+                rows.Add((cells[0], cells[1], cells[4], string.Create(CultureInfo.InvariantCulture, $"{cells[1]}_{start:000000}_{end:000000}")));
+            }
+        }
+
+        var classes = rows.Select(r => r.Label).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+        var index = classes.Select((c, i) => (c, i)).ToDictionary(x => x.c, x => x.i, StringComparer.Ordinal);
+        var found = new List<VideoItem>();
+        var missing = new List<string>();
+        foreach (var row in rows)
+        {
+            string? path = FindKineticsFile(full, row.Label, row.Split, row.Stem);
+            if (path is null)
+            {
+                missing.Add($"{row.Label}/{row.Stem}");
+            }
+            else
+            {
+                found.Add(new VideoItem(path, index[row.Label]));
+            }
+        }
+
+        return Finish(full, found, classes, missing, skipMissing, csv);
+    }
+
+    /// <summary>
+    /// UCF101/HMDB51-style split lists: <paramref name="classIndexPath"/> lines "index name" (1-based), and a list whose
+    /// lines are "Class/video.avi [index]" relative to <paramref name="root"/> (train lists carry the index, test lists do
+    /// not; the class then comes from the folder).
+    /// </summary>
+    /// <exception cref="FileNotFoundException">A list does not exist.</exception>
+    /// <exception cref="DatasetException">A malformed line, an unknown class, or missing videos.</exception>
+    public static VideoDataset FromSplitList(string root, string classIndexPath, string listPath, bool skipMissing = false)
+    {
+        string full = RequireDirectory(root);
+        string classInd = RequireFile(classIndexPath);
+        string list = RequireFile(listPath);
+        var byIndex = new SortedDictionary<int, string>();
+        int n = 0;
+        foreach (string raw in File.ReadLines(classInd))
+        {
+            n++;
+            string line = raw.Trim();
+            if (line.Length == 0)
+            {
+                continue;
+            }
+
+            var parts = line.Split(' ', 2, StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            if (parts.Length != 2 || !int.TryParse(parts[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out int idx) || idx < 1 || !byIndex.TryAdd(idx, parts[1]))
+            {
+                throw new DatasetException($"'{classInd}' line {n}: expected '<index> <class>' with unique indices from 1, got '{line}'.");
+            }
+        }
+
+        var classes = byIndex.Values.ToList();
+        if (byIndex.Keys.Last() != classes.Count)
+        {
+            throw new DatasetException($"'{classInd}': class indices must run from 1 to {classes.Count} without gaps.");
+        }
+
+        var byName = classes.Select((c, i) => (c, i)).ToDictionary(x => x.c, x => x.i, StringComparer.OrdinalIgnoreCase);
+        var found = new List<VideoItem>();
+        var missing = new List<string>();
+        n = 0;
+        foreach (string raw in File.ReadLines(list))
+        {
+            n++;
+            string line = raw.Trim();
+            if (line.Length == 0)
+            {
+                continue;
+            }
+
+            var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            string relative = parts[0].Replace('\\', '/');
+            int label;
+            if (parts.Length >= 2)
+            {
+                if (!int.TryParse(parts[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out int idx) || !byIndex.ContainsKey(idx))
+                {
+                    throw new DatasetException($"'{list}' line {n}: class index '{parts[1]}' is not in '{classInd}'.");
+                }
+
+                label = idx - 1;
+            }
+            else
+            {
+                string folder = relative.Contains('/', StringComparison.Ordinal) ? relative[..relative.IndexOf('/', StringComparison.Ordinal)] : string.Empty;
+                if (!byName.TryGetValue(folder, out label))
+                {
+                    throw new DatasetException($"'{list}' line {n}: the class folder '{folder}' of '{relative}' is not in '{classInd}'.");
+                }
+            }
+
+            string path = ResolveInside(full, relative, list, n);
+            if (File.Exists(path))
+            {
+                found.Add(new VideoItem(path, label));
+            }
+            else
+            {
+                missing.Add(relative);
+            }
+        }
+
+        return Finish(full, found, classes, missing, skipMissing, list);
+    }
+
+    /// <summary>A plain list of paths (absolute, or relative to <paramref name="root"/>), optionally labelled.</summary>
+    /// <param name="paths">The videos.</param>
+    /// <param name="labels">One label per path, or null.</param>
+    /// <param name="classes">Class names for the labels, or null.</param>
+    /// <param name="root">The root for relative paths (default: the current folder).</param>
+    /// <param name="skipMissing">Drop missing files instead of throwing.</param>
+    /// <exception cref="ArgumentException">Labels and paths differ in number, or a label is out of range.</exception>
+    /// <exception cref="DatasetException">Missing files (without <paramref name="skipMissing"/>) or no videos.</exception>
+    public static VideoDataset FromPaths(IEnumerable<string> paths, IEnumerable<int>? labels = null, IEnumerable<string>? classes = null, string? root = null, bool skipMissing = false)
+    {
+        ArgumentNullException.ThrowIfNull(paths);
+        string full = Path.GetFullPath(root ?? Directory.GetCurrentDirectory());
+        var list = paths.ToList();
+        var labelList = labels?.ToList();
+        var classList = classes?.ToList() ?? [];
+        if (labelList is not null && labelList.Count != list.Count)
+        {
+            throw new ArgumentException($"{labelList.Count} labels for {list.Count} paths.", nameof(labels));
+        }
+
+        if (labelList is not null && classList.Count > 0 && labelList.Any(l => l < 0 || l >= classList.Count))
+        {
+            throw new ArgumentException($"Labels must lie in [0, {classList.Count}).", nameof(labels));
+        }
+
+        if (labelList is not null && classList.Count == 0 && labelList.Count > 0)
+        {
+            classList = [.. Enumerable.Range(0, labelList.Max() + 1).Select(i => i.ToString(CultureInfo.InvariantCulture))];
+        }
+
+        var found = new List<VideoItem>();
+        var missing = new List<string>();
+        for (int i = 0; i < list.Count; i++)
+        {
+            string path = Path.IsPathRooted(list[i]) ? Path.GetFullPath(list[i]) : ResolveInside(full, list[i], "the path list", i + 1);
+            if (File.Exists(path))
+            {
+                found.Add(new VideoItem(path, labelList?[i] ?? -1));
+            }
+            else
+            {
+                missing.Add(list[i]);
+            }
+        }
+
+        return Finish(full, found, classList, missing, skipMissing, "the path list");
+    }
+
+    /// <summary>The videos at the given indices, as a new data set with the same classes.</summary>
+    public VideoDataset Subset(IEnumerable<int> indices)
+    {
+        ArgumentNullException.ThrowIfNull(indices);
+        return new VideoDataset(Root, [.. indices.Select(i => Items[i])], Classes, []);
+    }
+
+    /// <summary>The same videos with labels hidden (for pre-training on a labelled set).</summary>
+    public VideoDataset Unlabeled() => new(Root, [.. Items.Select(i => i with { Label = -1 })], [], Missing);
+
+    /// <summary>A short description: count, classes, root.</summary>
+    public override string ToString() =>
+        $"{Count} videos{(Classes.Count > 0 ? $" in {Classes.Count} classes" : string.Empty)} under {Root}";
+
+    private static VideoDataset Finish(string root, List<VideoItem> found, IReadOnlyList<string> classes, List<string> missing, bool skipMissing, string source)
+    {
+        if (missing.Count > 0 && !skipMissing)
+        {
+            var sb = new StringBuilder();
+            sb.Append(CultureInfo.InvariantCulture, $"{missing.Count} video(s) named by {source} do not exist under '{root}': ");
+            sb.Append(string.Join(", ", missing.Take(ShownMissing)));
+            if (missing.Count > ShownMissing)
+            {
+                sb.Append(CultureInfo.InvariantCulture, $" and {missing.Count - ShownMissing} more");
+            }
+
+            sb.Append(" (pass skipMissing: true to drop them).");
+            throw new DatasetException(sb.ToString(), missing);
+        }
+
+        if (found.Count == 0)
+        {
+            throw new DatasetException($"{source} names no existing video under '{root}'.", missing);
+        }
+
+        return new VideoDataset(root, found, classes, missing);
+    }
+
+    private static string? FindKineticsFile(string root, string label, string split, string stem)
+    {
+        string[] labelFolders = [label, label.Replace(' ', '_')];
+        var folders = labelFolders.SelectMany(l => new[] { Path.Combine(root, l), Path.Combine(root, split, l) }).Append(root).Distinct();
+        foreach (string folder in folders)
+        {
+            foreach (string ext in DefaultExtensions)
+            {
+                string candidate = Path.Combine(folder, stem + ext);
+                if (File.Exists(candidate))
+                {
+                    return candidate;
+                }
+            }
+        }
+
+        return null;
+    }
+
+    private static string ResolveInside(string root, string relative, string source, int line)
+    {
+        string path = Path.GetFullPath(Path.Combine(root, relative));
+        string prefix = root.EndsWith(Path.DirectorySeparatorChar) ? root : root + Path.DirectorySeparatorChar;
+        if (!path.StartsWith(prefix, StringComparison.Ordinal))
+        {
+            throw new DatasetException($"{source} line {line}: '{relative}' resolves outside the data root '{root}'.");
+        }
+
+        return path;
+    }
+
+    private static List<string> SplitCsv(string line)
+    {
+        var cells = new List<string>();
+        var cell = new StringBuilder();
+        bool quoted = false;
+        foreach (char c in line)
+        {
+            if (c == '"')
+            {
+                quoted = !quoted;
+            }
+            else if (c == ',' && !quoted)
+            {
+                cells.Add(cell.ToString().Trim());
+                cell.Clear();
+            }
+            else
+            {
+                cell.Append(c);
+            }
+        }
+
+        cells.Add(cell.ToString().Trim());
+        return cells;
+    }
+
+    private static string RequireDirectory(string root)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(root);
+        string full = Path.GetFullPath(root);
+        return Directory.Exists(full) ? full.TrimEnd(Path.DirectorySeparatorChar) : throw new DirectoryNotFoundException($"Data folder '{full}' does not exist.");
+    }
+
+    private static string RequireFile(string path)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        string full = Path.GetFullPath(path);
+        return File.Exists(full) ? full : throw new FileNotFoundException($"List file '{full}' does not exist.", full);
+    }
+}

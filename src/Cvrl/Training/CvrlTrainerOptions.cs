@@ -1,0 +1,147 @@
+using System.Text.Json.Serialization;
+using Cvrl.Augment;
+using Cvrl.Data;
+using Cvrl.Losses;
+using Cvrl.Models;
+using Cvrl.Optim;
+
+namespace Cvrl.Training;
+
+/// <summary>
+/// Everything <see cref="CvrlTrainer"/> needs, with defaults from the paper's official recipe (cvrl-spec.md section 5)
+/// scaled to the batch size. Validated by <see cref="Validate"/> before any work starts; serialisable to JSON so that
+/// runs can be reproduced (checkpoints store it).
+/// </summary>
+public sealed record CvrlTrainerOptions
+{
+    /// <summary>Epochs to train (the official recipe: 200 on Kinetics-600). Default 100.</summary>
+    public int Epochs { get; init; } = 100;
+
+    /// <summary>Videos per step; each gives two clips, so the encoder sees 2 x BatchSize clips (official: 1024). Default 64.</summary>
+    public int BatchSize { get; init; } = 64;
+
+    /// <summary>
+    /// Peak learning rate. Null: the official 0.32 at batch 1024 scaled linearly to <see cref="BatchSize"/>
+    /// (<c>0.32 x BatchSize / 1024</c>; the official code has no scaling rule, see docs/training.md). Default null.
+    /// </summary>
+    public double? LearningRate { get; init; }
+
+    /// <summary>Warm-up as a fraction of all steps (official: 5 of 200 epochs = 0.025). Default 0.025.</summary>
+    public double WarmupFraction { get; init; } = 0.025;
+
+    /// <summary>Optimizer (official: SGD, momentum 0.9, weight decay 1e-6 on kernels).</summary>
+    public CvrlOptimizerOptions Optimizer { get; init; } = new();
+
+    /// <summary>NT-Xent temperature. Default 0.1.</summary>
+    public double Temperature { get; init; } = 0.1;
+
+    /// <summary>How the loss combines its two directions (official: sum). Default <see cref="NtXentReduction.SumOfDirections"/>.</summary>
+    public NtXentReduction LossReduction { get; init; } = NtXentReduction.SumOfDirections;
+
+    /// <summary>The projection head (official: 3 x 2048, output 128).</summary>
+    public ProjectionHeadOptions Head { get; init; } = new();
+
+    /// <summary>Clip sampling and augmentation (official: 16 frames, stride 2, 224 x 224).</summary>
+    public CvrlViewOptions Views { get; init; } = new();
+
+    /// <summary>Experiment seed: epoch order, clips, augmentations and the head's initialisation. Default 0.</summary>
+    public long Seed { get; init; }
+
+    /// <summary>Loader threads. Default: one per core.</summary>
+    public int Workers { get; init; } = Environment.ProcessorCount;
+
+    /// <summary>Batches prepared ahead. Default 2.</summary>
+    public int PrefetchBatches { get; init; } = 2;
+
+    /// <summary>Undecodable videos: skip with a warning (default) or stop.</summary>
+    public BadVideoPolicy BadVideos { get; init; } = BadVideoPolicy.Skip;
+
+    /// <summary>"cpu", "cuda" or "cuda:N". Default "cpu".</summary>
+    public string Device { get; init; } = "cpu";
+
+    /// <summary>
+    /// Gradient caching: embed the batch in chunks of this many videos without keeping activations, compute the loss
+    /// over the whole batch, then re-run each chunk with its share of the gradient, so a large batch needs the memory of
+    /// one chunk. Null turns it off. Default null.
+    /// </summary>
+    public int? GradientCacheChunk { get; init; }
+
+    /// <summary>Folder for checkpoints (and resume); null for none. Default null.</summary>
+    public string? CheckpointDirectory { get; init; }
+
+    /// <summary>Write a checkpoint every this many steps (also at the end of every epoch and on cancellation). Default 500.</summary>
+    public int CheckpointEverySteps { get; init; } = 500;
+
+    /// <summary>Checkpoints to keep (the oldest are deleted). Default 3.</summary>
+    public int KeepCheckpoints { get; init; } = 3;
+
+    /// <summary>Resume from the newest checkpoint in <see cref="CheckpointDirectory"/> when there is one. Default true.</summary>
+    public bool Resume { get; init; } = true;
+
+    /// <summary>Report progress, log and write metrics every this many steps. Default 10.</summary>
+    public int LogEverySteps { get; init; } = 10;
+
+    /// <summary>Metrics file: ".csv" for CSV, ".jsonl" or ".json" for JSON lines; null for none. Default null.</summary>
+    public string? MetricsFile { get; init; }
+
+    /// <summary>Folder for TensorBoard event files; null for none. Default null.</summary>
+    public string? TensorBoardDirectory { get; init; }
+
+    /// <summary>
+    /// Keep resident memory flat by returning fragmented native heap pages to the system when it grows past this
+    /// fraction above its post-warm-up level (docs/models.md, "Native memory in long runs"); null turns it off. Default 0.1.
+    /// </summary>
+    public double? NativeHeapGrowthLimit { get; init; } = 0.1;
+
+    /// <summary>The learning rate the run uses (<see cref="LearningRate"/> or the scaled official one).</summary>
+    [JsonIgnore]
+    public double EffectiveLearningRate => LearningRate ?? (0.32 * BatchSize / 1024.0);
+
+    /// <summary>Checks every option, before any work starts.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range; the message names it.</exception>
+    /// <exception cref="ArgumentException">An option is malformed (for example the device or the metrics file extension).</exception>
+    public void Validate()
+    {
+        Require(Epochs >= 1, nameof(Epochs), Epochs, "Epochs must be at least 1.");
+        Require(BatchSize >= 2, nameof(BatchSize), BatchSize, "BatchSize must be at least 2 (negatives come from the other videos of the batch).");
+        Require(LearningRate is null || (LearningRate > 0 && !double.IsInfinity(LearningRate.Value)), nameof(LearningRate), LearningRate, "LearningRate must be positive and finite, or null for the scaled official rate.");
+        Require(WarmupFraction is >= 0 and < 1, nameof(WarmupFraction), WarmupFraction, "WarmupFraction must lie in [0, 1).");
+        Require(Temperature > 0 && !double.IsInfinity(Temperature), nameof(Temperature), Temperature, "Temperature must be positive and finite.");
+        Require(Workers >= 1, nameof(Workers), Workers, "Workers must be at least 1.");
+        Require(PrefetchBatches >= 1, nameof(PrefetchBatches), PrefetchBatches, "PrefetchBatches must be at least 1.");
+        Require(GradientCacheChunk is null or >= 1, nameof(GradientCacheChunk), GradientCacheChunk, "GradientCacheChunk must be at least 1 video, or null.");
+        Require(CheckpointEverySteps >= 1, nameof(CheckpointEverySteps), CheckpointEverySteps, "CheckpointEverySteps must be at least 1.");
+        Require(KeepCheckpoints >= 1, nameof(KeepCheckpoints), KeepCheckpoints, "KeepCheckpoints must be at least 1.");
+        Require(LogEverySteps >= 1, nameof(LogEverySteps), LogEverySteps, "LogEverySteps must be at least 1.");
+        Require(NativeHeapGrowthLimit is null or >= 0, nameof(NativeHeapGrowthLimit), NativeHeapGrowthLimit, "NativeHeapGrowthLimit must be 0 or positive, or null.");
+        ArgumentNullException.ThrowIfNull(Optimizer, nameof(Optimizer));
+        ArgumentNullException.ThrowIfNull(Head, nameof(Head));
+        ArgumentNullException.ThrowIfNull(Views, nameof(Views));
+        Optimizer.Validate();
+        Head.Validate();
+        Views.Validate();
+        if (!Enum.IsDefined(LossReduction))
+        {
+            throw new ArgumentOutOfRangeException(nameof(LossReduction), LossReduction, "Unknown reduction.");
+        }
+
+        if (!Enum.IsDefined(BadVideos))
+        {
+            throw new ArgumentOutOfRangeException(nameof(BadVideos), BadVideos, "Unknown policy.");
+        }
+
+        DeviceSpec.Parse(Device);
+        if (MetricsFile is not null && !MetricsWriter.IsSupported(MetricsFile))
+        {
+            throw new ArgumentException($"MetricsFile '{MetricsFile}' must end in .csv, .jsonl or .json.", nameof(MetricsFile));
+        }
+    }
+
+    private static void Require(bool ok, string name, object? value, string message)
+    {
+        if (!ok)
+        {
+            throw new ArgumentOutOfRangeException(name, value, message);
+        }
+    }
+}

@@ -1,0 +1,119 @@
+namespace Cvrl.Training;
+
+/// <summary>A progress report from <see cref="CvrlTrainer.Fit"/> (every <see cref="CvrlTrainerOptions.LogEverySteps"/> steps and at each epoch's end).</summary>
+/// <param name="Epoch">The epoch (0-based).</param>
+/// <param name="Step">Global steps done.</param>
+/// <param name="StepInEpoch">Steps done in this epoch.</param>
+/// <param name="StepsPerEpoch">Planned steps per epoch.</param>
+/// <param name="TotalSteps">Planned steps in the run.</param>
+/// <param name="Loss">The loss of the last step.</param>
+/// <param name="ContrastiveAccuracy">Contrastive top-1 accuracy of the last step.</param>
+/// <param name="Entropy">Softmax entropy of the last step (nats).</param>
+/// <param name="LearningRate">The learning rate of the last step.</param>
+/// <param name="ClipsPerSecond">Clips (two per video) processed per second since the previous report.</param>
+/// <param name="DataWaitShare">Fraction of the time since the previous report spent waiting for data.</param>
+/// <param name="Elapsed">Wall time since <see cref="CvrlTrainer.Fit"/> started.</param>
+/// <param name="Remaining">Estimated time left.</param>
+public sealed record TrainingProgress(
+    int Epoch,
+    long Step,
+    int StepInEpoch,
+    int StepsPerEpoch,
+    long TotalSteps,
+    double Loss,
+    double ContrastiveAccuracy,
+    double Entropy,
+    double LearningRate,
+    double ClipsPerSecond,
+    double DataWaitShare,
+    TimeSpan Elapsed,
+    TimeSpan Remaining);
+
+/// <summary>How a training run ended.</summary>
+public enum TrainingOutcome
+{
+    /// <summary>Every planned epoch ran.</summary>
+    Completed,
+
+    /// <summary>Cancelled: the current step finished and a checkpoint was written.</summary>
+    Cancelled,
+}
+
+/// <summary>What <see cref="CvrlTrainer.Fit"/> did.</summary>
+public sealed record TrainingSummary
+{
+    /// <summary>How the run ended.</summary>
+    public required TrainingOutcome Outcome { get; init; }
+
+    /// <summary>True when cancelled.</summary>
+    public bool Cancelled => Outcome == TrainingOutcome.Cancelled;
+
+    /// <summary>Global steps done (including those before a resume).</summary>
+    public required long Steps { get; init; }
+
+    /// <summary>Steps run by this call.</summary>
+    public required long StepsThisRun { get; init; }
+
+    /// <summary>The step this call resumed from (0 for a fresh run).</summary>
+    public required long ResumedFromStep { get; init; }
+
+    /// <summary>Epochs fully completed.</summary>
+    public required int EpochsCompleted { get; init; }
+
+    /// <summary>The loss of every step this call ran, in order.</summary>
+    public required IReadOnlyList<double> Losses { get; init; }
+
+    /// <summary>The last step's loss (NaN when no step ran).</summary>
+    public double FinalLoss => Losses.Count > 0 ? Losses[^1] : double.NaN;
+
+    /// <summary>Videos skipped as undecodable.</summary>
+    public required int BadVideos { get; init; }
+
+    /// <summary>The newest checkpoint, if any was written or loaded.</summary>
+    public string? Checkpoint { get; init; }
+
+    /// <summary>Wall time of this call.</summary>
+    public required TimeSpan Elapsed { get; init; }
+}
+
+/// <summary>Training stopped because the loss became NaN or infinite. The last good checkpoint is untouched.</summary>
+public sealed class TrainingDivergedException : InvalidOperationException
+{
+    /// <summary>Creates the exception.</summary>
+    public TrainingDivergedException(long step, double loss, double learningRate, string? lastCheckpoint)
+        : base($"Training diverged at step {step}: the loss is {loss} (learning rate {learningRate:G4}). The parameters were not updated with it; " +
+               (lastCheckpoint is null ? "no checkpoint was written yet. " : $"the last good checkpoint is '{lastCheckpoint}'. ") +
+               "Lower the learning rate, raise the temperature or check the input data.")
+    {
+        Step = step;
+        Loss = loss;
+        LastCheckpoint = lastCheckpoint;
+    }
+
+    /// <summary>Creates the exception (tooling).</summary>
+    public TrainingDivergedException()
+        : base("Training diverged.")
+    {
+    }
+
+    /// <summary>Creates the exception (tooling).</summary>
+    public TrainingDivergedException(string message)
+        : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception (tooling).</summary>
+    public TrainingDivergedException(string message, Exception inner)
+        : base(message, inner)
+    {
+    }
+
+    /// <summary>The step whose loss was not finite.</summary>
+    public long Step { get; }
+
+    /// <summary>The loss value.</summary>
+    public double Loss { get; }
+
+    /// <summary>The last good checkpoint, if any.</summary>
+    public string? LastCheckpoint { get; }
+}
