@@ -9,6 +9,7 @@ return which switch
     "augment" => AugmentBenchmark.Run(rest),
     "model" => ModelBenchmark.Run(rest),
     "model-step" => ModelBenchmark.Step(rest),
+    "trainer" => TrainerBenchmark.Run(rest),
     _ => Usage(),
 };
 
@@ -17,5 +18,6 @@ static int Usage()
     Console.WriteLine("usage: Cvrl.Benchmarks <benchmark> [options]");
     Console.WriteLine("  augment [--videos N] [--samples N] [--rounds N] [--codec mpeg4|mjpeg] [--python]");
     Console.WriteLine("  model [--repeats N] [--steps N] [--no-wide]");
+    Console.WriteLine("  trainer [--small-steps N] [--mid-steps N]");
     return 2;
 }

@@ -10,26 +10,31 @@ namespace Cvrl.Models;
 /// Measured here (docs/benchmarks.md): a TorchSharp 0.107 / libtorch 2.10 training loop frees every tensor it should,
 /// yet glibc's main heap fragments and resident memory grows by tens of megabytes per step, while the same loop in
 /// PyTorch 1.13 stays flat. Returning free pages to the system (<c>malloc_trim</c>) keeps resident memory flat, at the
-/// price of faulting those pages in again on the next step, so the guard trims only when resident memory has grown
-/// past a budget above the level measured after warm-up. On other platforms it does nothing.
+/// price of faulting those pages in again on the next step, so the guard trims only when resident memory (sampled at
+/// the end of a step) has grown past a budget above the level measured during warm-up: both a fraction of it and an
+/// absolute minimum. On other platforms it does nothing.
 /// </remarks>
 public sealed class NativeHeapGuard
 {
     private readonly double _tolerance;
     private readonly int _warmupSteps;
+    private readonly long _minimumGrowth;
     private long _baseline;
     private int _steps;
 
     /// <summary>Creates a guard.</summary>
     /// <param name="tolerance">Allowed growth above the post-warm-up resident size before trimming (default 0.05 = 5%).</param>
-    /// <param name="warmupSteps">Steps before the baseline is taken (default 2).</param>
+    /// <param name="warmupSteps">Steps whose resident size sets the baseline (default 2).</param>
+    /// <param name="minimumGrowthMiB">Never trim for less growth than this, whatever the tolerance (default 128 MiB): small models fluctuate by more than a few percent without fragmenting.</param>
     /// <exception cref="ArgumentOutOfRangeException">A value is negative.</exception>
-    public NativeHeapGuard(double tolerance = 0.05, int warmupSteps = 2)
+    public NativeHeapGuard(double tolerance = 0.05, int warmupSteps = 2, int minimumGrowthMiB = 128)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(tolerance);
         ArgumentOutOfRangeException.ThrowIfNegative(warmupSteps);
+        ArgumentOutOfRangeException.ThrowIfNegative(minimumGrowthMiB);
         _tolerance = tolerance;
         _warmupSteps = warmupSteps;
+        _minimumGrowth = minimumGrowthMiB * 1048576L;
     }
 
     /// <summary>Number of trims so far.</summary>
@@ -55,7 +60,7 @@ public sealed class NativeHeapGuard
             return false;
         }
 
-        if (rss > (long)(_baseline * (1 + _tolerance)))
+        if (rss > (long)(_baseline * (1 + _tolerance)) && rss - _baseline > _minimumGrowth)
         {
             NativeHeap.Trim();
             Trims++;

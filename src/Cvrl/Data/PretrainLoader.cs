@@ -189,11 +189,29 @@ public sealed class PretrainLoader
     /// <returns>The batches; the caller owns (disposes) each.</returns>
     /// <exception cref="VideoDecodeException">With <see cref="BadVideoPolicy.Fail"/>, the first bad video.</exception>
     /// <exception cref="OperationCanceledException">Cancelled.</exception>
-    public IEnumerable<ViewBatch> ReadEpoch(int epoch, int startPosition = 0, int startBatchIndex = 0, CancellationToken cancellationToken = default)
+    public IEnumerable<ViewBatch> ReadEpoch(int epoch, int startPosition = 0, int startBatchIndex = 0, CancellationToken cancellationToken = default) =>
+        ReadEpochs(epoch, 1, startPosition, startBatchIndex, cancellationToken);
+
+    /// <summary>
+    /// Reads the batches of several consecutive epochs as one stream, so the workers run on into the next epoch while
+    /// the last batches of the current one are consumed (no pipeline restart at epoch boundaries). Batches carry their
+    /// <see cref="ViewBatch.Epoch"/>; each epoch's batch indices start at 0 (the first at <paramref name="startBatchIndex"/>).
+    /// </summary>
+    /// <param name="firstEpoch">The first epoch.</param>
+    /// <param name="epochCount">How many epochs.</param>
+    /// <param name="startPosition">The epoch-order position to start from in the first epoch.</param>
+    /// <param name="startBatchIndex">The index the first batch gets.</param>
+    /// <param name="cancellationToken">Stops the workers.</param>
+    /// <returns>The batches; the caller owns (disposes) each.</returns>
+    /// <exception cref="VideoDecodeException">With <see cref="BadVideoPolicy.Fail"/>, the first bad video.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled.</exception>
+    public IEnumerable<ViewBatch> ReadEpochs(int firstEpoch, int epochCount, int startPosition = 0, int startBatchIndex = 0, CancellationToken cancellationToken = default)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(epoch);
+        ArgumentOutOfRangeException.ThrowIfNegative(firstEpoch);
+        ArgumentOutOfRangeException.ThrowIfNegative(epochCount);
         ArgumentOutOfRangeException.ThrowIfNegative(startPosition);
-        return new EpochRun(this, epoch, startPosition, startBatchIndex, cancellationToken).Read();
+        ArgumentOutOfRangeException.ThrowIfNegative(startBatchIndex);
+        return epochCount == 0 ? [] : new EpochRun(this, firstEpoch, epochCount, startPosition, startBatchIndex, cancellationToken).Read();
     }
 
     private sealed class Slot
@@ -202,36 +220,39 @@ public sealed class PretrainLoader
         public Exception? Error;
     }
 
-    /// <summary>One epoch's workers, collator and output channel.</summary>
+
+    /// <summary>The workers, collator and output channel of a run over one or more consecutive epochs.</summary>
     private sealed class EpochRun
     {
         private readonly PretrainLoader _owner;
-        private readonly int _epoch;
+        private readonly int _firstEpoch;
         private readonly int _start;
         private readonly int _startBatch;
-        private readonly int[] _order;
-        private readonly Slot?[] _slots;
+        private readonly long _total;
+        private readonly int _count;
+        private readonly Dictionary<long, Slot> _slots = [];
+        private readonly ConcurrentDictionary<int, int[]> _orders = new();
         private readonly CancellationTokenSource _cts;
         private readonly Channel<ViewBatch> _ready;
         private readonly object _gate = new();
         private readonly int _window;
-        private int _next;
-        private int _consumed;
+        private long _next;
+        private long _consumed;
         private ExceptionDispatchInfo? _failure;
 
-        public EpochRun(PretrainLoader owner, int epoch, int start, int startBatch, CancellationToken token)
+        public EpochRun(PretrainLoader owner, int firstEpoch, int epochCount, int start, int startBatch, CancellationToken token)
         {
             _owner = owner;
-            _epoch = epoch;
-            _start = Math.Min(start, owner._data.Count);
+            _firstEpoch = firstEpoch;
+            _count = owner._data.Count;
+            _start = Math.Min(start, _count);
             _startBatch = startBatch;
-            _order = owner.EpochOrder(epoch);
-            _slots = new Slot?[_order.Length];
+            _total = (_count - _start) + ((long)_count * (epochCount - 1));
             _cts = CancellationTokenSource.CreateLinkedTokenSource(token);
             _ready = Channel.CreateBounded<ViewBatch>(new BoundedChannelOptions(owner.Options.PrefetchBatches) { SingleReader = true, SingleWriter = true });
             _window = ((owner.Options.PrefetchBatches + 1) * owner.Options.BatchSize) + owner.Options.Workers;
-            _next = _start - 1;
-            _consumed = _start;
+            _next = -1;
+            _consumed = 0;
         }
 
         public IEnumerable<ViewBatch> Read()
@@ -284,29 +305,44 @@ public sealed class PretrainLoader
                     leftover.Dispose();
                 }
 
-                foreach (var slot in _slots)
+                foreach (var slot in _slots.Values)
                 {
-                    slot?.Views?.Dispose();
+                    slot.Views?.Dispose();
                 }
 
                 _cts.Dispose();
             }
         }
 
+        /// <summary>The epoch and epoch-order position of a run position.</summary>
+        private (int Epoch, int Position) Locate(long p)
+        {
+            long first = _count - _start;
+            if (p < first)
+            {
+                return (_firstEpoch, (int)(_start + p));
+            }
+
+            long q = p - first;
+            return (_firstEpoch + 1 + (int)(q / _count), (int)(q % _count));
+        }
+
+        private int[] Order(int epoch) => _orders.GetOrAdd(epoch, e => _owner.EpochOrder(e));
+
         private void Work()
         {
             var token = _cts.Token;
             while (!token.IsCancellationRequested)
             {
-                int position = Interlocked.Increment(ref _next);
-                if (position >= _order.Length)
+                long p = Interlocked.Increment(ref _next);
+                if (p >= _total)
                 {
                     return;
                 }
 
                 lock (_gate)
                 {
-                    while (position >= _consumed + _window && !token.IsCancellationRequested)
+                    while (p >= _consumed + _window && !token.IsCancellationRequested)
                     {
                         Monitor.Wait(_gate, 100);
                     }
@@ -317,9 +353,10 @@ public sealed class PretrainLoader
                     return;
                 }
 
-                var slot = new Slot();
-                int index = _order[position];
+                var (epoch, position) = Locate(p);
+                int index = Order(epoch)[position];
                 var item = _owner._data[index];
+                var slot = new Slot();
                 try
                 {
                     if (_owner._bad.TryGetValue(item.Path, out string? reason))
@@ -329,7 +366,7 @@ public sealed class PretrainLoader
                     else
                     {
                         int? known = _owner._frameCounts.TryGetValue(index, out int n) ? n : null;
-                        slot.Views = _owner._generate(item.Path, _owner.Options.Seed, _epoch, index, known);
+                        slot.Views = _owner._generate(item.Path, _owner.Options.Seed, epoch, index, known);
                         _owner._frameCounts[index] = slot.Views.FrameCount;
                     }
                 }
@@ -348,7 +385,7 @@ public sealed class PretrainLoader
 
                 lock (_gate)
                 {
-                    _slots[position] = slot;
+                    _slots[p] = slot;
                     Monitor.PulseAll(_gate);
                 }
             }
@@ -359,22 +396,23 @@ public sealed class PretrainLoader
             var token = _cts.Token;
             var views = new List<CvrlViews>();
             var indices = new List<int>();
+            int currentEpoch = _firstEpoch;
             int batchIndex = _startBatch;
             int batchSize = _owner.Options.BatchSize;
             try
             {
-                for (int position = _start; position < _order.Length; position++)
+                for (long p = 0; p < _total; p++)
                 {
                     Slot? slot;
                     lock (_gate)
                     {
-                        while ((slot = _slots[position]) is null && !token.IsCancellationRequested)
+                        while (!_slots.TryGetValue(p, out slot) && !token.IsCancellationRequested)
                         {
                             Monitor.Wait(_gate, 100);
                         }
 
-                        _slots[position] = null;
-                        _consumed = position + 1;
+                        _slots.Remove(p);
+                        _consumed = p + 1;
                         Monitor.PulseAll(_gate);
                     }
 
@@ -383,9 +421,18 @@ public sealed class PretrainLoader
                         return;
                     }
 
+                    var (epoch, position) = Locate(p);
+                    if (epoch != currentEpoch)
+                    {
+                        FinishEpoch(views, indices, currentEpoch, batchIndex, token);
+                        _orders.TryRemove(currentEpoch, out _);
+                        currentEpoch = epoch;
+                        batchIndex = 0;
+                    }
+
                     if (slot.Error is not null)
                     {
-                        var item = _owner._data[_order[position]];
+                        var item = _owner._data[Order(epoch)[position]];
                         if (_owner.Options.BadVideos == BadVideoPolicy.Fail)
                         {
                             _failure ??= ExceptionDispatchInfo.Capture(slot.Error);
@@ -402,17 +449,14 @@ public sealed class PretrainLoader
                     }
 
                     views.Add(slot.Views!);
-                    indices.Add(_order[position]);
+                    indices.Add(Order(epoch)[position]);
                     if (views.Count == batchSize)
                     {
-                        Emit(views, indices, batchIndex++, position + 1, token);
+                        Emit(views, indices, epoch, batchIndex++, position + 1, token);
                     }
                 }
 
-                if (views.Count > 0 && !_owner.Options.DropLast)
-                {
-                    Emit(views, indices, batchIndex, _order.Length, token);
-                }
+                FinishEpoch(views, indices, currentEpoch, batchIndex, token);
             }
             catch (OperationCanceledException)
             {
@@ -435,7 +479,24 @@ public sealed class PretrainLoader
             }
         }
 
-        private void Emit(List<CvrlViews> views, List<int> indices, int batchIndex, int endPosition, CancellationToken token)
+        /// <summary>Emits (or, with DropLast, drops) an epoch's incomplete last batch.</summary>
+        private void FinishEpoch(List<CvrlViews> views, List<int> indices, int epoch, int batchIndex, CancellationToken token)
+        {
+            if (views.Count > 0 && !_owner.Options.DropLast)
+            {
+                Emit(views, indices, epoch, batchIndex, _count, token);
+            }
+
+            foreach (var v in views)
+            {
+                v.Dispose();
+            }
+
+            views.Clear();
+            indices.Clear();
+        }
+
+        private void Emit(List<CvrlViews> views, List<int> indices, int epoch, int batchIndex, int endPosition, CancellationToken token)
         {
             var view1 = torch.stack(views.Select(v => v.View1).ToArray());
             var view2 = torch.stack(views.Select(v => v.View2).ToArray());
@@ -445,7 +506,7 @@ public sealed class PretrainLoader
             }
 
             views.Clear();
-            var batch = new ViewBatch(view1, view2, [.. indices], _epoch, batchIndex, endPosition);
+            var batch = new ViewBatch(view1, view2, [.. indices], epoch, batchIndex, endPosition);
             indices.Clear();
             try
             {

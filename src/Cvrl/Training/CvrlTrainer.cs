@@ -153,6 +153,8 @@ public sealed class CvrlTrainer : IDisposable
         var window = Stopwatch.StartNew();
         double waitSeconds = 0;
         long clipsInWindow = 0;
+        var phases = new double[3];
+        int stepsInWindow = 0;
         bool cancelled = false;
         int epochsCompleted = epoch;
         (double Loss, double Accuracy, double Entropy, double Lr) last = (double.NaN, double.NaN, double.NaN, double.NaN);
@@ -161,83 +163,100 @@ public sealed class CvrlTrainer : IDisposable
         Head.train();
         try
         {
-            for (; epoch < Options.Epochs && !cancelled; epoch++)
+            var epochWatch = Stopwatch.StartNew();
+            using var batches = loader.ReadEpochs(epoch, Math.Max(0, Options.Epochs - epoch), position, batchIndex, cancellationToken).GetEnumerator();
+            while (true)
             {
-                var epochWatch = Stopwatch.StartNew();
-                using var batches = loader.ReadEpoch(epoch, position, batchIndex, cancellationToken).GetEnumerator();
-                while (true)
+                var wait = Stopwatch.StartNew();
+                bool more;
+                try
                 {
-                    var wait = Stopwatch.StartNew();
-                    bool more;
-                    try
-                    {
-                        more = batches.MoveNext();
-                    }
-                    catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-                    {
-                        cancelled = true;
-                        break;
-                    }
-
-                    waitSeconds += wait.Elapsed.TotalSeconds;
-                    if (!more)
-                    {
-                        break;
-                    }
-
-                    using var batch = batches.Current;
-                    double lr = schedule.At(Step);
-                    var (loss, accuracy, entropy) = TrainStep(batch, lr, cache, lastCheckpoint);
-                    Step++;
-                    losses.Add(loss);
-                    last = (loss, accuracy, entropy, lr);
-                    clipsInWindow += 2L * batch.Count;
-                    (batchIndex, position) = (batch.BatchIndex + 1, batch.EndPosition);
-                    if (guard?.AfterStep() == true)
-                    {
-                        Log.HeapTrimmed(_logger, Step, NativeHeap.ResidentBytes() / 1048576.0);
-                    }
-
-                    bool epochEnd = batchIndex >= stepsPerEpoch;
-                    if (Step % Options.LogEverySteps == 0 || epochEnd)
-                    {
-                        double seconds = Math.Max(window.Elapsed.TotalSeconds, 1e-9);
-                        var report = new TrainingProgress(epoch, Step, batchIndex, stepsPerEpoch, totalSteps, loss, accuracy, entropy, lr,
-                            clipsInWindow / seconds, Math.Min(1, waitSeconds / seconds), run.Elapsed,
-                            TimeSpan.FromSeconds(run.Elapsed.TotalSeconds / Math.Max(1, Step - resumedFrom) * Math.Max(0, totalSteps - Step)));
-                        Report(report, progress, metrics, board);
-                        window.Restart();
-                        waitSeconds = 0;
-                        clipsInWindow = 0;
-                    }
-
-                    if (store is not null && Step % Options.CheckpointEverySteps == 0)
-                    {
-                        lastCheckpoint = WriteCheckpoint(store, epoch, batchIndex, position);
-                    }
-
-                    if (cancellationToken.IsCancellationRequested)
-                    {
-                        cancelled = true;
-                        break;
-                    }
+                    more = batches.MoveNext();
+                }
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                {
+                    cancelled = true;
+                    break;
                 }
 
-                if (cancelled)
+                waitSeconds += wait.Elapsed.TotalSeconds;
+                if (!more)
                 {
                     break;
                 }
 
-                Log.EpochDone(_logger, epoch, last.Loss, last.Accuracy, epochWatch.Elapsed);
-                epochsCompleted = epoch + 1;
-                (batchIndex, position) = (0, 0);
-                if (store is not null)
+                using var batch = batches.Current;
+                while (batch.Epoch > epoch)
                 {
-                    lastCheckpoint = WriteCheckpoint(store, epoch + 1, 0, 0);
+                    // The previous epoch ended (its last batches may have been dropped or skipped).
+                    FinishEpoch(store, ref epoch, ref lastCheckpoint, epochWatch, last);
+                    epochsCompleted = epoch;
+                    epochWatch.Restart();
+                }
+
+                double lr = schedule.At(Step);
+                var (loss, accuracy, entropy) = TrainStep(batch, lr, cache, lastCheckpoint, phases);
+                Step++;
+                stepsInWindow++;
+                losses.Add(loss);
+                last = (loss, accuracy, entropy, lr);
+                clipsInWindow += 2L * batch.Count;
+                (batchIndex, position) = (batch.BatchIndex + 1, batch.EndPosition);
+                if (guard?.AfterStep() == true)
+                {
+                    Log.HeapTrimmed(_logger, Step, NativeHeap.ResidentBytes() / 1048576.0);
+                }
+
+                bool epochEnd = batchIndex >= stepsPerEpoch;
+                if (Step % Options.LogEverySteps == 0 || epochEnd)
+                {
+                    double seconds = Math.Max(window.Elapsed.TotalSeconds, 1e-9);
+                    double n = Math.Max(1, stepsInWindow);
+                    var timings = new StepTimings(waitSeconds / n, phases[0] / n, phases[1] / n, phases[2] / n,
+                        Math.Max(0, (seconds - waitSeconds - phases.Sum()) / n));
+                    var report = new TrainingProgress(epoch, Step, batchIndex, stepsPerEpoch, totalSteps, loss, accuracy, entropy, lr,
+                        clipsInWindow / seconds, Math.Min(1, waitSeconds / seconds), run.Elapsed,
+                        TimeSpan.FromSeconds(run.Elapsed.TotalSeconds / Math.Max(1, Step - resumedFrom) * Math.Max(0, totalSteps - Step)),
+                        timings);
+                    Report(report, progress, metrics, board);
+                    window.Restart();
+                    waitSeconds = 0;
+                    clipsInWindow = 0;
+                    stepsInWindow = 0;
+                    Array.Clear(phases);
+                }
+
+                if (store is not null && Step % Options.CheckpointEverySteps == 0 && !epochEnd)
+                {
+                    lastCheckpoint = WriteCheckpoint(store, epoch, batchIndex, position);
+                }
+
+                if (epochEnd)
+                {
+                    FinishEpoch(store, ref epoch, ref lastCheckpoint, epochWatch, last);
+                    epochsCompleted = epoch;
+                    (batchIndex, position) = (0, 0);
+                    epochWatch.Restart();
+                }
+
+                if (cancellationToken.IsCancellationRequested)
+                {
+                    cancelled = true;
+                    break;
                 }
             }
 
-            if (cancelled)
+            if (!cancelled)
+            {
+                // Epochs whose last batches were all dropped or skipped still end.
+                while (epoch < Options.Epochs)
+                {
+                    FinishEpoch(store, ref epoch, ref lastCheckpoint, epochWatch, last);
+                    epochsCompleted = epoch;
+                    (batchIndex, position) = (0, 0);
+                }
+            }
+            else
             {
                 Log.Cancelled(_logger, Step);
                 if (store is not null)
@@ -266,6 +285,17 @@ public sealed class CvrlTrainer : IDisposable
         };
     }
 
+    /// <summary>Logs the end of <paramref name="epoch"/>, writes the epoch-end checkpoint and moves to the next epoch.</summary>
+    private void FinishEpoch(CheckpointStore? store, ref int epoch, ref string? lastCheckpoint, Stopwatch epochWatch, (double Loss, double Accuracy, double Entropy, double Lr) last)
+    {
+        Log.EpochDone(_logger, epoch, last.Loss, last.Accuracy, epochWatch.Elapsed);
+        epoch++;
+        if (store is not null)
+        {
+            lastCheckpoint = WriteCheckpoint(store, epoch, 0, 0);
+        }
+    }
+
     /// <summary>Releases the head and the optimizer state (not the encoder).</summary>
     public void Dispose()
     {
@@ -280,8 +310,9 @@ public sealed class CvrlTrainer : IDisposable
     }
 
     /// <summary>One optimisation step on a batch; returns the loss, accuracy and entropy.</summary>
-    private (double Loss, double Accuracy, double Entropy) TrainStep(ViewBatch batch, double lr, GradientCache? cache, string? lastCheckpoint)
+    private (double Loss, double Accuracy, double Entropy) TrainStep(ViewBatch batch, double lr, GradientCache? cache, string? lastCheckpoint, double[] phases)
     {
+        var watch = Stopwatch.StartNew();
         using var scope = torch.NewDisposeScope();
         var view1 = batch.View1.to(_device);
         var view2 = batch.View2.to(_device);
@@ -305,14 +336,21 @@ public sealed class CvrlTrainer : IDisposable
             throw new TrainingDivergedException(Step, loss, lr, lastCheckpoint);
         }
 
+        double accuracy = output.Accuracy.item<float>();
+        double entropy = output.Entropy.item<float>();
+        phases[0] += watch.Elapsed.TotalSeconds;
+        watch.Restart();
         if (cache is null)
         {
             output.Loss.backward();
         }
 
+        phases[1] += watch.Elapsed.TotalSeconds;
+        watch.Restart();
         _optimizer.LearningRate = lr;
         _optimizer.Step();
-        return (loss, output.Accuracy.item<float>(), output.Entropy.item<float>());
+        phases[2] += watch.Elapsed.TotalSeconds;
+        return (loss, accuracy, entropy);
     }
 
     private Tensor Embed(Tensor clips) => Head.call(_encoder.call(clips));

@@ -14,6 +14,7 @@ namespace Cvrl.Training;
 /// <param name="DataWaitShare">Fraction of the time since the previous report spent waiting for data.</param>
 /// <param name="Elapsed">Wall time since <see cref="CvrlTrainer.Fit"/> started.</param>
 /// <param name="Remaining">Estimated time left.</param>
+/// <param name="Timings">Average time per step since the previous report, split by phase.</param>
 public sealed record TrainingProgress(
     int Epoch,
     long Step,
@@ -27,7 +28,20 @@ public sealed record TrainingProgress(
     double ClipsPerSecond,
     double DataWaitShare,
     TimeSpan Elapsed,
-    TimeSpan Remaining);
+    TimeSpan Remaining,
+    StepTimings Timings);
+
+/// <summary>Average seconds per step spent in each phase of a training step.</summary>
+/// <param name="DataWait">Waiting for the loader's next batch.</param>
+/// <param name="Forward">Moving the batch to the device, encoder, head and loss (including the loss value's read-back).</param>
+/// <param name="Backward">Back-propagation (with gradient caching both passes run inside <paramref name="Forward"/>).</param>
+/// <param name="Optimizer">The optimizer step.</param>
+/// <param name="Other">Everything else the trainer does per step (bookkeeping, logging, metrics, heap guard, checkpoints).</param>
+public sealed record StepTimings(double DataWait, double Forward, double Backward, double Optimizer, double Other)
+{
+    /// <summary>The whole step.</summary>
+    public double Total => DataWait + Forward + Backward + Optimizer + Other;
+}
 
 /// <summary>How a training run ended.</summary>
 public enum TrainingOutcome
