@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh >/dev/null
 dotnet build samples/Cvrl.Cli/Cvrl.Cli.csproj -c Release -v q -nologo >/dev/null
-exec dotnet samples/Cvrl.Cli/bin/Release/net10.0/cvrl.dll "$@"
+exec dotnet samples/Cvrl.Cli/bin/Release/net10.0/Cvrl.Cli.dll "$@"

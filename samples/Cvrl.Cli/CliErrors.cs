@@ -26,6 +26,7 @@ internal static class CliErrors
             InvalidDataException i => (i.Message, FailureExitCode),
             IOException io => (io.Message, FailureExitCode),
             UnauthorizedAccessException u => (u.Message, FailureExitCode),
+            InvalidOperationException o => (o.Message, FailureExitCode),
             _ => ($"{e.GetType().Name}: {e.Message}", FailureExitCode),
         };
 

@@ -25,6 +25,12 @@ app.Configure(config =>
     config.AddCommand<PreviewCommand>("preview")
         .WithDescription("Write a PNG contact sheet of the two augmented CVRL views of a video.")
         .WithExample("preview", "clip.mp4", "--out", "sheet.png");
+    config.AddCommand<EmbedCommand>("embed")
+        .WithDescription("Embed every video of a folder (mean of L2-normalised clip features) and save the set.")
+        .WithExample("embed", "videos/", "--out", "videos.cvrlemb", "--checkpoint", "runs/a/checkpoint-000500.cvrl");
+    config.AddCommand<SearchCommand>("search")
+        .WithDescription("Find the videos of an embedding file most similar to a query video (use the encoder that made the file).")
+        .WithExample("search", "videos.cvrlemb", "query.mp4", "--top", "5");
 });
 
 return app.Run(args, cancellation.Token);

@@ -132,33 +132,20 @@ public sealed class CvrlViewGenerator
     public CvrlViews Generate(VideoReader reader, long seed, int epoch, long sampleIndex, int? knownFrameCount = null)
     {
         ArgumentNullException.ThrowIfNull(reader);
-        int frames = knownFrameCount ?? reader.FrameCount;
         using var scope = torch.NewDisposeScope();
-        for (int attempt = 0; ; attempt++)
-        {
-            var pair = _sampler.Sample(frames, ClipRandom.For(seed, epoch, sampleIndex, ClipRandom.TemporalStream));
-            int[] first = pair.First.Indices(frames);
-            int[] second = pair.Second.Indices(frames);
-            Tensor[] decoded;
-            try
+        ClipPair pair = default;
+        var (decoded, frames) = reader.ReadPlannedClips(
+            count =>
             {
-                decoded = reader.ReadClips([first, second]);
-            }
-            catch (VideoDecodeException e) when (e.Failure == VideoDecodeFailure.FrameOutOfRange && e.DecodableFrames is int real && real > 0 && real < frames && attempt < 3)
-            {
-                // The container over-reported its length (or its last packet does not decode): draw again from the
-                // real count. The result depends only on that count, so it is the same on every epoch.
-                frames = real;
-                continue;
-            }
-
-            var clip1 = decoded[0];
-            var clip2 = decoded[1];
-            var (view1, plan1) = View1.Run(clip1, ClipRandom.For(seed, epoch, sampleIndex, 0));
-            var (view2, plan2) = View2.Run(clip2, ClipRandom.For(seed, epoch, sampleIndex, 1));
-            view1.MoveToOuterDisposeScope();
-            view2.MoveToOuterDisposeScope();
-            return new CvrlViews(view1, view2, pair, plan1, plan2, frames);
-        }
+                // Keyed by the count only, so a corrected count gives the same clips on every epoch.
+                pair = _sampler.Sample(count, ClipRandom.For(seed, epoch, sampleIndex, ClipRandom.TemporalStream));
+                return [pair.First.Indices(count), pair.Second.Indices(count)];
+            },
+            knownFrameCount);
+        var (view1, plan1) = View1.Run(decoded[0], ClipRandom.For(seed, epoch, sampleIndex, 0));
+        var (view2, plan2) = View2.Run(decoded[1], ClipRandom.For(seed, epoch, sampleIndex, 1));
+        view1.MoveToOuterDisposeScope();
+        view2.MoveToOuterDisposeScope();
+        return new CvrlViews(view1, view2, pair, plan1, plan2, frames);
     }
 }

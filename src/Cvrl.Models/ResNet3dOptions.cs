@@ -194,6 +194,11 @@ public sealed record ResNet3dOptions
         };
     }
 
+    /// <summary>A short name such as "R3D-50 2x" or "R3D-18 1x, 101 classes".</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public string ArchitectureName =>
+        string.Create(System.Globalization.CultureInfo.InvariantCulture, $"R3D-{Depth} {WidthMultiplier:0.###}x{(NumClasses is int n ? $", {n} classes" : string.Empty)}");
+
     /// <summary>Structural equality, comparing the per-stage lists by value.</summary>
     public bool Equals(ResNet3dOptions? other) =>
         other is not null && Depth == other.Depth && WidthMultiplier.Equals(other.WidthMultiplier) && InputChannels == other.InputChannels

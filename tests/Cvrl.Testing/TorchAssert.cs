@@ -44,4 +44,24 @@ public static class LiveTensors
     /// would miss tensors made on loader threads and disposed on the training thread).
     /// </summary>
     public static long Count => torch.Tensor.TotalCount;
+
+    /// <summary>
+    /// Handle-less tensor objects TorchSharp 0.107 leaves counted per linear layer it builds: its Parameter constructor
+    /// moves the handle out of the source tensor, whose later disposal no longer decrements the count. They hold no
+    /// native memory.
+    /// </summary>
+    public const int HusksPerLinearLayer = 2;
+
+    /// <summary>
+    /// <see cref="Count"/> after finalising unreachable tensor handles (the test's own garbage), for a baseline taken
+    /// after test set-up. Compare it with a later <see cref="Count"/>, so that the code under test is held to not
+    /// leaving handles for the finaliser.
+    /// </summary>
+    public static long Settled()
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        return Count;
+    }
 }

@@ -226,6 +226,32 @@ public sealed class VideoReader : IDisposable
         }
     }
 
+    /// <summary>
+    /// Plans clips from the frame count and decodes them. When the container over-reported its length (or its last
+    /// packets do not decode), the clips are planned again from the real count, up to three times, so the result depends
+    /// only on the decodable frames.
+    /// </summary>
+    /// <param name="plan">Returns the clips' frame indices for a frame count; called again after a correction.</param>
+    /// <param name="knownFrameCount">A count established earlier, or null for <see cref="FrameCount"/>.</param>
+    /// <returns>The decoded clips (owned by the caller) and the frame count they were planned from.</returns>
+    /// <exception cref="VideoDecodeException">The video cannot be decoded.</exception>
+    public (Tensor[] Clips, int FrameCount) ReadPlannedClips(Func<int, IReadOnlyList<int[]>> plan, int? knownFrameCount = null)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        int frames = knownFrameCount ?? FrameCount;
+        for (int attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return (ReadClips(plan(frames)), frames);
+            }
+            catch (VideoDecodeException e) when (e.Failure == VideoDecodeFailure.FrameOutOfRange && e.DecodableFrames is int real && real > 0 && real < frames && attempt < 3)
+            {
+                frames = real;
+            }
+        }
+    }
+
     /// <summary>Releases the decoder.</summary>
     public void Dispose()
     {

@@ -97,6 +97,44 @@ public static class CvrlCheckpoint
         }
     }
 
+    /// <summary>
+    /// Loads the checkpoint's weights into an encoder built from <paramref name="expected"/>, so that a checkpoint of
+    /// another architecture fails with a clear message instead of giving a different model than asked for.
+    /// </summary>
+    /// <param name="path">The checkpoint.</param>
+    /// <param name="expected">The architecture the caller expects.</param>
+    /// <param name="device">Where to put it (default CPU).</param>
+    /// <returns>The encoder, owned by the caller.</returns>
+    /// <exception cref="InvalidDataException">The file is not a readable Cvrl checkpoint.</exception>
+    /// <exception cref="WeightsMismatchException">The checkpoint holds another architecture; the message names both.</exception>
+    public static ResNet3d LoadEncoder(string path, ResNet3dOptions expected, Device? device = null)
+    {
+        ArgumentNullException.ThrowIfNull(expected);
+        using var file = StateDictFile.Read(path);
+        var state = State(file, path);
+        var encoder = ResNet3d.Create(expected);
+        try
+        {
+            ModelWeights.LoadStateDict(encoder, Prefixed(file, "encoder."), strict: true, origin: path);
+            if (device is not null)
+            {
+                encoder.to(device);
+            }
+
+            return encoder;
+        }
+        catch (WeightsMismatchException e)
+        {
+            encoder.Dispose();
+            throw new WeightsMismatchException($"Checkpoint '{path}' holds an {state.Encoder.ArchitectureName} encoder, not the {expected.ArchitectureName} asked for. {e.Message}", e);
+        }
+        catch
+        {
+            encoder.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>Builds the checkpoint's projection head with its weights.</summary>
     /// <exception cref="InvalidDataException">The file is not a readable Cvrl checkpoint.</exception>
     public static ProjectionHead LoadHead(string path, Device? device = null)

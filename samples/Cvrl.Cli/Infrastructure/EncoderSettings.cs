@@ -1,0 +1,128 @@
+using System.ComponentModel;
+using Cvrl.Models;
+using Cvrl.Models.Weights;
+using Cvrl.Training;
+using Spectre.Console;
+using Spectre.Console.Cli;
+using TorchSharp;
+
+namespace Cvrl.Cli.Infrastructure;
+
+/// <summary>Options shared by every command that needs an encoder: a checkpoint, or a freshly initialised network.</summary>
+internal class EncoderSettings : CommandSettings
+{
+    [CommandOption("-c|--checkpoint <FILE>")]
+    [Description("A Cvrl checkpoint (from pretrain), or a weight file (.pt/.pth/.safetensors/TorchSharp) for --depth/--width. Default: a freshly initialised encoder.")]
+    public string? Checkpoint { get; init; }
+
+    [CommandOption("--depth <N>")]
+    [Description("ResNet depth (18, 34, 50, 101, 152, 200) of a fresh encoder or of a weight file; with a Cvrl checkpoint, checked against it. [grey]Default: 50[/]")]
+    public int? Depth { get; init; }
+
+    [CommandOption("--width <X>")]
+    [Description("Width multiplier (1, 2, 4; any positive value). [grey]Default: 1[/]")]
+    public double? Width { get; init; }
+
+    [CommandOption("--init-seed <SEED>")]
+    [Description("Seed of a freshly initialised encoder (the same seed gives the same weights).")]
+    [DefaultValue(0L)]
+    public long InitSeed { get; init; }
+
+    [CommandOption("--device <DEVICE>")]
+    [Description("cpu, cuda or cuda:N.")]
+    [DefaultValue("cpu")]
+    public string Device { get; init; } = "cpu";
+
+    [CommandOption("--workers <N>")]
+    [Description("Decoding threads. [grey]Default: one per core[/]")]
+    public int? Workers { get; init; }
+
+    public int WorkerCount => Workers ?? Environment.ProcessorCount;
+
+    public override ValidationResult Validate()
+    {
+        if (Depth is int d && d is not (18 or 34 or 50 or 101 or 152 or 200))
+        {
+            return ValidationResult.Error("--depth must be 18, 34, 50, 101, 152 or 200");
+        }
+
+        if (Width is double w && !(w > 0 && double.IsFinite(w)))
+        {
+            return ValidationResult.Error("--width must be positive");
+        }
+
+        if (Workers is < 1)
+        {
+            return ValidationResult.Error("--workers must be at least 1");
+        }
+
+        try
+        {
+            DeviceSpec.Parse(Device);
+        }
+        catch (ArgumentException e)
+        {
+            return ValidationResult.Error(e.Message);
+        }
+
+        return ValidationResult.Success();
+    }
+
+    /// <summary>The architecture asked for on the command line (depth 50, width 1 by default).</summary>
+    public ResNet3dOptions Architecture => new() { Depth = Depth ?? 50, WidthMultiplier = Width ?? 1 };
+
+    /// <summary>Builds the encoder on the requested device, and a one-line description of where it came from.</summary>
+    public (ResNet3d Encoder, string Description) CreateEncoder()
+    {
+        var device = DeviceSpec.Resolve(Device);
+        if (Checkpoint is null)
+        {
+            torch.manual_seed(InitSeed);
+            var fresh = ResNet3d.Create(Architecture, device);
+            return (fresh, $"freshly initialised {Architecture.ArchitectureName} (seed {InitSeed})");
+        }
+
+        if (!File.Exists(Checkpoint))
+        {
+            throw new FileNotFoundException($"checkpoint '{Checkpoint}' does not exist", Checkpoint);
+        }
+
+        if (StateDictFile.DetectFormat(Checkpoint) == WeightFormat.TorchSharp && IsCvrlCheckpoint(Checkpoint))
+        {
+            var encoder = Depth is null && Width is null
+                ? CvrlCheckpoint.LoadEncoder(Checkpoint, device)
+                : CvrlCheckpoint.LoadEncoder(Checkpoint, Architecture, device);
+            return (encoder, $"{encoder.Options.ArchitectureName} from checkpoint {Path.GetFileName(Checkpoint)}");
+        }
+
+        var model = ResNet3d.Create(Architecture);
+        try
+        {
+            ModelWeights.Load(Checkpoint, model, strict: true);
+            model.to(device);
+            return (model, $"{Architecture.ArchitectureName} from weights {Path.GetFileName(Checkpoint)}");
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    private static bool IsCvrlCheckpoint(string path)
+    {
+        try
+        {
+            CvrlCheckpoint.ReadState(path);
+            return true;
+        }
+        catch (InvalidDataException e) when (e.Message.Contains("not a Cvrl checkpoint", StringComparison.Ordinal))
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Prints which encoder runs where.</summary>
+    public void Announce(string description) =>
+        AnsiConsole.MarkupLine($"encoder: {Markup.Escape(description)} on {Markup.Escape(Device)}");
+}

@@ -1,0 +1,280 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Cvrl.Augment.Video;
+using Cvrl.Data;
+using Cvrl.Models;
+using Cvrl.Optim;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Cvrl.Evaluation;
+
+/// <summary>
+/// Options for <see cref="FineTuner"/>. The paper's fine-tuning settings are not in the official code (cvrl-spec.md
+/// section 6); the defaults follow the Model Garden's generic UCF-101 recipe where it has one (momentum 0.9, weight
+/// decay 1e-4 on kernels, dropout 0.2, LR 0.8 at batch 64, 5% warm-up then cosine decay), with plain rather than
+/// Nesterov momentum.
+/// </summary>
+public sealed record FineTuneOptions
+{
+    /// <summary>Epochs over the training videos. Default 100.</summary>
+    public int Epochs { get; init; } = 100;
+
+    /// <summary>Videos (one random clip each) per step. Default 16.</summary>
+    public int BatchSize { get; init; } = 16;
+
+    /// <summary>Peak learning rate of the new classifier head; null for 0.8 at batch 64 scaled linearly (<c>0.8 x BatchSize / 64</c>).</summary>
+    public double? HeadLearningRate { get; init; }
+
+    /// <summary>Peak learning rate of the backbone; null for the head's rate (the Model Garden recipe uses one rate for both).</summary>
+    public double? BackboneLearningRate { get; init; }
+
+    /// <summary>Warm-up as a fraction of all steps. Default 0.05.</summary>
+    public double WarmupFraction { get; init; } = 0.05;
+
+    /// <summary>SGD momentum. Default 0.9.</summary>
+    public double Momentum { get; init; } = 0.9;
+
+    /// <summary>Weight decay on convolution and linear kernels. Default 1e-4.</summary>
+    public double WeightDecay { get; init; } = 1e-4;
+
+    /// <summary>Dropout before the classifier. Default 0.2.</summary>
+    public double Dropout { get; init; } = 0.2;
+
+    /// <summary>Seed for the training views, the batch order and the head's initialisation. Default 0.</summary>
+    public long Seed { get; init; }
+
+    /// <summary>Views (training crops and the test views), test batching and workers. Features are not normalised when fine-tuning.</summary>
+    public FeatureExtractorOptions Features { get; init; } = new();
+
+    /// <summary>The head's learning rate.</summary>
+    public double EffectiveHeadLearningRate => HeadLearningRate ?? (0.8 * BatchSize / 64.0);
+
+    /// <summary>The backbone's learning rate.</summary>
+    public double EffectiveBackboneLearningRate => BackboneLearningRate ?? EffectiveHeadLearningRate;
+
+    /// <summary>Checks every option.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range; the message names it.</exception>
+    public void Validate()
+    {
+        LinearTraining.Check(Epochs, BatchSize, HeadLearningRate, WarmupFraction, Momentum, WeightDecay);
+        LinearTraining.Require(BackboneLearningRate is null || (BackboneLearningRate >= 0 && double.IsFinite(BackboneLearningRate.Value)), nameof(BackboneLearningRate), BackboneLearningRate, "BackboneLearningRate must be 0 (frozen) or positive, or null for the head's rate.");
+        LinearTraining.Require(Dropout is >= 0 and < 1, nameof(Dropout), Dropout, "Dropout must lie in [0, 1).");
+        ArgumentNullException.ThrowIfNull(Features, nameof(Features));
+        Features.Validate();
+    }
+}
+
+/// <summary>
+/// Fine-tuning: the whole encoder trains together with a new linear classifier (dropout, then linear, on the pooled
+/// features), each with its own learning rate, on single random training clips with crop and flip; BatchNorm is in
+/// training mode. Then the test split is scored with the same 30-view protocol as the linear probe. The encoder is
+/// modified in place.
+/// </summary>
+public sealed class FineTuner
+{
+    private readonly ILogger _logger;
+
+    /// <summary>Creates the protocol.</summary>
+    /// <param name="options">Options (validated); null for the defaults.</param>
+    /// <param name="logger">Optional logging.</param>
+    public FineTuner(FineTuneOptions? options = null, ILogger? logger = null)
+    {
+        Options = options ?? new FineTuneOptions();
+        Options.Validate();
+        _logger = logger ?? NullLogger.Instance;
+    }
+
+    /// <summary>The options.</summary>
+    public FineTuneOptions Options { get; }
+
+    /// <summary>Fine-tunes <paramref name="encoder"/> on <paramref name="train"/> and tests on <paramref name="test"/>.</summary>
+    /// <param name="encoder">A backbone-mode encoder; trained in place on its own device.</param>
+    /// <param name="train">Labelled training videos.</param>
+    /// <param name="test">Labelled test videos with the same classes.</param>
+    /// <param name="progress">Reports training steps and test feature extraction.</param>
+    /// <param name="cancellationToken">Stops the run (the encoder keeps the updates made so far).</param>
+    /// <returns>The classifier head and the result, owned by the caller.</returns>
+    /// <exception cref="DatasetException">A split is empty or unlabelled, a class has no training videos, or the classes differ.</exception>
+    /// <exception cref="ArgumentException">The encoder already has a classifier, or the views are smaller than it accepts.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled.</exception>
+    public ClassifierRun Fit(ResNet3d encoder, VideoDataset train, VideoDataset test, IProgress<EvaluationProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(encoder);
+        EvaluationData.CheckSplits(train, test);
+        if (encoder.IsClassifier)
+        {
+            throw new ArgumentException($"The encoder has its own classifier ({encoder.Options.NumClasses} classes); fine-tuning adds a head for the {train.Classes.Count} classes of the data. Pass a backbone-mode encoder (ResNet3dOptions.NumClasses = null).", nameof(encoder));
+        }
+
+        var extractor = new FeatureExtractor(encoder, Options.Features with { Normalize = false }, _logger);
+        var watch = Stopwatch.StartNew();
+        Log.Start(_logger, "fine-tune", train.Count, test.Count, train.Classes.Count);
+        var device = FeatureExtractor.DeviceOf(encoder);
+        int classes = train.Classes.Count;
+        var head = LinearTraining.CreateLayer(encoder.FeatureDim, classes, Options.Seed);
+        head.to(device);
+        var run = new ClassifierRun(head, train.Classes, normalizeFeatures: false);
+        try
+        {
+            var (losses, skipped, used) = Train(encoder, run, extractor.Views, train, device, watch, progress, cancellationToken);
+            var testFeatures = extractor.TestFeatures(test, progress, cancellationToken);
+            head.to(torch.CPU);
+            var scores = run.Predict(testFeatures);
+            var settings = new JsonObject
+            {
+                ["fineTune"] = ClassificationResult.ToNode(Options),
+                ["headLearningRate"] = Options.EffectiveHeadLearningRate,
+                ["backboneLearningRate"] = Options.EffectiveBackboneLearningRate,
+                ["encoder"] = EvaluationData.Describe(encoder),
+            };
+            run.Result = ClassificationResult.Score("fine-tune", scores, testFeatures, used, losses, [.. skipped, .. testFeatures.Skipped], settings, watch.Elapsed);
+            Log.Done(_logger, "fine-tune", run.Result.Top1, run.Result.Top5, testFeatures.Count, watch.Elapsed);
+            return run;
+        }
+        catch
+        {
+            run.Dispose();
+            throw;
+        }
+    }
+
+    private (List<double> Losses, List<SkippedVideo> Skipped, int Used) Train(ResNet3d encoder, ClassifierRun run, EvaluationViews views, VideoDataset train, Device device, Stopwatch watch, IProgress<EvaluationProgress>? progress, CancellationToken cancellationToken)
+    {
+        var head = run.Classifier;
+        int n = train.Count;
+        int stepsPerEpoch = (n + Options.BatchSize - 1) / Options.BatchSize;
+        long totalSteps = (long)stepsPerEpoch * Options.Epochs;
+        long warmup = (long)Math.Round(Options.WarmupFraction * totalSteps);
+        var backboneSchedule = new WarmupCosineSchedule(Options.EffectiveBackboneLearningRate, warmup, totalSteps);
+        var headSchedule = new WarmupCosineSchedule(Options.EffectiveHeadLearningRate, warmup, totalSteps);
+        var optimizerOptions = new CvrlOptimizerOptions { Momentum = Options.Momentum, WeightDecay = Options.WeightDecay };
+        using var backboneOptimizer = new MomentumSgd(encoder.named_parameters().Select(p => ("encoder." + p.name, p.parameter)), optimizerOptions);
+        using var headOptimizer = new MomentumSgd(head.named_parameters().Select(p => ("head." + p.name, p.parameter)), optimizerOptions);
+        var losses = new List<double>();
+        var bad = new Dictionary<string, string>(StringComparer.Ordinal);
+        long step = 0;
+        bool wasTraining = encoder.training;
+        torch.manual_seed(Options.Seed); // dropout
+        encoder.train();
+        head.train();
+        try
+        {
+            for (int epoch = 0; epoch < Options.Epochs; epoch++)
+            {
+                int[] order = [.. Enumerable.Range(0, n)];
+                Augment.ClipRandom.For(Options.Seed, epoch, -1, int.MinValue + 2).Shuffle(order.AsSpan());
+                int e = epoch;
+                (Tensor? View, Exception? Error) Make(int index, int position)
+                {
+                    try
+                    {
+                        return (views.TrainView(train[index].Path, Options.Seed, e, index), null);
+                    }
+                    catch (VideoDecodeException ex) when (Options.Features.BadVideos == BadVideoPolicy.Skip)
+                    {
+                        return (null, ex);
+                    }
+                }
+
+                double sum = 0;
+                int count = 0;
+                var pending = new List<(Tensor View, int Label)>(Options.BatchSize);
+                try
+                {
+                    int position = 0;
+                    foreach (var (view, error) in OrderedParallel.Map(order, Make, Options.Features.Workers, Math.Max(2, 2 * Options.Features.Workers), r => r.View?.Dispose(), cancellationToken))
+                    {
+                        var item = train[order[position++]];
+                        if (view is null)
+                        {
+                            if (bad.TryAdd(item.Path, error!.Message))
+                            {
+                                Log.SkippedVideo(_logger, item.Path, error.Message);
+                            }
+
+                            continue;
+                        }
+
+                        pending.Add((view, item.Label));
+                        if (pending.Count == Options.BatchSize || position == n)
+                        {
+                            sum += Step(encoder, head, pending, device, backboneOptimizer, headOptimizer, backboneSchedule.At(step), headSchedule.At(step), step) * pending.Count;
+                            count += pending.Count;
+                            step++;
+                            DisposeAll(pending);
+                            progress?.Report(new EvaluationProgress("fine-tuning", (int)Math.Min(int.MaxValue, step), (int)Math.Min(int.MaxValue, totalSteps), watch.Elapsed, sum / count));
+                        }
+                    }
+
+                    if (pending.Count > 0)
+                    {
+                        // The epoch's last videos were skipped after a partial batch.
+                        sum += Step(encoder, head, pending, device, backboneOptimizer, headOptimizer, backboneSchedule.At(Math.Min(step, totalSteps)), headSchedule.At(Math.Min(step, totalSteps)), step) * pending.Count;
+                        count += pending.Count;
+                        step++;
+                    }
+                }
+                finally
+                {
+                    DisposeAll(pending);
+                }
+
+                if (count == 0)
+                {
+                    throw new DatasetException($"None of the {n} training videos at '{train.Root}' could be decoded (first: {bad.First().Key}: {bad.First().Value}).");
+                }
+
+                double mean = sum / count;
+                losses.Add(mean);
+                Log.Epoch(_logger, "fine-tune", epoch + 1, Options.Epochs, mean);
+            }
+        }
+        finally
+        {
+            encoder.train(wasTraining);
+            head.eval();
+            backboneOptimizer.ZeroGrad();
+            headOptimizer.ZeroGrad();
+        }
+
+        var skipped = bad.Select(kv => new SkippedVideo(kv.Key, kv.Value)).ToList();
+        return (losses, skipped, n - bad.Count);
+    }
+
+    private double Step(ResNet3d encoder, TorchSharp.Modules.Linear head, List<(Tensor View, int Label)> batch, Device device, CvrlOptimizer backbone, CvrlOptimizer headOptimizer, double backboneLr, double headLr, long step)
+    {
+        using var scope = torch.NewDisposeScope();
+        var x = torch.stack(batch.Select(b => b.View)).to(device);
+        var y = torch.tensor(batch.Select(b => (long)b.Label).ToArray()).to(device);
+        var features = encoder.Features(x);
+        var logits = head.call(nn.functional.dropout(features, Options.Dropout, training: true));
+        var loss = nn.functional.cross_entropy(logits, y);
+        double value = loss.item<float>();
+        if (!double.IsFinite(value))
+        {
+            throw new Training.TrainingDivergedException(step, value, headLr, lastCheckpoint: null);
+        }
+
+        backbone.ZeroGrad();
+        headOptimizer.ZeroGrad();
+        loss.backward();
+        backbone.LearningRate = backboneLr;
+        headOptimizer.LearningRate = headLr;
+        backbone.Step();
+        headOptimizer.Step();
+        return value;
+    }
+
+    private static void DisposeAll(List<(Tensor View, int Label)> items)
+    {
+        foreach (var (view, _) in items)
+        {
+            view.Dispose();
+        }
+
+        items.Clear();
+    }
+}
