@@ -10,6 +10,7 @@ return which switch
     "model" => ModelBenchmark.Run(rest),
     "model-step" => ModelBenchmark.Step(rest),
     "trainer" => TrainerBenchmark.Run(rest),
+    "evaluation" => EvaluationBenchmark.Run(rest),
     _ => Usage(),
 };
 
@@ -19,5 +20,6 @@ static int Usage()
     Console.WriteLine("  augment [--videos N] [--samples N] [--rounds N] [--codec mpeg4|mjpeg] [--python]");
     Console.WriteLine("  model [--repeats N] [--steps N] [--no-wide]");
     Console.WriteLine("  trainer [--small-steps N] [--mid-steps N]");
+    Console.WriteLine("  evaluation [--videos N] [--clips N] [--probe-only]");
     return 2;
 }

@@ -174,12 +174,12 @@ internal sealed class BasicBlock3d : Module<Tensor, Tensor>
         a.Dispose();
         if (_downsample is null)
         {
-            b.add_(x);
+            b.add_(x, TorchScalars.One);
         }
         else
         {
             using var shortcut = _downsample.Forward(x);
-            b.add_(shortcut);
+            b.add_(shortcut, TorchScalars.One);
         }
 
         return b.relu_();
@@ -227,12 +227,12 @@ internal sealed class Bottleneck3d : Module<Tensor, Tensor>
         b.Dispose();
         if (_downsample is null)
         {
-            c.add_(x);
+            c.add_(x, TorchScalars.One);
         }
         else
         {
             using var shortcut = _downsample.Forward(x);
-            c.add_(shortcut);
+            c.add_(shortcut, TorchScalars.One);
         }
 
         return c.relu_();

@@ -115,7 +115,8 @@ public static partial class Inflation
             var dst = destination[key];
             if (src.dim() == 4 && dst.dim() == 5)
             {
-                using var inflated = src.unsqueeze(2).expand(dst.shape).div(kt);
+                using var divisor = ((double)kt).ToScalar(); // disposed after use: see ResNet3d.TruncatedNormal
+                using var inflated = src.unsqueeze(2).expand(dst.shape).div(divisor);
                 dst.copy_(inflated);
             }
             else

@@ -227,7 +227,12 @@ public sealed class ResNet3d : Module<Tensor, Tensor>
         static double Phi(double x) => 0.5 * (1 + Erf(x / Math.Sqrt(2)));
         double lo = (2 * Phi(-2)) - 1;
         double hi = (2 * Phi(2)) - 1;
-        w.uniform_(lo, hi).erfinv_().mul_(std * Math.Sqrt(2)).clamp_(-2 * std, 2 * std);
+        // Explicit scalars, disposed after use: a finaliser could otherwise free one while the operation reads it.
+        using var scope = torch.NewDisposeScope();
+        using var scale = (std * Math.Sqrt(2)).ToScalar();
+        using var min = (-2 * std).ToScalar();
+        using var max = (2 * std).ToScalar();
+        w.uniform_(lo, hi).erfinv_().mul_(scale).clamp_(min, max);
     }
 
     /// <summary>The error function by Abramowitz and Stegun's formula 7.1.26 (absolute error under 1.5e-7; used only for the truncation bounds).</summary>

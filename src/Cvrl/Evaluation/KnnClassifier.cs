@@ -109,7 +109,8 @@ public sealed class KnnClassifier
             var queries = nn.functional.normalize(Means(test), p: 2, dim: 1);
             var similarity = queries.matmul(reference.t());
             var (top, index) = similarity.topk(k, dim: 1);
-            var weights = Options.Temperature is double t ? top.div(t).exp() : torch.ones_like(top);
+            using var t = (Options.Temperature ?? 1.0).ToScalar();
+            var weights = Options.Temperature is null ? torch.ones_like(top) : top.div(t).exp();
             var labels = train.LabelTensor().index_select(0, index.flatten()).view(index.shape);
             var votes = torch.zeros([test.Count, classes]).scatter_add_(1, labels, weights);
             var normalised = votes.div(votes.sum(1, keepdim: true)).contiguous();

@@ -337,7 +337,8 @@ internal sealed class LinearTraining(int epochs, int batchSize, double learningR
         using var noGrad = torch.no_grad();
         using var scope = torch.NewDisposeScope();
         using var generator = new Generator((ulong)seed);
-        layer.weight!.copy_(torch.randn([classes, dim], generator: generator).mul_(0.01));
+        using var std = 0.01.ToScalar();
+        layer.weight!.copy_(torch.randn([classes, dim], generator: generator).mul_(std));
         layer.bias!.zero_();
         return layer;
     }

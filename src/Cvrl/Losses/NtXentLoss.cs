@@ -1,3 +1,4 @@
+using Cvrl.Augment.Functional;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -111,8 +112,12 @@ public sealed class NtXentLoss
         using var scope = torch.NewDisposeScope();
         var h1 = nn.functional.normalize(z1.to_type(ScalarType.Float32), p: 2, dim: 1);
         var h2 = nn.functional.normalize(z2.to_type(ScalarType.Float32), p: 2, dim: 1);
-        float inv = (float)(1.0 / Temperature);
-        var mask = torch.eye(n, device: z1.device, dtype: ScalarType.Float32).mul_((float)MaskValue);
+        // Explicit scalars, disposed after use: see Cvrl.Augment.Functional.Scalars for why.
+        using var inv = ((float)(1.0 / Temperature)).ToScalar();
+        using var maskValue = ((float)MaskValue).ToScalar();
+        using var half = 0.5f.ToScalar();
+        using var tiny = 1e-8f.ToScalar();
+        var mask = torch.eye(n, device: z1.device, dtype: ScalarType.Float32).mul_(maskValue);
         var ab = h1.matmul(h2.t()).mul_(inv);
         var aa = h1.matmul(h1.t()).mul_(inv).sub_(mask);
         var ba = h2.matmul(h1.t()).mul_(inv);
@@ -120,12 +125,12 @@ public sealed class NtXentLoss
         var labels = torch.arange(n, device: z1.device, dtype: ScalarType.Int64);
         var lossA = nn.functional.cross_entropy(torch.cat([ab, aa], 1), labels);
         var lossB = nn.functional.cross_entropy(torch.cat([ba, bb], 1), labels);
-        var loss = Reduction == NtXentReduction.SumOfDirections ? lossA + lossB : (lossA + lossB) * 0.5f;
+        var loss = Reduction == NtXentReduction.SumOfDirections ? lossA.add(lossB, Scalars.One) : lossA.add(lossB, Scalars.One).mul(half);
 
         using var noGrad = torch.no_grad();
         var accuracy = ab.argmax(1).eq(labels).to_type(ScalarType.Float32).mean();
         var probabilities = ab.softmax(1);
-        var entropy = -(probabilities * (probabilities + 1e-8f).log()).sum(1).mean();
+        var entropy = probabilities.mul(probabilities.add(tiny, Scalars.One).log()).sum(1).mean().neg();
         return new NtXentOutput(loss.MoveToOuterDisposeScope(), accuracy.MoveToOuterDisposeScope(), entropy.MoveToOuterDisposeScope());
     }
 }

@@ -1,3 +1,4 @@
+using Cvrl.Augment.Functional;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -109,6 +110,7 @@ public abstract class CvrlOptimizer : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         using var noGrad = torch.no_grad();
         using var scope = torch.NewDisposeScope();
+        using var decay = Options.WeightDecay.ToScalar();
         for (int i = 0; i < Parameters.Count; i++)
         {
             var p = Parameters[i];
@@ -118,7 +120,7 @@ public abstract class CvrlOptimizer : IDisposable
                 continue;
             }
 
-            var g = p.IsKernel && Options.WeightDecay > 0 ? grad.add(p.Parameter, alpha: Options.WeightDecay) : grad;
+            var g = p.IsKernel && Options.WeightDecay > 0 ? grad.add(p.Parameter, alpha: decay) : grad;
             Update(p, g, _momentum[i]);
         }
     }
@@ -191,8 +193,11 @@ public sealed class MomentumSgd : CvrlOptimizer
     /// <inheritdoc />
     protected override void Update(OptimizedParameter parameter, Tensor g, Tensor momentum)
     {
-        momentum.mul_(Options.Momentum).add_(g, alpha: -LearningRate);
-        parameter.Parameter.add_(momentum);
+        // Explicit scalars, disposed after use: see Cvrl.Augment.Functional.Scalars for why.
+        using var m = Options.Momentum.ToScalar();
+        using var lr = (-LearningRate).ToScalar();
+        momentum.mul_(m).add_(g, alpha: lr);
+        parameter.Parameter.add_(momentum, Scalars.One);
     }
 }
 
@@ -213,16 +218,20 @@ public sealed class Lars : CvrlOptimizer
     protected override void Update(OptimizedParameter parameter, Tensor g, Tensor momentum)
     {
         var w = parameter.Parameter;
+        using var m = Options.Momentum.ToScalar();
+        using var lr = LearningRate.ToScalar();
         if (parameter.IsKernel)
         {
+            using var zero = 0.0.ToScalar();
+            using var eta = Options.TrustCoefficient.ToScalar();
             var wNorm = w.norm();
             var gNorm = g.norm();
-            var ratio = torch.where(wNorm.gt(0).logical_and(gNorm.gt(0)), wNorm.div(gNorm).mul(Options.TrustCoefficient), torch.ones_like(wNorm));
-            momentum.mul_(Options.Momentum).add_(g.mul(ratio).mul(LearningRate));
+            var ratio = torch.where(wNorm.gt(zero).logical_and(gNorm.gt(zero)), wNorm.div(gNorm).mul(eta), torch.ones_like(wNorm));
+            momentum.mul_(m).add_(g.mul(ratio).mul(lr), Scalars.One);
         }
         else
         {
-            momentum.mul_(Options.Momentum).add_(g, alpha: LearningRate);
+            momentum.mul_(m).add_(g, alpha: lr);
         }
 
         w.sub_(momentum);
