@@ -32,12 +32,12 @@ for id in Cvrl.Augment Cvrl.Models; do
     grep -q " $f\$" <<<"$listing" || fail "$id: $f not in package"
   done
 done
-unzip -p "$feed/Cvrl.Augment.$version.nupkg" Cvrl.Augment.nuspec | grep -q 'id="OpenCvSharp4.official.runtime.linux-x64"' || fail "Cvrl.Augment: OpenCV runtime dependency missing"
+grep -q 'id="OpenCvSharp4.official.runtime.linux-x64"' <<<"$(unzip -p "$feed/Cvrl.Augment.$version.nupkg" Cvrl.Augment.nuspec)" || fail "Cvrl.Augment: OpenCV runtime dependency missing"
 cvrl_nuspec=$(unzip -p "$feed/Cvrl.$version.nupkg" Cvrl.nuspec)
 for dep in Cvrl.Augment Cvrl.Models Microsoft.Extensions.Logging.Abstractions; do
   grep -q "id=\"$dep\"" <<<"$cvrl_nuspec" || fail "Cvrl: dependency $dep missing"
 done
-unzip -l "$feed/Cvrl.Models.$version.nupkg" | grep -q "interactive-extensions/dotnet/extension.dib" || fail "Cvrl.Models: notebook extension missing"
+grep -q "interactive-extensions/dotnet/extension.dib" <<<"$(unzip -l "$feed/Cvrl.Models.$version.nupkg")" || fail "Cvrl.Models: notebook extension missing"
 echo "check-package: package contents ok"
 
 # 2. A consumer app outside the repository.
@@ -81,7 +81,9 @@ grep -q "consumer: ok" <<<"$out" || fail "published consumer did not report ok"
 
 # The runtime fix-up alone (build-side patch turned off), and the clear error when both are off. Only meaningful
 # where the system libstdc++ lacks GLIBCXX_3.4.32 (Debian 12, Ubuntu 22.04).
-if ! strings "$(ldconfig -p | awk '/libstdc\+\+\.so\.6 .*x86-64/{print $NF; exit}')" 2>/dev/null | grep -q '^GLIBCXX_3\.4\.32$'; then
+# (Here-strings, not "producer | grep -q": under pipefail grep's early exit can fail the producer with SIGPIPE.)
+libstdcxx=$(ldconfig -p | awk '/libstdc\+\+\.so\.6 .*x86-64/{print $NF; exit}')
+if ! grep -q '^GLIBCXX_3\.4\.32$' <<<"$(strings "$libstdcxx" 2>/dev/null)"; then
   (cd "$app" && dotnet build -c Release -p:CvrlNativeFixup=false -o "$app/unpatched" -v q -nologo >unpatched.log 2>&1) || { cat "$app/unpatched.log"; fail "unpatched build"; }
   out=$(dotnet "$app/unpatched/Consumer.dll") || { echo "$out"; fail "runtime fix-up run"; }
   grep -q "fix-up: applied" <<<"$out" || { echo "$out"; fail "the runtime fix-up did not apply"; }

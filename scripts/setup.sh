@@ -12,7 +12,7 @@ if ! command -v dotnet >/dev/null 2>&1; then
   exit 1
 fi
 
-have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+have_pkg() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
