@@ -82,7 +82,7 @@ grep -q "consumer: ok" <<<"$out" || fail "published consumer did not report ok"
 # The runtime fix-up alone (build-side patch turned off), and the clear error when both are off. Only meaningful
 # where the system libstdc++ lacks GLIBCXX_3.4.32 (Debian 12, Ubuntu 22.04).
 # (Here-strings, not "producer | grep -q": under pipefail grep's early exit can fail the producer with SIGPIPE.)
-libstdcxx=$(ldconfig -p | awk '/libstdc\+\+\.so\.6 .*x86-64/{print $NF; exit}')
+libstdcxx=$(ldconfig -p | awk '/libstdc\+\+\.so\.6 .*x86-64/ && !found {found=$NF} END {print found}')
 if ! grep -q '^GLIBCXX_3\.4\.32$' <<<"$(strings "$libstdcxx" 2>/dev/null)"; then
   (cd "$app" && dotnet build -c Release -p:CvrlNativeFixup=false -o "$app/unpatched" -v q -nologo >unpatched.log 2>&1) || { cat "$app/unpatched.log"; fail "unpatched build"; }
   out=$(dotnet "$app/unpatched/Consumer.dll") || { echo "$out"; fail "runtime fix-up run"; }
