@@ -22,7 +22,7 @@ internal static class CliErrors
             DirectoryNotFoundException d => (d.Message, FailureExitCode),
             OperationCanceledException => ("Cancelled.", CancelledExitCode),
             DllNotFoundException d => (d.Message, FailureExitCode),
-            ArgumentException a => (a.Message, UsageExitCode),
+            ArgumentException a => (a.Message.Split(" (Parameter '")[0], UsageExitCode),
             InvalidDataException i => (i.Message, FailureExitCode),
             IOException io => (io.Message, FailureExitCode),
             UnauthorizedAccessException u => (u.Message, FailureExitCode),

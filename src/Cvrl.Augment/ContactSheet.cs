@@ -88,7 +88,7 @@ public static class ContactSheet
             }
 
             width = Math.Max(width, 320);
-            int maxChars = Math.Max(20, (int)(width / 6.2));
+            int maxChars = Math.Max(20, (int)(width / 7.6));
             var captions = rows.Select(r => Wrap(r.Caption, maxChars)).ToList();
             var titleLines = title is null ? [] : Wrap(title, maxChars);
             int height = 4 + (titleLines.Count * LineHeight) + captions.Sum(c => (c.Count * LineHeight) + cellHeight + 6);

@@ -21,6 +21,12 @@ public sealed record CvrlViewOptions
     /// <summary>Per-clip (CVRL) or per-frame (ablation) augmentation.</summary>
     public TemporalConsistency Consistency { get; init; } = TemporalConsistency.PerClip;
 
+    /// <summary>
+    /// Colour jitter strength s (official 1.0): brightness, contrast and saturation factors within 1 +- 0.8 s, hue within
+    /// +- 0.2 s turns. SimCLR used 0.5 for small images (CIFAR-10). At most 1.25.
+    /// </summary>
+    public double ColorJitterStrength { get; init; } = 1.0;
+
     /// <summary>Checks every option.</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of range; the message names it.</exception>
     public void Validate()
@@ -32,6 +38,11 @@ public sealed record CvrlViewOptions
         if (CropSize < 1)
         {
             throw new ArgumentOutOfRangeException(nameof(CropSize), CropSize, "CropSize must be at least 1 pixel.");
+        }
+
+        if (!(ColorJitterStrength is >= 0 and <= 1.25))
+        {
+            throw new ArgumentOutOfRangeException(nameof(ColorJitterStrength), ColorJitterStrength, "ColorJitterStrength must lie in [0, 1.25] (saturation strength 0.8 s may not exceed 1).");
         }
 
         if (!Enum.IsDefined(Consistency))
@@ -100,8 +111,8 @@ public sealed class CvrlViewGenerator
         Options = options ?? new CvrlViewOptions();
         Options.Validate();
         _sampler = new IntervalSampler(Options.Sampler);
-        View1 = view1 ?? CvrlPresets.PretrainView1(Options.CropSize, Options.Consistency);
-        View2 = view2 ?? CvrlPresets.PretrainView2(Options.CropSize, Options.Consistency);
+        View1 = view1 ?? CvrlPresets.PretrainView1(Options.CropSize, Options.Consistency, Options.ColorJitterStrength);
+        View2 = view2 ?? CvrlPresets.PretrainView2(Options.CropSize, Options.Consistency, Options.ColorJitterStrength);
     }
 
     /// <summary>The options.</summary>

@@ -8,14 +8,15 @@ public static class CvrlPresets
 {
     /// <summary>
     /// Pre-training view 1: random resized crop (area 0.3-1, aspect 0.5-2) to <paramref name="size"/>, flip (p 0.5),
-    /// to float, colour jitter (p 0.8), grayscale (p 0.2), Gaussian blur (p 1.0).
+    /// to float, colour jitter (p 0.8) of strength <paramref name="colorStrength"/> (official 1.0: brightness, contrast
+    /// and saturation 0.8, hue 0.2), grayscale (p 0.2), Gaussian blur (p 1.0).
     /// </summary>
-    public static ClipPipeline PretrainView1(int size = 224, TemporalConsistency consistency = TemporalConsistency.PerClip) =>
-        ClipPipeline.Create(b => b.RandomResizedCrop(size).RandomHorizontalFlip(0.5).ToFloat().ColorJitter().RandomGrayscale(0.2).RandomGaussianBlur(1.0), consistency);
+    public static ClipPipeline PretrainView1(int size = 224, TemporalConsistency consistency = TemporalConsistency.PerClip, double colorStrength = 1.0) =>
+        ClipPipeline.Create(b => b.RandomResizedCrop(size).RandomHorizontalFlip(0.5).ToFloat().Add(Transforms.ColorJitter.WithStrength(colorStrength)).RandomGrayscale(0.2).RandomGaussianBlur(1.0), consistency);
 
     /// <summary>Pre-training view 2: as view 1, but blur with p 0.1, then solarize (p 0.2).</summary>
-    public static ClipPipeline PretrainView2(int size = 224, TemporalConsistency consistency = TemporalConsistency.PerClip) =>
-        ClipPipeline.Create(b => b.RandomResizedCrop(size).RandomHorizontalFlip(0.5).ToFloat().ColorJitter().RandomGrayscale(0.2).RandomGaussianBlur(0.1).RandomSolarize(0.2), consistency);
+    public static ClipPipeline PretrainView2(int size = 224, TemporalConsistency consistency = TemporalConsistency.PerClip, double colorStrength = 1.0) =>
+        ClipPipeline.Create(b => b.RandomResizedCrop(size).RandomHorizontalFlip(0.5).ToFloat().Add(Transforms.ColorJitter.WithStrength(colorStrength)).RandomGrayscale(0.2).RandomGaussianBlur(0.1).RandomSolarize(0.2), consistency);
 
     /// <summary>Linear-evaluation training: random resized crop (area 0.3-1, aspect 0.5-2), flip, to float; no colour operations.</summary>
     public static ClipPipeline LinearEvalTrain(int size = 224) =>

@@ -1,0 +1,188 @@
+using System.ComponentModel;
+using Cvrl.Augment;
+using Cvrl.Augment.Sampling;
+using Cvrl.Augment.Transforms;
+using Cvrl.Cli.Infrastructure;
+using Cvrl.Data;
+using Cvrl.Models;
+using Cvrl.Optim;
+using Cvrl.Training;
+using Spectre.Console;
+using Spectre.Console.Cli;
+using TorchSharp;
+
+namespace Cvrl.Cli.Commands;
+
+/// <summary>CVRL pre-training on a folder of unlabelled videos, with checkpoints, resume and a clean Ctrl+C.</summary>
+internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
+{
+    public sealed class Settings : CommandSettings
+    {
+        [CommandArgument(0, "<FOLDER>")]
+        [Description("Folder of videos, searched recursively (labels and class folders are ignored).")]
+        public string Folder { get; init; } = string.Empty;
+
+        [CommandOption("-o|--out <DIR>")]
+        [Description("Run folder: checkpoints, metrics.csv and TensorBoard events. A run already there is resumed.")]
+        [DefaultValue("cvrl-run")]
+        public string Output { get; init; } = "cvrl-run";
+
+        [CommandOption("--fresh")]
+        [Description("Ignore checkpoints already in the run folder and start from step 0 (they are overwritten as training goes).")]
+        public bool Fresh { get; init; }
+
+        [CommandOption("--depth <N>")]
+        [Description("ResNet depth: 18, 34, 50, 101, 152 or 200.")]
+        [DefaultValue(50)]
+        public int Depth { get; init; } = 50;
+
+        [CommandOption("--width <X>")]
+        [Description("Width multiplier (paper: 1, 2 or 4).")]
+        [DefaultValue(1.0)]
+        public double Width { get; init; } = 1.0;
+
+        [CommandOption("--epochs <N>")]
+        [Description("Epochs (paper: 200 to 800 on Kinetics-400).")]
+        [DefaultValue(100)]
+        public int Epochs { get; init; } = 100;
+
+        [CommandOption("--batch <N>")]
+        [Description("Videos per step, two clips each (paper: 1024).")]
+        [DefaultValue(64)]
+        public int Batch { get; init; } = 64;
+
+        [CommandOption("--chunk <N>")]
+        [Description("Gradient-cache chunk: embed the batch this many videos at a time (same gradients, the memory of one chunk).")]
+        public int? Chunk { get; init; }
+
+        [CommandOption("--lr <RATE>")]
+        [Description("Peak learning rate. [grey]Default: 0.32 x batch / 1024 (the official 0.32 at 1024, scaled linearly)[/]")]
+        public double? LearningRate { get; init; }
+
+        [CommandOption("--optimizer <KIND>")]
+        [Description("Sgd (official) or Lars.")]
+        [DefaultValue(OptimizerKind.Sgd)]
+        public OptimizerKind Optimizer { get; init; } = OptimizerKind.Sgd;
+
+        [CommandOption("--temperature <T>")]
+        [Description("NT-Xent temperature (paper: 0.1).")]
+        [DefaultValue(0.1)]
+        public double Temperature { get; init; } = 0.1;
+
+        [CommandOption("--frames <N>")]
+        [Description("Frames per clip (paper: 16).")]
+        [DefaultValue(16)]
+        public int Frames { get; init; } = 16;
+
+        [CommandOption("--stride <N>")]
+        [Description("Stride between frames (paper: 2).")]
+        [DefaultValue(2)]
+        public int Stride { get; init; } = 2;
+
+        [CommandOption("--size <PIXELS>")]
+        [Description("Crop size (paper: 224).")]
+        [DefaultValue(224)]
+        public int Size { get; init; } = 224;
+
+        [CommandOption("--distribution <KIND>")]
+        [Description("Interval between the two clips: Decreasing (CVRL), Uniform, or SameStart.")]
+        [DefaultValue(IntervalDistribution.Decreasing)]
+        public IntervalDistribution Distribution { get; init; } = IntervalDistribution.Decreasing;
+
+        [CommandOption("--per-frame")]
+        [Description("Draw augmentation parameters per frame instead of per clip (the paper's inconsistent ablation).")]
+        public bool PerFrame { get; init; }
+
+        [CommandOption("--seed <SEED>")]
+        [Description("Seed of the initialisation, the shuffling and every augmentation.")]
+        [DefaultValue(0L)]
+        public long Seed { get; init; }
+
+        [CommandOption("--checkpoint-every <STEPS>")]
+        [Description("Steps between checkpoints (one is also written at every epoch end and on Ctrl+C).")]
+        [DefaultValue(500)]
+        public int CheckpointEvery { get; init; } = 500;
+
+        [CommandOption("--device <DEVICE>")]
+        [Description("cpu, cuda or cuda:N.")]
+        [DefaultValue("cpu")]
+        public string Device { get; init; } = "cpu";
+
+        [CommandOption("--workers <N>")]
+        [Description("Decoding threads. [grey]Default: one per core[/]")]
+        public int? Workers { get; init; }
+
+        public ResNet3dOptions Architecture => new() { Depth = Depth, WidthMultiplier = Width };
+
+        public CvrlTrainerOptions TrainerOptions => new()
+        {
+            Epochs = Epochs,
+            BatchSize = Batch,
+            GradientCacheChunk = Chunk,
+            LearningRate = LearningRate,
+            Optimizer = new CvrlOptimizerOptions { Kind = Optimizer },
+            Temperature = Temperature,
+            Head = new ProjectionHeadOptions { HiddenDim = Math.Max(64, (int)Math.Round(2048 * Width)) },
+            Views = new CvrlViewOptions
+            {
+                CropSize = Size,
+                Consistency = PerFrame ? TemporalConsistency.PerFrame : TemporalConsistency.PerClip,
+                Sampler = new IntervalSamplerOptions { FramesPerClip = Frames, Stride = Stride, Distribution = Distribution },
+            },
+            Seed = Seed,
+            Workers = Workers ?? Environment.ProcessorCount,
+            Device = Device,
+            CheckpointDirectory = Path.Combine(Output, "checkpoints"),
+            CheckpointEverySteps = CheckpointEvery,
+            Resume = !Fresh,
+            MetricsFile = Path.Combine(Output, "metrics.csv"),
+            TensorBoardDirectory = Path.Combine(Output, "tensorboard"),
+        };
+
+        public override ValidationResult Validate()
+        {
+            try
+            {
+                Architecture.Validate();
+                TrainerOptions.Validate();
+                return ValidationResult.Success();
+            }
+            catch (ArgumentException e)
+            {
+                return ValidationResult.Error($"{e.ParamName}: {e.Message.Split(" (Parameter")[0]}");
+            }
+        }
+    }
+
+    public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
+    {
+        if (!Directory.Exists(settings.Folder))
+        {
+            throw new DirectoryNotFoundException($"folder '{settings.Folder}' does not exist");
+        }
+
+        var videos = VideoDataset.FromFolder(settings.Folder);
+        if (videos.Count == 0)
+        {
+            throw new InvalidDataException($"folder '{settings.Folder}' holds no videos (looked recursively for the usual video extensions)");
+        }
+
+        if (settings.Fresh && Directory.Exists(Path.Combine(settings.Output, "checkpoints")))
+        {
+            Directory.Delete(Path.Combine(settings.Output, "checkpoints"), recursive: true);
+        }
+
+        var options = settings.TrainerOptions;
+        torch.manual_seed(settings.Seed);
+        using var encoder = ResNet3d.Create(settings.Architecture, DeviceSpec.Resolve(settings.Device));
+        using var trainer = new CvrlTrainer(encoder, options);
+        AnsiConsole.MarkupLine($"pre-training {Markup.Escape(settings.Architecture.ArchitectureName)} on {videos.Count} videos: {options.Epochs} epochs of {options.BatchSize}, learning rate {options.EffectiveLearningRate:G3}, temperature {options.Temperature}; Ctrl+C stops after the current step and writes a checkpoint");
+        var summary = CliProgress.Run(sink => trainer.Fit(videos, sink.Training, cancellationToken));
+        string where = summary.Checkpoint is null ? string.Empty : $"; checkpoint [green]{Markup.Escape(Path.GetFullPath(summary.Checkpoint))}[/]";
+        string resumed = summary.ResumedFromStep > 0 ? $" (resumed from step {summary.ResumedFromStep})" : string.Empty;
+        string loss = summary.Losses.Count > 0 ? $", final loss {summary.Losses[^1]:F4}" : string.Empty;
+        string bad = summary.BadVideos > 0 ? $", [yellow]{summary.BadVideos} bad videos skipped[/]" : string.Empty;
+        AnsiConsole.MarkupLine($"{(summary.Cancelled ? "[yellow]stopped[/]" : "done")}: step {summary.Steps}{resumed}, {summary.EpochsCompleted} epochs{loss}{bad} in {summary.Elapsed.TotalMinutes:F1} min{where}");
+        return summary.Cancelled ? CliErrors.CancelledExitCode : 0;
+    }
+}

@@ -1,0 +1,146 @@
+using System.Diagnostics;
+using Cvrl.Augment;
+using Cvrl.Augment.Sampling;
+using Cvrl.Augment.Transforms;
+using Cvrl.Data;
+using Cvrl.Evaluation;
+using Cvrl.Models;
+using Cvrl.Training;
+using TorchSharp;
+
+namespace Cvrl.Cli.Infrastructure;
+
+/// <summary>Everything one small CVRL experiment needs: pre-training settings and the evaluation settings.</summary>
+internal sealed record ExperimentSettings
+{
+    public int Depth { get; init; } = 50;
+
+    public double WidthMultiplier { get; init; } = 0.25;
+
+    public int Frames { get; init; } = 8;
+
+    public int Stride { get; init; } = 4;
+
+    public int Crop { get; init; } = 64;
+
+    public int Epochs { get; init; } = 40;
+
+    public int BatchSize { get; init; } = 32;
+
+    public double? LearningRate { get; init; }
+
+    public double Temperature { get; init; } = 0.1;
+
+    public double ColorStrength { get; init; } = 1.0;
+
+    public IntervalDistribution Distribution { get; init; } = IntervalDistribution.Decreasing;
+
+    public TemporalConsistency Consistency { get; init; } = TemporalConsistency.PerClip;
+
+    public int TestClips { get; init; } = 5;
+
+    public int TestCrops { get; init; } = 3;
+
+    public int CachedViews { get; init; } = 5;
+
+    public int ProbeEpochs { get; init; } = 100;
+
+    public int KnnK { get; init; } = 10;
+
+    public long Seed { get; init; }
+
+    public string Device { get; init; } = "cpu";
+
+    public int Workers { get; init; } = Environment.ProcessorCount;
+
+    public ResNet3dOptions Architecture => new() { Depth = Depth, WidthMultiplier = WidthMultiplier };
+
+    public CvrlTrainerOptions Trainer(string? checkpoints) => new()
+    {
+        Epochs = Epochs,
+        BatchSize = BatchSize,
+        LearningRate = LearningRate,
+        Temperature = Temperature,
+        Head = new ProjectionHeadOptions { HiddenDim = Math.Max(64, (int)(2048 * WidthMultiplier)), OutputDim = 128 },
+        Views = new CvrlViewOptions
+        {
+            CropSize = Crop,
+            Consistency = Consistency,
+            ColorJitterStrength = ColorStrength,
+            Sampler = new IntervalSamplerOptions { FramesPerClip = Frames, Stride = Stride, Distribution = Distribution },
+        },
+        Seed = Seed,
+        Workers = Workers,
+        Device = Device,
+        CheckpointDirectory = checkpoints,
+        CheckpointEverySteps = 1000,
+        KeepCheckpoints = 1,
+        LogEverySteps = 1,
+    };
+
+    public FeatureExtractorOptions Features => new()
+    {
+        Views = EvaluationViewOptions.Small(Frames, Stride, Crop, TestClips, TestCrops),
+        BatchSize = 16,
+        Workers = Workers,
+    };
+}
+
+/// <summary>What one experiment measured.</summary>
+internal sealed record ExperimentOutcome(
+    TrainingSummary? Training,
+    ClassificationResult CvrlProbe,
+    ClassificationResult CvrlKnn,
+    ClassificationResult? RandomProbe,
+    ClassificationResult? RandomKnn,
+    TimeSpan Elapsed);
+
+/// <summary>
+/// Pre-trains a small encoder with CVRL on the training split (labels hidden), then evaluates it and the same network
+/// at its random initialisation with the linear probe (cached) and kNN, sharing one feature extraction per encoder.
+/// </summary>
+internal static class Experiment
+{
+    public static ExperimentOutcome Run(
+        ExperimentSettings settings,
+        VideoDataset train,
+        VideoDataset test,
+        string? checkpoints,
+        bool evaluateRandom,
+        IProgress<TrainingProgress>? training,
+        IProgress<EvaluationProgress>? evaluation,
+        CancellationToken cancellationToken)
+    {
+        var watch = Stopwatch.StartNew();
+        var device = DeviceSpec.Resolve(settings.Device);
+        torch.manual_seed(settings.Seed);
+        using var encoder = ResNet3d.Create(settings.Architecture, device);
+        (ClassificationResult Probe, ClassificationResult Knn)? random = null;
+        if (evaluateRandom)
+        {
+            random = Evaluate(encoder, settings, train, test, evaluation, cancellationToken);
+        }
+
+        TrainingSummary summary;
+        using (var trainer = new CvrlTrainer(encoder, settings.Trainer(checkpoints)))
+        {
+            summary = trainer.Fit(train.Unlabeled(), training, cancellationToken);
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        var cvrl = Evaluate(encoder, settings, train, test, evaluation, cancellationToken);
+        return new ExperimentOutcome(summary, cvrl.Probe, cvrl.Knn, random?.Probe, random?.Knn, watch.Elapsed);
+    }
+
+    public static (ClassificationResult Probe, ClassificationResult Knn) Evaluate(ResNet3d encoder, ExperimentSettings settings, VideoDataset train, VideoDataset test, IProgress<EvaluationProgress>? progress, CancellationToken cancellationToken)
+    {
+        var extractor = new FeatureExtractor(encoder, settings.Features);
+        var trainViews = extractor.TrainFeatures(train, settings.Seed, 0, settings.CachedViews, progress, cancellationToken);
+        var reference = extractor.TestFeatures(train, progress, cancellationToken);
+        var testViews = extractor.TestFeatures(test, progress, cancellationToken);
+        using var probe = new LinearProbe(new LinearProbeOptions { Epochs = settings.ProbeEpochs, BatchSize = 64, Seed = settings.Seed, Features = settings.Features })
+            .Fit(trainViews, testViews, progress, cancellationToken);
+        var knn = new KnnClassifier(new KnnOptions { K = settings.KnnK, Features = settings.Features }).Evaluate(reference, testViews);
+        return (probe.Result, knn);
+    }
+}

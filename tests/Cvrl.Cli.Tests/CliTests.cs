@@ -1,0 +1,199 @@
+using System.Text.Json.Nodes;
+using Cvrl.Testing;
+using OpenCvSharp;
+
+namespace Cvrl.Cli.Tests;
+
+/// <summary>A tiny quickstart run shared by the tests: its data set, its outputs and what it printed.</summary>
+public sealed class TinyQuickstart : IDisposable
+{
+    private readonly TempDirectory _temp = new();
+
+    public TinyQuickstart()
+    {
+        Output = _temp.File("quickstart");
+        Result = CliRunner.Run(_temp.Path, "quickstart", "--tiny", "--out", Output);
+    }
+
+    internal CliResult Result { get; }
+
+    public string Output { get; }
+
+    public string Data => Path.Combine(Output, "data");
+
+    public string Temp => _temp.Path;
+
+    public void Dispose() => _temp.Dispose();
+}
+
+public sealed class CliTests(TinyQuickstart quickstart) : IClassFixture<TinyQuickstart>
+{
+    // Small clips for the R3D-18 1/8x encoder: enough frames and pixels for its strides, seconds per command.
+    private static readonly string[] Tiny = ["--depth", "18", "--width", "0.125", "--frames", "8", "--stride", "2", "--size", "32", "--test-size", "32", "--clips", "2", "--crops", "1"];
+
+    [Fact]
+    public void Quickstart_tiny_writes_the_table_the_pictures_and_the_results()
+    {
+        var run = quickstart.Result;
+        Assert.True(run.ExitCode == 0, run.All);
+        Assert.Contains("random initialisation", run.Text);
+        Assert.Contains("CVRL pre-trained", run.Text);
+        foreach (var (name, minWidth) in new[] { ("views.png", 300), ("loss.png", 300), ("accuracy.png", 300) })
+        {
+            using var png = Cv2.ImRead(Path.Combine(quickstart.Output, name));
+            Assert.False(png.Empty(), $"{name} does not decode");
+            Assert.True(png.Width >= minWidth && png.Height >= 100, $"{name} is {png.Width}x{png.Height}");
+        }
+
+        var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(quickstart.Output, "summary.json")))!;
+        foreach (var key in new[] { "randomProbeTop1", "randomKnnTop1", "cvrlProbeTop1", "cvrlKnnTop1" })
+        {
+            double top1 = summary[key]!.GetValue<double>();
+            Assert.InRange(top1, 0, 1);
+        }
+
+        Assert.Equal(
+            (summary["cvrlProbeTop1"]!.GetValue<double>() - summary["randomProbeTop1"]!.GetValue<double>()) * 100,
+            summary["probeGainPoints"]!.GetValue<double>(),
+            9);
+        foreach (var name in new[] { "cvrl-probe.json", "cvrl-knn.json", "random-probe.json", "random-knn.json" })
+        {
+            var result = Evaluation.ClassificationResult.Load(Path.Combine(quickstart.Output, name));
+            Assert.Equal(3, result.Classes.Count);
+            Assert.Equal(6, result.TestVideos);
+        }
+
+        Assert.True(File.Exists(Path.Combine(quickstart.Data, "classInd.txt")));
+    }
+
+    [Theory]
+    [InlineData("quickstart")]
+    [InlineData("pretrain")]
+    [InlineData("probe")]
+    [InlineData("knn")]
+    [InlineData("finetune")]
+    [InlineData("embed")]
+    [InlineData("search")]
+    [InlineData("preview")]
+    [InlineData("summary")]
+    public void Every_command_has_help(string command)
+    {
+        var run = CliRunner.Run(quickstart.Temp, command, "--help");
+        Assert.True(run.ExitCode == 0, run.All);
+        Assert.Contains("USAGE", run.Text);
+        if (command is not ("summary" or "preview"))
+        {
+            Assert.Contains("--device", run.Text);
+        }
+    }
+
+    [Fact]
+    public void Pretrain_resumes_from_its_checkpoints_and_probe_and_knn_use_them()
+    {
+        string runFolder = Path.Combine(quickstart.Temp, "pretrain-resume");
+        string[] pretrain = ["pretrain", Path.Combine(quickstart.Data, "move_up"), "--out", runFolder, "--depth", "18", "--width", "0.125", "--frames", "8", "--stride", "2", "--size", "32", "--batch", "4", "--workers", "2"];
+        var first = CliRunner.Run(quickstart.Temp, [.. pretrain, "--epochs", "1"]);
+        Assert.True(first.ExitCode == 0, first.All);
+        Assert.Contains("done: step 1, 1 epochs", first.Text);
+        var second = CliRunner.Run(quickstart.Temp, [.. pretrain, "--epochs", "2"]);
+        Assert.True(second.ExitCode == 0, second.All);
+        Assert.Contains("done: step 2 (resumed from step 1), 2 epochs", second.Text);
+        Assert.True(File.Exists(Path.Combine(runFolder, "metrics.csv")));
+        string checkpoint = Directory.GetFiles(Path.Combine(runFolder, "checkpoints"), "*.cvrl").Order(StringComparer.Ordinal).Last();
+
+        string result = Path.Combine(quickstart.Temp, "probe.json");
+        var probe = CliRunner.Run(quickstart.Temp, ["probe", quickstart.Data, "--checkpoint", checkpoint, .. Tiny[4..], "--epochs", "3", "--cached-views", "1", "--out", result]);
+        Assert.True(probe.ExitCode == 0, probe.All);
+        Assert.Contains("R3D-18 0.125x from checkpoint", probe.Text);
+        var probeResult = Evaluation.ClassificationResult.Load(result);
+        Assert.Equal("linear-probe (cached)", probeResult.Protocol);
+        Assert.Equal(6, probeResult.TestVideos);
+
+        var knn = CliRunner.Run(quickstart.Temp, ["knn", quickstart.Data, "--checkpoint", checkpoint, .. Tiny[4..], "--neighbours", "3"]);
+        Assert.True(knn.ExitCode == 0, knn.All);
+        Assert.Matches(@"knn: top-1 \d+\.\d %", knn.Text);
+    }
+
+    [Fact]
+    public void Ctrl_C_stops_pretraining_cleanly_with_a_checkpoint()
+    {
+        string runFolder = Path.Combine(quickstart.Temp, "pretrain-interrupted");
+        // Enough epochs that it cannot finish before the interrupt; SIGINT as soon as the first epoch is reported.
+        var run = CliRunner.Run(
+            quickstart.Temp,
+            TimeSpan.FromMinutes(3),
+            output => output.Contains("pre-training epoch 1:", StringComparison.Ordinal),
+            "pretrain", quickstart.Data, "--out", runFolder, "--depth", "18", "--width", "0.125", "--frames", "8", "--stride", "2", "--size", "32", "--batch", "4", "--epochs", "1000", "--workers", "2");
+        Assert.True(run.ExitCode == 130, run.All);
+        Assert.Contains("stopped: step", run.Text);
+        var checkpoints = Directory.GetFiles(Path.Combine(runFolder, "checkpoints"), "*.cvrl");
+        Assert.NotEmpty(checkpoints);
+        Assert.Empty(Directory.GetFiles(Path.Combine(runFolder, "checkpoints"), "*.tmp*"));
+
+        // The checkpoint is whole: the same command resumes from it (and is stopped the same way).
+        var resumed = CliRunner.Run(
+            quickstart.Temp,
+            TimeSpan.FromMinutes(3),
+            output => output.Contains("pre-training epoch", StringComparison.Ordinal),
+            "pretrain", quickstart.Data, "--out", runFolder, "--depth", "18", "--width", "0.125", "--frames", "8", "--stride", "2", "--size", "32", "--batch", "4", "--epochs", "1000", "--workers", "2");
+        Assert.True(resumed.ExitCode == 130, resumed.All);
+        Assert.Matches(@"stopped: step \d+ \(resumed from step [1-9]\d*\)", resumed.Text);
+    }
+
+    [Fact]
+    public void Finetune_changes_the_encoder_and_saves_it()
+    {
+        string weights = Path.Combine(quickstart.Temp, "finetuned.weights");
+        var run = CliRunner.Run(quickstart.Temp, ["finetune", quickstart.Data, .. Tiny, "--epochs", "1", "--tune-batch", "4", "--save", weights]);
+        Assert.True(run.ExitCode == 0, run.All);
+        Assert.Contains("fine-tune: top-1", run.Text);
+        Assert.True(new FileInfo(weights).Length > 10_000);
+
+        // The saved weights load back as a plain weight file for the same architecture.
+        var knn = CliRunner.Run(quickstart.Temp, ["knn", quickstart.Data, "--checkpoint", weights, .. Tiny, "--neighbours", "3"]);
+        Assert.True(knn.ExitCode == 0, knn.All);
+        Assert.Contains("from weights finetuned.weights", knn.Text);
+    }
+
+    [Fact]
+    public void Summary_prints_the_paper_parameter_count()
+    {
+        var run = CliRunner.Run(quickstart.Temp, "summary", "--depth", "50", "--frames", "4", "--size", "64");
+        Assert.True(run.ExitCode == 0, run.All);
+        Assert.Contains("31,672,128", run.Text);
+    }
+
+    public static TheoryData<string[], int, string> BadInputs => new()
+    {
+        { ["pretrain", "no-such-folder"], 1, "folder 'no-such-folder' does not exist" },
+        { ["probe", "no-such-folder"], 1, "data folder 'no-such-folder' does not exist" },
+        { ["knn", "no-such-folder"], 1, "data folder 'no-such-folder' does not exist" },
+        { ["finetune", "no-such-folder"], 1, "data folder 'no-such-folder' does not exist" },
+        { ["embed", "no-such-folder"], 1, "folder 'no-such-folder' does not exist" },
+        { ["preview", "no-such-video.mp4"], 1, "no-such-video.mp4" },
+        { ["pretrain", "empty"], 1, "No video files" },
+        { ["knn", "empty"], 1, "is not a labelled data folder" },
+        { ["probe", "DATA", "--checkpoint", "corrupt.cvrl"], 1, "corrupt.cvrl" },
+        { ["probe", "DATA", "--checkpoint", "missing.cvrl"], 1, "missing.cvrl" },
+        { ["probe", "DATA", "--epochs", "0"], 2, "Epochs must be at least 1" },
+        { ["pretrain", "DATA", "--batch", "1"], 2, "BatchSize must be at least 2" },
+        { ["knn", "DATA", "--depth", "7"], 2, "--depth must be" },
+        { ["quickstart", "--classes", "9"], 2, "--classes must lie in 2..6" },
+        { ["pretrain", "DATA", "--no-such-option"], 2, "no-such-option" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadInputs))]
+    public void Bad_input_ends_with_one_line_and_an_exit_code(string[] args, int exitCode, string message)
+    {
+        Directory.CreateDirectory(Path.Combine(quickstart.Temp, "empty"));
+        File.WriteAllText(Path.Combine(quickstart.Temp, "corrupt.cvrl"), "not a checkpoint");
+        string[] resolved = [.. args.Select(a => a == "DATA" ? quickstart.Data : a)];
+        var run = CliRunner.Run(quickstart.Temp, resolved);
+        Assert.True(run.ExitCode == exitCode, $"exit {run.ExitCode}, expected {exitCode}: {run.All}");
+        Assert.Contains(message, run.Text);
+        Assert.DoesNotContain("   at ", run.All);
+        var errorLines = run.All.Split('\n').Where(l => l.Contains("error", StringComparison.OrdinalIgnoreCase)).ToList();
+        Assert.True(errorLines.Count >= 1, run.All);
+    }
+}
