@@ -36,6 +36,10 @@ internal sealed class ResultsCommand : Command<ResultsCommand.Settings>
         [DefaultValue(3)]
         public int Seeds { get; init; } = 3;
 
+        [CommandOption("--render <JSON>")]
+        [Description("Only rewrite the table and chart from the raw results of an earlier run (its results.json), for example after editing results-notes.md.")]
+        public string? Render { get; init; }
+
         public override ValidationResult Validate()
         {
             var result = base.Validate();
@@ -56,6 +60,18 @@ internal sealed class ResultsCommand : Command<ResultsCommand.Settings>
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
+        if (settings.Render is not null)
+        {
+            if (!File.Exists(settings.Render))
+            {
+                throw new FileNotFoundException($"results file '{settings.Render}' does not exist", settings.Render);
+            }
+
+            var earlier = JsonNode.Parse(File.ReadAllText(settings.Render)) as JsonObject ?? throw new InvalidDataException($"'{settings.Render}' is not a results JSON object");
+            Write(settings.Output, earlier);
+            return 0;
+        }
+
         string work = Path.GetFullPath(settings.Work);
         var rows = new Dictionary<string, List<JsonObject>>(StringComparer.Ordinal) { ["random"] = [] };
         foreach (var v in Variants)
@@ -97,27 +113,38 @@ internal sealed class ResultsCommand : Command<ResultsCommand.Settings>
             }
         }
 
-        string output = Path.GetFullPath(settings.Output);
-        Directory.CreateDirectory(Path.GetDirectoryName(output)!);
-        string stem = Path.Combine(Path.GetDirectoryName(output)!, Path.GetFileNameWithoutExtension(output));
-        var names = new[] { ("random", "random initialisation (no pre-training)") }.Concat(Variants.Select(v => (v.Key, v.Name))).ToList();
-        Charts.Save(stem + ".png", Charts.Bars(
-            $"Linear-probe and kNN top-1 on synthetic motion, mean of {settings.Seeds} seeds (chance {1.0 / settings.Classes:P0})",
-            "top-1",
-            ["linear probe", "kNN"],
-            [.. names.Select(n => new BarGroup(Short(n.Item1), [Mean(rows[n.Item1], "probe"), Mean(rows[n.Item1], "knn")]))],
-            yMax: 1));
         var raw = new JsonObject
         {
             ["seeds"] = settings.Seeds,
+            ["minutes"] = (DateTime.UtcNow - started).TotalMinutes,
             ["experiment"] = JsonSerializer.SerializeToNode(last! with { Seed = 0, Consistency = TemporalConsistency.PerClip, Distribution = IntervalDistribution.Decreasing }),
             ["data"] = JsonSerializer.SerializeToNode(lastData! with { Seed = 0, Workers = 1 }),
             ["rows"] = new JsonObject(rows.Select(r => KeyValuePair.Create(r.Key, (JsonNode?)new JsonArray([.. r.Value.Select(o => (JsonNode)o.DeepClone())])))),
         };
-        File.WriteAllText(stem + ".json", raw.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-        File.WriteAllText(output, Markdown(settings, last!, lastData!, names, rows, DateTime.UtcNow - started, Path.GetFileName(stem)));
-        AnsiConsole.MarkupLine($"wrote [green]{Markup.Escape(output)}[/], {Markup.Escape(Path.GetFileName(stem))}.png and {Markup.Escape(Path.GetFileName(stem))}.json");
+        Write(settings.Output, raw);
         return 0;
+    }
+
+    /// <summary>Writes the raw results (JSON), the chart (PNG) and the table (Markdown) next to each other.</summary>
+    private static void Write(string outputPath, JsonObject raw)
+    {
+        string output = Path.GetFullPath(outputPath);
+        Directory.CreateDirectory(Path.GetDirectoryName(output)!);
+        string stem = Path.Combine(Path.GetDirectoryName(output)!, Path.GetFileNameWithoutExtension(output));
+        var experiment = raw["experiment"].Deserialize<ExperimentSettings>() ?? throw new InvalidDataException("results JSON: no experiment");
+        var data = raw["data"].Deserialize<Cvrl.Data.SyntheticMotionOptions>() ?? throw new InvalidDataException("results JSON: no data options");
+        int seeds = raw["seeds"]!.GetValue<int>();
+        var rows = raw["rows"]!.AsObject().ToDictionary(r => r.Key, r => r.Value!.AsArray().Select(o => o!.AsObject()).ToList(), StringComparer.Ordinal);
+        var names = new[] { ("random", "random initialisation (no pre-training)") }.Concat(Variants.Select(v => (v.Key, v.Name))).ToList();
+        Charts.Save(stem + ".png", Charts.Bars(
+            $"Linear-probe and kNN top-1 on synthetic motion, mean and sd of {seeds} seeds (chance {1.0 / data.Classes:P0})",
+            "top-1",
+            ["linear probe", "kNN"],
+            [.. names.Select(n => new BarGroup(Short(n.Item1), [Mean(rows[n.Item1], "probe"), Mean(rows[n.Item1], "knn")], [Std(rows[n.Item1], "probe"), Std(rows[n.Item1], "knn")]))],
+            yMax: 1));
+        File.WriteAllText(stem + ".json", raw.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        File.WriteAllText(output, Markdown(output, seeds, experiment, data, names, rows, raw["minutes"]?.GetValue<double>() ?? rows.Values.Sum(r => r.Sum(o => o["minutes"]?.GetValue<double>() ?? 0)), Path.GetFileName(stem)));
+        AnsiConsole.MarkupLine($"wrote [green]{Markup.Escape(output)}[/], {Markup.Escape(Path.GetFileName(stem))}.png and {Markup.Escape(Path.GetFileName(stem))}.json");
     }
 
     private static JsonObject Row(int seed, double probe, double knn, double loss, TimeSpan elapsed) => new()
@@ -149,7 +176,7 @@ internal sealed class ResultsCommand : Command<ResultsCommand.Settings>
         return Math.Sqrt(rows.Sum(r => Math.Pow(r[key]!.GetValue<double>() - mean, 2)) / (rows.Count - 1));
     }
 
-    private static string Markdown(Settings settings, ExperimentSettings e, Cvrl.Data.SyntheticMotionOptions data, List<(string Key, string Name)> names, Dictionary<string, List<JsonObject>> rows, TimeSpan elapsed, string stem)
+    private static string Markdown(string output, int seeds, ExperimentSettings e, Cvrl.Data.SyntheticMotionOptions data, List<(string Key, string Name)> names, Dictionary<string, List<JsonObject>> rows, double minutes, string stem)
     {
         var ci = CultureInfo.InvariantCulture;
         string Pct(double v) => (v * 100).ToString("0.0", ci);
@@ -158,9 +185,9 @@ internal sealed class ResultsCommand : Command<ResultsCommand.Settings>
         md.AppendLine();
         md.AppendLine("<!-- Generated by `bash scripts/run.sh results` (samples/Cvrl.Cli/Commands/ResultsCommand.cs); the discussion below the table is written by hand and kept in docs/results-notes.md. -->");
         md.AppendLine();
-        md.AppendLine(CultureInfo.InvariantCulture, $"Setting: synthetic motion videos (`SyntheticMotion`, {settings.Classes} classes that differ only in motion, {settings.TrainPerClass} training and {settings.TestPerClass} test videos per class, {data.Frames} frames of {data.Width}x{data.Height}; appearance random within every class). Pre-training on the training split without labels: {e.Architecture.ArchitectureName}, clips of {e.Frames} frames at stride {e.Stride}, {e.Crop}x{e.Crop} crops, {e.Epochs} epochs of {e.BatchSize} videos, SGD with momentum 0.9, learning rate {e.LearningRate?.ToString("G3", ci)} with warmup and cosine decay, temperature {e.Temperature.ToString(ci)}, colour jitter strength {e.ColorStrength.ToString(ci)}. Evaluation: cached linear probe ({e.CachedViews} augmented views per training video, {e.ProbeEpochs} epochs) and kNN (k = {e.KnnK}), both on {e.TestClips} clips x {e.TestCrops} crops per test video.");
+        md.AppendLine(CultureInfo.InvariantCulture, $"Setting: synthetic motion videos (`SyntheticMotion`, {data.Classes} classes that differ only in motion, {data.TrainPerClass} training and {data.TestPerClass} test videos per class, {data.Frames} frames of {data.Width}x{data.Height}; appearance random within every class). Pre-training on the training split without labels: {e.Architecture.ArchitectureName}, clips of {e.Frames} frames at stride {e.Stride}, {e.Crop}x{e.Crop} crops, {e.Epochs} epochs of {e.BatchSize} videos, SGD with momentum 0.9, learning rate {e.LearningRate?.ToString("G3", ci)} with warmup and cosine decay, temperature {e.Temperature.ToString(ci)}, colour jitter strength {e.ColorStrength.ToString(ci)}. Evaluation: cached linear probe ({e.CachedViews} augmented views per training video, {e.ProbeEpochs} epochs) and kNN (k = {e.KnnK}), both on {e.TestClips} clips x {e.TestCrops} crops per test video.");
         md.AppendLine();
-        md.AppendLine(CultureInfo.InvariantCulture, $"Seeds 0..{settings.Seeds - 1}; each seed has its own data set, initialisation and augmentations, shared by every row, so rows differ only in the pre-training variant. Chance is {Pct(1.0 / settings.Classes)}%. Mean ± sample standard deviation over seeds; per-seed values in brackets. Total run time {elapsed.TotalMinutes:F0} min on this machine (2 cores).");
+        md.AppendLine(CultureInfo.InvariantCulture, $"Seeds 0..{seeds - 1}; each seed has its own data set, initialisation and augmentations, shared by every row, so rows differ only in the pre-training variant. Chance is {Pct(1.0 / data.Classes)}%. Mean ± sample standard deviation over seeds; per-seed values in brackets. Total run time {minutes:F0} min on this machine (2 cores).");
         md.AppendLine();
         md.AppendLine("| pre-training | linear probe top-1 (%) | kNN top-1 (%) | final NT-Xent loss |");
         md.AppendLine("|---|---|---|---|");
@@ -175,7 +202,7 @@ internal sealed class ResultsCommand : Command<ResultsCommand.Settings>
         md.AppendLine();
         md.AppendLine(CultureInfo.InvariantCulture, $"![linear probe and kNN per row]({stem}.png)");
         md.AppendLine();
-        string notes = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(settings.Output))!, "results-notes.md");
+        string notes = Path.Combine(Path.GetDirectoryName(output)!, "results-notes.md");
         if (File.Exists(notes))
         {
             md.Append(File.ReadAllText(notes));
