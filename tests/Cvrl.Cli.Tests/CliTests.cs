@@ -156,6 +156,65 @@ public sealed class CliTests(TinyQuickstart quickstart) : IClassFixture<TinyQuic
     }
 
     [Fact]
+    public void Embed_then_search_finds_the_query_video_first()
+    {
+        string file = Path.Combine(quickstart.Temp, "videos.cvrlemb");
+        string[] encoder = ["--depth", "18", "--width", "0.125", "--frames", "8", "--stride", "2", "--size", "32", "--clips", "2"];
+        var embed = CliRunner.Run(quickstart.Temp, ["embed", Path.Combine(quickstart.Data, "zoom_in"), "--out", file, .. encoder]);
+        Assert.True(embed.ExitCode == 0, embed.All);
+        Assert.Contains("6 videos x 64 dimensions", embed.Text);
+
+        string query = Directory.GetFiles(Path.Combine(quickstart.Data, "zoom_in")).Order(StringComparer.Ordinal).First();
+        var search = CliRunner.Run(quickstart.Temp, ["search", file, query, "--top", "3", .. encoder[..4]]);
+        Assert.True(search.ExitCode == 0, search.All);
+        var first = search.Output.Split('\n').First(l => l.Contains(".avi", StringComparison.Ordinal));
+        Assert.Contains(Path.GetFileName(query), first);
+    }
+
+    [Fact]
+    public void Preview_and_demo_write_and_report()
+    {
+        string sheet = Path.Combine(quickstart.Temp, "sheet.png");
+        string video = Directory.GetFiles(Path.Combine(quickstart.Data, "move_down")).Order(StringComparer.Ordinal).First();
+        var preview = CliRunner.Run(quickstart.Temp, "preview", video, "--out", sheet);
+        Assert.True(preview.ExitCode == 0, preview.All);
+        using (var png = Cv2.ImRead(sheet))
+        {
+            Assert.False(png.Empty());
+            Assert.True(png.Width > 200 && png.Height > 100);
+        }
+
+        var demo = CliRunner.Run(quickstart.Temp, "demo");
+        Assert.True(demo.ExitCode == 0, demo.All);
+    }
+
+    [Fact]
+    public void Results_writes_a_table_a_chart_and_raw_json_and_re_renders_them()
+    {
+        string output = Path.Combine(quickstart.Temp, "results", "results.md");
+        var run = CliRunner.Run(quickstart.Temp, "results", "--seeds", "1", "--classes", "2", "--train-per-class", "3", "--test-per-class", "1", "--epochs", "1", "--batch", "6", "--depth", "18", "--width", "0.125", "--out", output, "--work", Path.Combine(quickstart.Temp, "results-work"));
+        Assert.True(run.ExitCode == 0, run.All);
+        string table = File.ReadAllText(output);
+        foreach (var row in new[] { "random initialisation", "CVRL: per-clip augmentation", "per-frame (inconsistent)", "uniform interval", "same start" })
+        {
+            Assert.Contains(row, table);
+        }
+
+        using (var png = Cv2.ImRead(Path.ChangeExtension(output, ".png")))
+        {
+            Assert.Equal((720, 420), (png.Width, png.Height));
+        }
+
+        // Notes written by hand are appended when the table is rendered again from the raw results.
+        File.WriteAllText(Path.Combine(Path.GetDirectoryName(output)!, "results-notes.md"), "## What this shows\n");
+        var render = CliRunner.Run(quickstart.Temp, "results", "--render", Path.ChangeExtension(output, ".json"), "--out", output);
+        Assert.True(render.ExitCode == 0, render.All);
+        string again = File.ReadAllText(output);
+        Assert.StartsWith(table.TrimEnd(), again.Replace("## What this shows", string.Empty, StringComparison.Ordinal).TrimEnd(), StringComparison.Ordinal);
+        Assert.EndsWith("## What this shows\n", again, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Summary_prints_the_paper_parameter_count()
     {
         var run = CliRunner.Run(quickstart.Temp, "summary", "--depth", "50", "--frames", "4", "--size", "64");
