@@ -7,6 +7,10 @@ using Cvrl.Augment;
 using Cvrl.Augment.Sampling;
 using Cvrl.Augment.Transforms;
 using Cvrl.Cli.Infrastructure;
+using Cvrl.Evaluation;
+using Cvrl.Models;
+using Cvrl.Training;
+using TorchSharp;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -35,6 +39,11 @@ internal sealed class ResultsCommand : Command<ResultsCommand.Settings>
         [Description("Seeds per row (0, 1, ...).")]
         [DefaultValue(3)]
         public int Seeds { get; init; } = 3;
+
+        [CommandOption("--supervised-epochs <N>")]
+        [Description("Epochs of the supervised reference (the same network trained from scratch with the labels); 0 skips it.")]
+        [DefaultValue(20)]
+        public int SupervisedEpochs { get; init; } = 20;
 
         [CommandOption("--render <JSON>")]
         [Description("Only rewrite the table and chart from the raw results of an earlier run (its results.json), for example after editing results-notes.md.")]
@@ -111,11 +120,28 @@ internal sealed class ResultsCommand : Command<ResultsCommand.Settings>
 
                 AnsiConsole.MarkupLine($"  probe {outcome.CvrlProbe.Top1:P1}, kNN {outcome.CvrlKnn.Top1:P1}, final loss {outcome.Training.FinalLoss:F3} ({outcome.Elapsed.TotalMinutes:F1} min)");
             }
+
+            if (settings.SupervisedEpochs > 0)
+            {
+                // The reference the ablations are read against: can this network learn the classes at all, at this
+                // scale, when it is given the labels?
+                AnsiConsole.MarkupLine($"[bold]seed {seed}: supervised reference[/]");
+                var watch = System.Diagnostics.Stopwatch.StartNew();
+                var options = new FineTuneOptions { Epochs = settings.SupervisedEpochs, BatchSize = 16, HeadLearningRate = 0.02, Seed = seed, Features = baseExperiment.Features };
+                torch.manual_seed(seed);
+                using var encoder = ResNet3d.Create(baseExperiment.Architecture, DeviceSpec.Resolve(baseExperiment.Device));
+                using var run = CliProgress.Run(progress => new FineTuner(options).Fit(encoder, train, test, progress, cancellationToken));
+                var final = run.Result.TrainingLoss.Count > 0 ? run.Result.TrainingLoss[^1] : double.NaN;
+                rows.TryAdd("supervised", []);
+                rows["supervised"].Add(Row(seed, run.Result.Top1, double.NaN, final, watch.Elapsed));
+                AnsiConsole.MarkupLine($"  top-1 {run.Result.Top1:P1}, final training loss {final:F3} ({watch.Elapsed.TotalMinutes:F1} min)");
+            }
         }
 
         var raw = new JsonObject
         {
             ["seeds"] = settings.Seeds,
+            ["supervisedEpochs"] = settings.SupervisedEpochs,
             ["minutes"] = (DateTime.UtcNow - started).TotalMinutes,
             ["experiment"] = JsonSerializer.SerializeToNode(last! with { Seed = 0, Consistency = TemporalConsistency.PerClip, Distribution = IntervalDistribution.Decreasing }),
             ["data"] = JsonSerializer.SerializeToNode(lastData! with { Seed = 0, Workers = 1 }),
@@ -143,7 +169,7 @@ internal sealed class ResultsCommand : Command<ResultsCommand.Settings>
             [.. names.Select(n => new BarGroup(Short(n.Item1), [Mean(rows[n.Item1], "probe"), Mean(rows[n.Item1], "knn")], [Std(rows[n.Item1], "probe"), Std(rows[n.Item1], "knn")]))],
             yMax: 1));
         File.WriteAllText(stem + ".json", raw.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-        File.WriteAllText(output, Markdown(output, seeds, experiment, data, names, rows, raw["minutes"]?.GetValue<double>() ?? rows.Values.Sum(r => r.Sum(o => o["minutes"]?.GetValue<double>() ?? 0)), Path.GetFileName(stem)));
+        File.WriteAllText(output, Markdown(output, seeds, raw["supervisedEpochs"]?.GetValue<int>() ?? 0, experiment, data, names, rows, raw["minutes"]?.GetValue<double>() ?? rows.Values.Sum(r => r.Sum(o => o["minutes"]?.GetValue<double>() ?? 0)), Path.GetFileName(stem)));
         AnsiConsole.MarkupLine($"wrote [green]{Markup.Escape(output)}[/], {Markup.Escape(Path.GetFileName(stem))}.png and {Markup.Escape(Path.GetFileName(stem))}.json");
     }
 
@@ -151,7 +177,7 @@ internal sealed class ResultsCommand : Command<ResultsCommand.Settings>
     {
         ["seed"] = seed,
         ["probe"] = probe,
-        ["knn"] = knn,
+        ["knn"] = double.IsNaN(knn) ? null : knn,
         ["finalLoss"] = double.IsNaN(loss) ? null : loss,
         ["minutes"] = elapsed.TotalMinutes,
     };
@@ -176,7 +202,7 @@ internal sealed class ResultsCommand : Command<ResultsCommand.Settings>
         return Math.Sqrt(rows.Sum(r => Math.Pow(r[key]!.GetValue<double>() - mean, 2)) / (rows.Count - 1));
     }
 
-    private static string Markdown(string output, int seeds, ExperimentSettings e, Cvrl.Data.SyntheticMotionOptions data, List<(string Key, string Name)> names, Dictionary<string, List<JsonObject>> rows, double minutes, string stem)
+    private static string Markdown(string output, int seeds, int supervisedEpochs, ExperimentSettings e, Cvrl.Data.SyntheticMotionOptions data, List<(string Key, string Name)> names, Dictionary<string, List<JsonObject>> rows, double minutes, string stem)
     {
         var ci = CultureInfo.InvariantCulture;
         string Pct(double v) => (v * 100).ToString("0.0", ci);
@@ -197,6 +223,13 @@ internal sealed class ResultsCommand : Command<ResultsCommand.Settings>
             string perSeed(string k) => string.Join(", ", r.Select(o => Pct(o[k]!.GetValue<double>())));
             string loss = key == "random" ? "-" : r.Average(o => o["finalLoss"]!.GetValue<double>()).ToString("F2", ci);
             md.AppendLine(CultureInfo.InvariantCulture, $"| {name} | {Pct(Mean(r, "probe"))} ± {Pct(Std(r, "probe"))} [{perSeed("probe")}] | {Pct(Mean(r, "knn"))} ± {Pct(Std(r, "knn"))} [{perSeed("knn")}] | {loss} |");
+        }
+
+        if (rows.TryGetValue("supervised", out var supervised) && supervised.Count > 0)
+        {
+            string perSeed = string.Join(", ", supervised.Select(o => Pct(o["probe"]!.GetValue<double>())));
+            md.AppendLine();
+            md.AppendLine(CultureInfo.InvariantCulture, $"Supervised reference: the same network trained from scratch **with** the labels (fine-tuning protocol, {supervisedEpochs} epochs, batch 16, learning rate 0.02, same clips and test views): top-1 {Pct(Mean(supervised, "probe"))} ± {Pct(Std(supervised, "probe"))} [{perSeed}], final training loss {supervised.Average(o => o["finalLoss"]!.GetValue<double>()).ToString("F2", ci)} (chance ln {data.Classes} = {Math.Log(data.Classes).ToString("F2", ci)}).");
         }
 
         md.AppendLine();

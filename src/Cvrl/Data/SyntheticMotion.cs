@@ -190,17 +190,19 @@ public static class SyntheticMotion
 
         // Size (radius), position, angle and their motion. Ranges are spread so that a single frame's distribution is
         // the same in every class: only the change between frames tells the class.
-        double rMin = 0.12 * minSide, rMax = 0.24 * minSide;
+        // Motions are large (the object crosses most of the frame, doubles its size, turns by a quarter to a half turn)
+        // so that they survive the small crops of a CPU-sized run; objects may touch the border.
+        double rMin = 0.12 * minSide, rMax = 0.26 * minSide;
         double radius = Uniform(rng, rMin, rMax);
         double angle = Uniform(rng, 0, 2 * Math.PI);
-        double margin = rMax;
+        double margin = 0.5 * rMax;
         double cx = Uniform(rng, margin, w - margin);
         double cy = Uniform(rng, margin, h - margin);
-        double travel = Uniform(rng, 0.25, 0.45) * (h - (2 * margin));
-        double zoom = Uniform(rng, 1.5, 2.0);
-        double spin = Uniform(rng, 2.0, 5.0) * Math.PI / 180 * (rng.Bernoulli(0.5) ? 1 : -1);
-        double swingAmplitude = Uniform(rng, 0.15, 0.3) * (w - (2 * margin));
-        double swingPeriod = Uniform(rng, 14, 24);
+        double travel = Uniform(rng, 0.5, 0.8) * (h - (2 * margin));
+        double zoom = Uniform(rng, 1.8, 2.4);
+        double spin = Uniform(rng, 4.0, 8.0) * Math.PI / 180 * (rng.Bernoulli(0.5) ? 1 : -1);
+        double swingAmplitude = Uniform(rng, 0.3, 0.45) * (w - (2 * margin));
+        double swingPeriod = Uniform(rng, 16, 28);
         double swingPhase = Uniform(rng, 0, 2 * Math.PI);
         double drift = Uniform(rng, -0.5, 0.5) * Math.PI / 180; // a slow turn every class has
         switch (motion)
