@@ -66,10 +66,11 @@ internal static class QuickstartSteps
     public static SyntheticMotionSet GenerateData(string folder, SyntheticMotionOptions options, CancellationToken cancellationToken)
     {
         int total = options.Classes * (options.TrainPerClass + options.TestPerClass);
+        var watch = System.Diagnostics.Stopwatch.StartNew();
         return CliProgress.Run(progress => SyntheticMotion.Generate(
             folder,
             options,
-            new Reporter(done => progress.Report(new EvaluationProgress("generating videos", done, total, TimeSpan.Zero))),
+            new Reporter(done => progress.Report(new EvaluationProgress("generating videos", done, total, watch.Elapsed))),
             cancellationToken));
     }
 

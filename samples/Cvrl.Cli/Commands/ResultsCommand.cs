@@ -163,7 +163,7 @@ internal sealed class ResultsCommand : Command<ResultsCommand.Settings>
         var rows = raw["rows"]!.AsObject().ToDictionary(r => r.Key, r => r.Value!.AsArray().Select(o => o!.AsObject()).ToList(), StringComparer.Ordinal);
         var names = new[] { ("random", "random initialisation (no pre-training)") }.Concat(Variants.Select(v => (v.Key, v.Name))).ToList();
         Charts.Save(stem + ".png", Charts.Bars(
-            $"Linear-probe and kNN top-1 on synthetic motion, mean and sd of {seeds} seeds (chance {1.0 / data.Classes:P0})",
+            $"Top-1 per row, mean and sd of {seeds} seeds (chance {1.0 / data.Classes:P0})",
             "top-1",
             ["linear probe", "kNN"],
             [.. names.Select(n => new BarGroup(Short(n.Item1), [Mean(rows[n.Item1], "probe"), Mean(rows[n.Item1], "knn")], [Std(rows[n.Item1], "probe"), Std(rows[n.Item1], "knn")]))],
