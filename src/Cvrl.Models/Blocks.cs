@@ -138,6 +138,32 @@ internal sealed class Stem
     }
 }
 
+/// <summary>What the two residual blocks share: the projection shortcut and the closing sum and ReLU.</summary>
+internal static class Residual
+{
+    /// <summary>A 1x1x1 projection (with BatchNorm) when the block changes the shape, otherwise null (identity shortcut).</summary>
+    public static ConvBn? Shortcut(int inChannels, int outChannels, (long T, long S) stride, ResNet3dOptions o, Device? device) =>
+        stride.T != 1 || stride.S != 1 || inChannels != outChannels
+            ? new ConvBn(inChannels, outChannels, (1, 1, 1), (stride.T, stride.S, stride.S), relu: false, o, device)
+            : null;
+
+    /// <summary>Adds the shortcut of <paramref name="x"/> to <paramref name="branch"/> in place and applies ReLU in place.</summary>
+    public static Tensor Close(Tensor branch, Tensor x, ConvBn? downsample)
+    {
+        if (downsample is null)
+        {
+            branch.add_(x, TorchScalars.One);
+        }
+        else
+        {
+            using var shortcut = downsample.Forward(x);
+            branch.add_(shortcut, TorchScalars.One);
+        }
+
+        return branch.relu_();
+    }
+}
+
 /// <summary>
 /// Basic residual block (depth 18, 34), torchvision's R3D layout: two 3x3x3 convolutions (temporal kernel per stage),
 /// the first strided in time and space; a 1x1x1 projection shortcut when the shape changes.
@@ -157,9 +183,9 @@ internal sealed class BasicBlock3d : Module<Tensor, Tensor>
         _conv2 = new ConvBn(planes, planes, (temporalKernel, 3, 3), (1, 1, 1), relu: false, o, device);
         register_module("conv1", _conv1.Sequential);
         register_module("conv2", _conv2.Sequential);
-        if (stride.T != 1 || stride.S != 1 || inChannels != planes * Expansion)
+        _downsample = Residual.Shortcut(inChannels, planes * Expansion, stride, o, device);
+        if (_downsample is not null)
         {
-            _downsample = new ConvBn(inChannels, planes * Expansion, (1, 1, 1), (stride.T, stride.S, stride.S), relu: false, o, device);
             register_module("downsample", _downsample.Sequential);
         }
     }
@@ -172,17 +198,7 @@ internal sealed class BasicBlock3d : Module<Tensor, Tensor>
         var a = _conv1.Forward(x);
         var b = _conv2.Forward(a);
         a.Dispose();
-        if (_downsample is null)
-        {
-            b.add_(x, TorchScalars.One);
-        }
-        else
-        {
-            using var shortcut = _downsample.Forward(x);
-            b.add_(shortcut, TorchScalars.One);
-        }
-
-        return b.relu_();
+        return Residual.Close(b, x, _downsample);
     }
 }
 
@@ -208,9 +224,9 @@ internal sealed class Bottleneck3d : Module<Tensor, Tensor>
         register_module("conv1", _conv1.Sequential);
         register_module("conv2", _conv2.Sequential);
         register_module("conv3", _conv3.Sequential);
-        if (stride.T != 1 || stride.S != 1 || inChannels != planes * Expansion)
+        _downsample = Residual.Shortcut(inChannels, planes * Expansion, stride, o, device);
+        if (_downsample is not null)
         {
-            _downsample = new ConvBn(inChannels, planes * Expansion, (1, 1, 1), (stride.T, stride.S, stride.S), relu: false, o, device);
             register_module("downsample", _downsample.Sequential);
         }
     }
@@ -225,16 +241,6 @@ internal sealed class Bottleneck3d : Module<Tensor, Tensor>
         a.Dispose();
         var c = _conv3.Forward(b);
         b.Dispose();
-        if (_downsample is null)
-        {
-            c.add_(x, TorchScalars.One);
-        }
-        else
-        {
-            using var shortcut = _downsample.Forward(x);
-            c.add_(shortcut, TorchScalars.One);
-        }
-
-        return c.relu_();
+        return Residual.Close(c, x, _downsample);
     }
 }
