@@ -70,15 +70,7 @@ internal sealed class EmbedCommand : Command<EmbedCommand.Settings>
                 return baseResult;
             }
 
-            try
-            {
-                EmbedderOptions().Validate();
-                return ValidationResult.Success();
-            }
-            catch (ArgumentOutOfRangeException e)
-            {
-                return ValidationResult.Error($"{e.ParamName}: {e.Message.Split(" (Parameter")[0]}");
-            }
+            return Checked(() => EmbedderOptions().Validate());
         }
     }
 

@@ -16,7 +16,7 @@ namespace Cvrl.Cli.Commands;
 /// <summary>CVRL pre-training on a folder of unlabelled videos, with checkpoints, resume and a clean Ctrl+C.</summary>
 internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
 {
-    public sealed class Settings : CommandSettings
+    public sealed class Settings : DeviceSettings
     {
         [CommandArgument(0, "<FOLDER>")]
         [Description("Folder of videos, searched recursively (labels and class folders are ignored).")]
@@ -28,7 +28,7 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
         public string Output { get; init; } = "cvrl-run";
 
         [CommandOption("--fresh")]
-        [Description("Ignore checkpoints already in the run folder and start from step 0 (they are overwritten as training goes).")]
+        [Description("Delete the checkpoints already in the run folder and start from step 0.")]
         public bool Fresh { get; init; }
 
         [CommandOption("--depth <N>")]
@@ -103,15 +103,6 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
         [DefaultValue(500)]
         public int CheckpointEvery { get; init; } = 500;
 
-        [CommandOption("--device <DEVICE>")]
-        [Description("cpu, cuda or cuda:N.")]
-        [DefaultValue("cpu")]
-        public string Device { get; init; } = "cpu";
-
-        [CommandOption("--workers <N>")]
-        [Description("Decoding threads. [grey]Default: one per core[/]")]
-        public int? Workers { get; init; }
-
         public ResNet3dOptions Architecture => new() { Depth = Depth, WidthMultiplier = Width };
 
         public CvrlTrainerOptions TrainerOptions => new()
@@ -130,7 +121,7 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
                 Sampler = new IntervalSamplerOptions { FramesPerClip = Frames, Stride = Stride, Distribution = Distribution },
             },
             Seed = Seed,
-            Workers = Workers ?? Environment.ProcessorCount,
+            Workers = WorkerCount,
             Device = Device,
             CheckpointDirectory = Path.Combine(Output, "checkpoints"),
             CheckpointEverySteps = CheckpointEvery,
@@ -141,16 +132,8 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
 
         public override ValidationResult Validate()
         {
-            try
-            {
-                Architecture.Validate();
-                TrainerOptions.Validate();
-                return ValidationResult.Success();
-            }
-            catch (ArgumentException e)
-            {
-                return ValidationResult.Error($"{e.ParamName}: {e.Message.Split(" (Parameter")[0]}");
-            }
+            var result = base.Validate();
+            return result.Successful ? Checked(() => { Architecture.Validate(); TrainerOptions.Validate(); }) : result;
         }
     }
 

@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using System.Globalization;
+using Cvrl.Cli.Infrastructure;
 using Cvrl.Models;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -49,15 +50,7 @@ internal sealed class SummaryCommand : Command<SummaryCommand.Settings>
                 return ValidationResult.Error("--frames must be at least 1 and --size at least 16");
             }
 
-            try
-            {
-                Architecture.Validate();
-                return ValidationResult.Success();
-            }
-            catch (ArgumentException e)
-            {
-                return ValidationResult.Error($"{e.ParamName}: {e.Message.Split(" (Parameter")[0]}");
-            }
+            return DeviceSettings.Checked(() => Architecture.Validate());
         }
     }
 

@@ -9,7 +9,7 @@ using TorchSharp;
 namespace Cvrl.Cli.Infrastructure;
 
 /// <summary>Options shared by every command that needs an encoder: a checkpoint, or a freshly initialised network.</summary>
-internal class EncoderSettings : CommandSettings
+internal class EncoderSettings : DeviceSettings
 {
     [CommandOption("-c|--checkpoint <FILE>")]
     [Description("A Cvrl checkpoint (from pretrain), or a weight file (.pt/.pth/.safetensors/TorchSharp) for --depth/--width. Default: a freshly initialised encoder.")]
@@ -28,17 +28,6 @@ internal class EncoderSettings : CommandSettings
     [DefaultValue(0L)]
     public long InitSeed { get; init; }
 
-    [CommandOption("--device <DEVICE>")]
-    [Description("cpu, cuda or cuda:N.")]
-    [DefaultValue("cpu")]
-    public string Device { get; init; } = "cpu";
-
-    [CommandOption("--workers <N>")]
-    [Description("Decoding threads. [grey]Default: one per core[/]")]
-    public int? Workers { get; init; }
-
-    public int WorkerCount => Workers ?? Environment.ProcessorCount;
-
     public override ValidationResult Validate()
     {
         if (Depth is int d && d is not (18 or 34 or 50 or 101 or 152 or 200))
@@ -51,21 +40,7 @@ internal class EncoderSettings : CommandSettings
             return ValidationResult.Error("--width must be positive");
         }
 
-        if (Workers is < 1)
-        {
-            return ValidationResult.Error("--workers must be at least 1");
-        }
-
-        try
-        {
-            DeviceSpec.Parse(Device);
-        }
-        catch (ArgumentException e)
-        {
-            return ValidationResult.Error(e.Message);
-        }
-
-        return ValidationResult.Success();
+        return base.Validate();
     }
 
     /// <summary>The architecture asked for on the command line (depth 50, width 1 by default).</summary>

@@ -94,20 +94,6 @@ internal class EvaluationSettings : EncoderSettings
         return Checked(() => Features.Validate());
     }
 
-    /// <summary>Runs an options record's own validation and turns its exception into a usage error.</summary>
-    protected static ValidationResult Checked(Action validate)
-    {
-        try
-        {
-            validate();
-            return ValidationResult.Success();
-        }
-        catch (ArgumentOutOfRangeException e)
-        {
-            return ValidationResult.Error($"{e.ParamName}: {e.Message.Split(" (Parameter")[0]}");
-        }
-    }
-
     /// <summary>Opens the data (before any model is built, so bad input fails first) and prints what was found.</summary>
     public (VideoDataset Train, VideoDataset Test) OpenData()
     {

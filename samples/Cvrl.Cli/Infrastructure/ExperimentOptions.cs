@@ -6,7 +6,7 @@ using Spectre.Console.Cli;
 namespace Cvrl.Cli.Infrastructure;
 
 /// <summary>The options of a small synthetic-motion experiment, shared by quickstart and results.</summary>
-internal class ExperimentOptions : CommandSettings
+internal class ExperimentOptions : DeviceSettings
 {
     [CommandOption("--classes <N>")]
     [Description("Motion classes (2-6).")]
@@ -77,15 +77,6 @@ internal class ExperimentOptions : CommandSettings
     [DefaultValue(0L)]
     public long Seed { get; init; }
 
-    [CommandOption("--device <DEVICE>")]
-    [Description("cpu, cuda or cuda:N.")]
-    [DefaultValue("cpu")]
-    public string Device { get; init; } = "cpu";
-
-    [CommandOption("--workers <N>")]
-    [Description("Decoding threads. [grey]Default: one per core[/]")]
-    public int? Workers { get; init; }
-
     public override ValidationResult Validate()
     {
         if (Classes is < 2 or > 6)
@@ -93,18 +84,18 @@ internal class ExperimentOptions : CommandSettings
             return ValidationResult.Error("--classes must lie in 2..6");
         }
 
-        if (TrainPerClass < 2 || TestPerClass < 1 || Epochs < 1 || Batch < 2 || Frames < 1 || Stride < 1 || Size < 16 || Workers is < 1)
+        if (TrainPerClass < 2 || TestPerClass < 1 || Epochs < 1 || Batch < 2 || Frames < 1 || Stride < 1 || Size < 16)
         {
-            return ValidationResult.Error("--train-per-class >= 2, --test-per-class >= 1, --epochs >= 1, --batch >= 2, --frames/--stride/--workers >= 1, --size >= 16");
+            return ValidationResult.Error("--train-per-class >= 2, --test-per-class >= 1, --epochs >= 1, --batch >= 2, --frames/--stride >= 1, --size >= 16");
         }
 
-        return ValidationResult.Success();
+        return base.Validate();
     }
 
     /// <summary>The data set and experiment for <paramref name="seed"/> (data, initialisation and augmentation all follow it).</summary>
     public (SyntheticMotionOptions Data, ExperimentSettings Experiment) Resolve(long seed)
     {
-        int workers = Workers ?? Environment.ProcessorCount;
+        int workers = WorkerCount;
         int batch = Math.Min(Batch, Classes * TrainPerClass);
         return (
             new SyntheticMotionOptions { Classes = Classes, TrainPerClass = TrainPerClass, TestPerClass = TestPerClass, Seed = seed, Workers = workers },
@@ -119,7 +110,7 @@ internal class ExperimentOptions : CommandSettings
     /// <summary>A seconds-long smoke run: tiny data and network; checks the pipeline, not the method.</summary>
     public (SyntheticMotionOptions Data, ExperimentSettings Experiment) ResolveTiny()
     {
-        int workers = Workers ?? Environment.ProcessorCount;
+        int workers = WorkerCount;
         return (
             new SyntheticMotionOptions { Classes = 3, TrainPerClass = 4, TestPerClass = 2, Frames = 24, Width = 48, Height = 40, Seed = Seed, Workers = workers },
             new ExperimentSettings
