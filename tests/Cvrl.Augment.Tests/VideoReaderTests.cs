@@ -22,7 +22,7 @@ public sealed class VideoReaderTests
         Assert.Equal(90, reader.FrameCount);
         Assert.Equal(160, reader.Info.Width);
         Assert.Equal(120, reader.Info.Height);
-        Assert.Equal(25, reader.Info.FramesPerSecond, 3);
+        TorchAssert.Near(25, reader.Info.FramesPerSecond, 1e-6, 0); // the container stores 25/1
         int[] wanted = [0, 1, 7, 7, 40, 3, 89, 64];
         using var clip = reader.ReadClip(wanted);
         Assert.Equal(new long[] { 3, wanted.Length, 120, 160 }, clip.shape);

@@ -155,7 +155,7 @@ public sealed class ResNet3dTests
         using var model = ResNet3d.R3d50(0.0625, numClasses: 3);
         using var head = new ProjectionHead(model.FeatureDim, new ProjectionHeadOptions { HiddenDim = 16, OutputDim = 8 });
         using var x = torch.rand(new long[] { 2, 3, 4, 32, 32 });
-        long before = LiveTensors.Count;
+        long before = LiveTensors.Settled();
         for (int i = 0; i < 3; i++)
         {
             using var scope = torch.NewDisposeScope();

@@ -99,7 +99,9 @@ public sealed class SummaryAndInflationTests
         var map3d = model.FeatureMap(clip); // [1, 2048, 24, 2, 2]
         var map2d = Run2dTrunk(resnet2d, image);
         var center = map3d.select(2, 12);
-        TorchAssert.Close(map2d, center, 1e-3 * map2d.abs().max().item<float>());
+        // 2D and 3D kernels sum the same products in different orders over ~4,600 terms per output (3 x 3 x 512):
+        // 1e-3 of the map's scale absolute plus 1e-3 relative covers float32 rounding with room for other kernels.
+        TorchAssert.AllClose(map2d, center, 1e-3, 1e-3 * map2d.abs().max().item<float>());
     }
 
     [Fact]

@@ -18,6 +18,43 @@ public static class TorchAssert
         Assert.True(max <= tolerance, $"max |expected - actual| = {max:G6} exceeds {tolerance:G3}");
     }
 
+    /// <summary>
+    /// Asserts equal shapes and, element by element, |actual - expected| &lt;= <paramref name="absolute"/> +
+    /// <paramref name="relative"/> x |expected| (numpy's and torch's <c>allclose</c> rule). Choose the relative part from
+    /// the float32 accumulation behind the values (about sqrt(terms) x 1.2e-7 for a sum of that many terms, with a
+    /// safety factor) and the absolute part from the scale of values that may cancel to near zero.
+    /// </summary>
+    public static void AllClose(Tensor expected, Tensor actual, double relative, double absolute)
+    {
+        Assert.Equal(expected.shape, actual.shape);
+        using var e = expected.to_type(ScalarType.Float64).cpu();
+        using var a = actual.to_type(ScalarType.Float64).cpu();
+        using var excess = (e - a).abs() - (e.abs() * relative);
+        if (excess.numel() == 0)
+        {
+            return;
+        }
+
+        using var worst = excess.flatten().argmax();
+        long i = worst.item<long>();
+        double over = excess.flatten()[i].item<double>();
+        Assert.True(
+            over <= absolute,
+            $"element {i}: expected {e.flatten()[i].item<double>():G9}, actual {a.flatten()[i].item<double>():G9}, beyond {absolute:G3} + {relative:G3} x |expected|");
+    }
+
+    /// <summary>
+    /// Asserts |actual - expected| &lt;= <paramref name="absolute"/> + <paramref name="relative"/> x |expected| for
+    /// scalars, instead of rounding both to decimal places (two values a hair apart can round to different digits).
+    /// </summary>
+    public static void Near(double expected, double actual, double relative, double absolute)
+    {
+        double bound = absolute + (relative * Math.Abs(expected));
+        Assert.True(
+            Math.Abs(actual - expected) <= bound,
+            $"expected {expected:G9}, actual {actual:G9}: |difference| {Math.Abs(actual - expected):G3} exceeds {bound:G3}");
+    }
+
     /// <summary>The largest |a - b|.</summary>
     public static double MaxDiff(Tensor a, Tensor b)
     {

@@ -180,7 +180,7 @@ public sealed class EvaluationTests
             var prediction = run.Result.Predictions[video];
             for (int k = 0; k < 3; k++)
             {
-                Assert.Equal(average[prediction.TopClasses[k]] / 30, prediction.TopScores[k], 5);
+                TorchAssert.Near(average[prediction.TopClasses[k]] / 30, prediction.TopScores[k], 1e-5, 1e-6); // float32 softmax mean over 30 views
             }
 
             Assert.Equal(Array.IndexOf(average, average.Max()), prediction.Predicted);
@@ -197,7 +197,7 @@ public sealed class EvaluationTests
         using var cached = new LinearProbe(options).Fit(encoder, train, test);
         using var faithful = new LinearProbe(options with { Mode = ProbeMode.Faithful }).Fit(encoder, train, test);
         Assert.Equal("linear-probe (faithful)", faithful.Result.Protocol);
-        TorchAssert.Close(cached.Classifier.weight!, faithful.Classifier.weight!, 1e-5);
+        TorchAssert.AllClose(cached.Classifier.weight!, faithful.Classifier.weight!, 1e-4, 1e-5);
         Assert.Equal(cached.Result.TrainingLoss, faithful.Result.TrainingLoss, (a, b) => Math.Abs(a - b) < 1e-5);
 
         // With fewer cached views than epochs the views repeat, so the training differs.
@@ -276,11 +276,11 @@ public sealed class EvaluationTests
         var voted = new KnnClassifier(new KnnOptions { K = 2, Temperature = 0.5 }).Evaluate(reference, query);
         double expected = Math.Exp(2) / (Math.Exp(2) + Math.Exp(1.6));
         Assert.Equal(0, voted.Predictions[0].Predicted);
-        Assert.Equal(expected, voted.Predictions[0].TopScores[0], 5);
-        Assert.Equal(1 - expected, voted.Predictions[0].TopScores[1], 5);
+        TorchAssert.Near(expected, voted.Predictions[0].TopScores[0], 1e-5, 1e-6); // float32 exponentials of two similarities
+        TorchAssert.Near(1 - expected, voted.Predictions[0].TopScores[1], 1e-5, 1e-6);
         var equal = new KnnClassifier(new KnnOptions { K = 3, Temperature = null }).Evaluate(reference, query);
         Assert.Equal(1, equal.Predictions[0].Predicted);
-        Assert.Equal(2 / 3.0, equal.Predictions[0].TopScores[0], 5);
+        TorchAssert.Near(2 / 3.0, equal.Predictions[0].TopScores[0], 1e-6, 0);
     }
 
     [Fact]

@@ -23,6 +23,15 @@ public sealed class GradientCacheTests
             .Concat(head.named_parameters().Select(p => ("h." + p.name, p.parameter)))
             .ToDictionary(x => x.Item1, x => x.Item2.grad!.clone());
 
+    /// <summary>
+    /// Chunked and full-batch gradients add the same per-clip contributions in another order: a parameter's gradient
+    /// sums thousands of float32 products (batch x positions), whose rounding is about sqrt(terms) x 1.2e-7 of their
+    /// magnitude. 1e-3 relative plus 1e-4 of the tensor's largest entry absolute (entries that nearly cancel) holds that
+    /// with a wide margin for other CPU kernels; a wrong chunk share of the gradient would be off by tens of percent.
+    /// </summary>
+    private static void AssertGradientsClose(Tensor expected, Tensor actual) =>
+        TorchAssert.AllClose(expected, actual, 1e-3, 1e-4 * Math.Max(expected.abs().max().item<float>(), 1e-12f));
+
     [Fact]
     public void GradientCache_EqualsTheFullBatch_WhenTheForwardDoesNotDependOnTheBatch()
     {
@@ -47,11 +56,11 @@ public sealed class GradientCacheTests
         var cached = new GradientCache(2).ForwardBackward(x => h2.call(e2.call(x)), v1, v2, loss, [e2, h2]);
         var actual = Grads(e2, h2);
 
-        Assert.Equal(full.Loss.item<float>(), cached.Loss.item<float>(), 5);
+        TorchAssert.Near(full.Loss.item<float>(), cached.Loss.item<float>(), 1e-5, 1e-6);
         Assert.Equal(expected.Keys, actual.Keys);
         foreach (var key in expected.Keys)
         {
-            TorchAssert.Close(expected[key], actual[key], 1e-5);
+            AssertGradientsClose(expected[key], actual[key]);
         }
     }
 
@@ -83,10 +92,10 @@ public sealed class GradientCacheTests
         var actual = Grads(e2, h2);
         foreach (var key in expected.Keys)
         {
-            TorchAssert.Close(expected[key], actual[key], 1e-5);
+            AssertGradientsClose(expected[key], actual[key]);
         }
 
-        TorchAssert.Close(e1.state_dict()["stem.1.running_mean"], e2.state_dict()["stem.1.running_mean"], 1e-6);
-        TorchAssert.Close(h1.state_dict()["net.1.running_var"], h2.state_dict()["net.1.running_var"], 1e-6);
+        TorchAssert.AllClose(e1.state_dict()["stem.1.running_mean"], e2.state_dict()["stem.1.running_mean"], 1e-5, 1e-6);
+        TorchAssert.AllClose(h1.state_dict()["net.1.running_var"], h2.state_dict()["net.1.running_var"], 1e-5, 1e-6);
     }
 }

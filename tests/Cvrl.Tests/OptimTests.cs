@@ -1,3 +1,4 @@
+using Cvrl.Testing;
 using Cvrl.Optim;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -86,11 +87,11 @@ public sealed class OptimTests
         var s = new WarmupCosineSchedule(1.0, 10, 100);
         double cosAt10 = 0.5 * (1 + Math.Cos(Math.PI * 10 / 100));
         Assert.Equal(0, s.At(0));
-        Assert.Equal(0.5 * cosAt10, s.At(5), 12);
-        Assert.Equal(cosAt10, s.At(10), 12);
-        Assert.Equal(0.5, s.At(50), 12);
-        Assert.Equal(0, s.At(100), 12);
-        Assert.Equal(0, s.At(150), 12);
+        TorchAssert.Near(0.5 * cosAt10, s.At(5), 1e-12, 1e-15); // double arithmetic
+        TorchAssert.Near(cosAt10, s.At(10), 1e-12, 1e-15);
+        TorchAssert.Near(0.5, s.At(50), 1e-12, 1e-15);
+        TorchAssert.Near(0, s.At(100), 0, 1e-15);
+        TorchAssert.Near(0, s.At(150), 0, 1e-15);
         Assert.True(s.At(9) < s.At(10) && s.At(11) < s.At(10));
         Assert.Throws<ArgumentOutOfRangeException>(() => new WarmupCosineSchedule(1, 200, 100));
         Assert.Throws<ArgumentOutOfRangeException>(() => new WarmupCosineSchedule(-1, 0, 100));
