@@ -22,7 +22,9 @@ internal sealed class ConvBn
         _stride = [stride.T, stride.H, stride.W];
         _tfSame = options.Padding == ConvPadding.TensorFlowSame && _stride.Any(s => s > 1);
         var padding = _tfSame ? (0L, 0L, 0L) : (kernel.T / 2, kernel.H / 2, kernel.W / 2);
-        Conv = nn.Conv3d(inChannels, outChannels, kernel, stride, padding, bias: false, device: device);
+        Conv = kernel == (1, 1, 1)
+            ? new PointwiseConv3d(inChannels, outChannels, stride, device)
+            : nn.Conv3d(inChannels, outChannels, kernel, stride, padding, bias: false, device: device);
         Bn = nn.BatchNorm3d(outChannels, eps: options.BatchNormEps, momentum: options.BatchNormMomentum, device: device);
         Relu = relu;
         var layers = new List<(string, Module<Tensor, Tensor>)> { ("0", Conv), ("1", Bn) };
@@ -34,7 +36,8 @@ internal sealed class ConvBn
         Sequential = nn.Sequential(layers);
     }
 
-    public Conv3d Conv { get; }
+    /// <summary>The convolution: a <see cref="TorchSharp.Modules.Conv3d"/>, or a <see cref="PointwiseConv3d"/> for 1x1x1 kernels.</summary>
+    public Module<Tensor, Tensor> Conv { get; }
 
     public BatchNorm3d Bn { get; }
 

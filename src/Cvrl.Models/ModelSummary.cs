@@ -119,6 +119,7 @@ public sealed class ModelSummary
     private static long Macs(nn.Module module, Tensor input, Tensor output) => module switch
     {
         Conv3d c => output.numel() * (input.shape[1] / c.groups) * c.weight!.shape[2] * c.weight.shape[3] * c.weight.shape[4],
+        PointwiseConv3d p => output.numel() * p.weight.shape[1],
         Conv2d c => output.numel() * (input.shape[1] / c.groups) * c.weight!.shape[2] * c.weight.shape[3],
         Linear l => output.numel() * l.weight!.shape[1],
         _ => 0,

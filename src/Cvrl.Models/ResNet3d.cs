@@ -264,6 +264,13 @@ public sealed class ResNet3d : Module<Tensor, Tensor>
         return (t, s, s);
     }
 
+    private static Parameter? Kernel(nn.Module module) => module switch
+    {
+        TorchSharp.Modules.Conv3d c => c.weight,
+        PointwiseConv3d p => p.weight,
+        _ => null,
+    };
+
     private void InitializeWeights()
     {
         using var noGrad = torch.no_grad();
@@ -271,7 +278,7 @@ public sealed class ResNet3d : Module<Tensor, Tensor>
         {
             switch (module)
             {
-                case Conv3d conv when conv.weight is { } w && w.device_type != DeviceType.META:
+                case TorchSharp.Modules.Conv3d or PointwiseConv3d when Kernel(module) is { } w && w.device_type != DeviceType.META:
                     if (Options.Init == WeightInit.Keras)
                     {
                         long fanIn = w.shape[1] * w.shape[2] * w.shape[3] * w.shape[4];
