@@ -82,6 +82,52 @@ public sealed class OptimTests
     }
 
     [Fact]
+    public void AdamW_MatchesTorchsOwnAdamW_DecayingKernelsOnly()
+    {
+        // Reference: TorchSharp's torch.optim.AdamW (libtorch's implementation), with weight decay for the kernel and
+        // none for the bias, over five steps of changing gradients and learning rates.
+        var g = new Generator(8);
+        var w0 = torch.randn(new long[] { 3, 4 }, generator: g);
+        var b0 = torch.randn(new long[] { 4 }, generator: g);
+        var (w, b) = (new Parameter(w0.clone()), new Parameter(b0.clone()));
+        var (rw, rb) = (new Parameter(w0.clone()), new Parameter(b0.clone()));
+        var options = new CvrlOptimizerOptions { Kind = OptimizerKind.AdamW, WeightDecay = 0.05, Beta1 = 0.8, Beta2 = 0.99, Epsilon = 1e-6 };
+        using var ours = CvrlOptimizer.Create([("w", w), ("b", b)], options);
+        Assert.IsType<AdamWOptimizer>(ours);
+        var refW = torch.optim.AdamW([rw], lr: 0.1, beta1: 0.8, beta2: 0.99, eps: 1e-6, weight_decay: 0.05);
+        var refB = torch.optim.AdamW([rb], lr: 0.1, beta1: 0.8, beta2: 0.99, eps: 1e-6, weight_decay: 0);
+        for (int step = 0; step < 5; step++)
+        {
+            double lr = 0.1 / (step + 1);
+            var gw = torch.randn(new long[] { 3, 4 }, generator: g);
+            var gb = torch.randn(new long[] { 4 }, generator: g);
+            (w.grad, b.grad, rw.grad, rb.grad) = (gw.clone(), gb.clone(), gw.clone(), gb.clone());
+            ours.LearningRate = lr;
+            ours.Step();
+            foreach (var group in refW.ParamGroups.Concat(refB.ParamGroups))
+            {
+                group.LearningRate = lr;
+            }
+
+            refW.step();
+            refB.step();
+        }
+
+        // float32 element-wise updates: a few ulps of the weights.
+        TorchAssert.AllClose(rw, w, 1e-5, 1e-6);
+        TorchAssert.AllClose(rb, b, 1e-5, 1e-6);
+        Assert.Equal(5, ours.UpdateCount);
+
+        var state = ours.State().ToDictionary(kv => kv.Key, kv => kv.Value.clone());
+        Assert.Equal(["exp_avg.b", "exp_avg.w", "exp_avg_sq.b", "exp_avg_sq.w", "step"], state.Keys.Order(StringComparer.Ordinal));
+        using var restored = new AdamWOptimizer([("w", new Parameter(w0.clone())), ("b", new Parameter(b0.clone()))], options);
+        restored.LoadState(state);
+        Assert.Equal(5, restored.UpdateCount);
+        var withoutStep = state.Where(kv => kv.Key != "step").ToDictionary(kv => kv.Key, kv => kv.Value);
+        Assert.Throws<InvalidDataException>(() => restored.LoadState(withoutStep));
+    }
+
+    [Fact]
     public void Schedule_WarmupThenCosine_AsTheSpecWritesIt()
     {
         var s = new WarmupCosineSchedule(1.0, 10, 100);
@@ -103,6 +149,9 @@ public sealed class OptimTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new CvrlOptimizerOptions { Momentum = 1 }.Validate());
         Assert.Throws<ArgumentOutOfRangeException>(() => new CvrlOptimizerOptions { WeightDecay = -1 }.Validate());
         Assert.Throws<ArgumentOutOfRangeException>(() => new CvrlOptimizerOptions { TrustCoefficient = 0 }.Validate());
+        Assert.Throws<ArgumentOutOfRangeException>(() => new CvrlOptimizerOptions { Beta1 = 1 }.Validate());
+        Assert.Throws<ArgumentOutOfRangeException>(() => new CvrlOptimizerOptions { Beta2 = -0.1 }.Validate());
+        Assert.Throws<ArgumentOutOfRangeException>(() => new CvrlOptimizerOptions { Epsilon = 0 }.Validate());
     }
 
     private sealed class Tolerance(double tolerance) : IEqualityComparer<float>

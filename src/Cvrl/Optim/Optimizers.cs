@@ -13,9 +13,18 @@ public enum OptimizerKind
 
     /// <summary>LARS (layer-wise adaptive rate scaling, as in SimCLR), for very large batches.</summary>
     Lars,
+
+    /// <summary>
+    /// AdamW (Adam with decoupled weight decay, Loshchilov and Hutter). Not part of the official recipe; it trains the
+    /// small CPU-sized networks of the quickstart reliably (docs/fidelity.md).
+    /// </summary>
+    AdamW,
 }
 
-/// <summary>Optimizer settings; the defaults are CVRL's (momentum 0.9, weight decay 1e-6 on kernels).</summary>
+/// <summary>
+/// Optimizer settings; the defaults are CVRL's (SGD, momentum 0.9, weight decay 1e-6 on kernels). For
+/// <see cref="OptimizerKind.AdamW"/> set <see cref="WeightDecay"/> yourself (1e-2 is AdamW's usual value).
+/// </summary>
 public sealed record CvrlOptimizerOptions
 {
     /// <summary>The algorithm. Default <see cref="OptimizerKind.Sgd"/>.</summary>
@@ -32,6 +41,15 @@ public sealed record CvrlOptimizerOptions
 
     /// <summary>LARS trust coefficient (eta). Default 0.001.</summary>
     public double TrustCoefficient { get; init; } = 0.001;
+
+    /// <summary>AdamW: decay rate of the first-moment (mean) estimate. Default 0.9.</summary>
+    public double Beta1 { get; init; } = 0.9;
+
+    /// <summary>AdamW: decay rate of the second-moment (uncentred variance) estimate. Default 0.999.</summary>
+    public double Beta2 { get; init; } = 0.999;
+
+    /// <summary>AdamW: added to the square root of the second moment. Default 1e-8.</summary>
+    public double Epsilon { get; init; } = 1e-8;
 
     /// <summary>Checks every option.</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of range; the message names it.</exception>
@@ -56,6 +74,21 @@ public sealed record CvrlOptimizerOptions
         {
             throw new ArgumentOutOfRangeException(nameof(TrustCoefficient), TrustCoefficient, "TrustCoefficient must be positive.");
         }
+
+        if (Beta1 is < 0 or >= 1 || double.IsNaN(Beta1))
+        {
+            throw new ArgumentOutOfRangeException(nameof(Beta1), Beta1, "Beta1 must lie in [0, 1).");
+        }
+
+        if (Beta2 is < 0 or >= 1 || double.IsNaN(Beta2))
+        {
+            throw new ArgumentOutOfRangeException(nameof(Beta2), Beta2, "Beta2 must lie in [0, 1).");
+        }
+
+        if (!(Epsilon > 0) || double.IsInfinity(Epsilon))
+        {
+            throw new ArgumentOutOfRangeException(nameof(Epsilon), Epsilon, "Epsilon must be positive and finite.");
+        }
     }
 }
 
@@ -66,16 +99,21 @@ public sealed record CvrlOptimizerOptions
 public sealed record OptimizedParameter(string Name, Parameter Parameter, bool IsKernel);
 
 /// <summary>
-/// Base class of Cvrl's optimizers: momentum buffers allocated up front (one per parameter, on its device), a settable
-/// learning rate (driven by a schedule), and a state that checkpoints save and restore.
+/// Base class of Cvrl's optimizers: per-parameter state buffers allocated up front (on the parameter's device), a
+/// settable learning rate (driven by a schedule), and a state that checkpoints save and restore.
 /// </summary>
 public abstract class CvrlOptimizer : IDisposable
 {
-    private readonly Tensor[] _momentum;
+    private const string StepKey = "step";
+    private readonly string[] _bufferNames;
+    private readonly Tensor[][] _buffers;
     private bool _disposed;
 
     /// <summary>Creates the optimizer over named parameters (frozen ones, <c>requires_grad == false</c>, are skipped).</summary>
-    protected CvrlOptimizer(IEnumerable<(string Name, Parameter Parameter)> parameters, CvrlOptimizerOptions options)
+    /// <param name="parameters">The parameters by name.</param>
+    /// <param name="options">The options (validated).</param>
+    /// <param name="bufferNames">The optimizer's per-parameter buffers (zeros like the parameter), by name; one "momentum" when omitted.</param>
+    protected CvrlOptimizer(IEnumerable<(string Name, Parameter Parameter)> parameters, CvrlOptimizerOptions options, params string[] bufferNames)
     {
         ArgumentNullException.ThrowIfNull(parameters);
         Options = options ?? throw new ArgumentNullException(nameof(options));
@@ -86,7 +124,8 @@ public abstract class CvrlOptimizer : IDisposable
             throw new ArgumentException("Parameter names must be unique.", nameof(parameters));
         }
 
-        _momentum = [.. Parameters.Select(p => torch.zeros_like(p.Parameter).DetachFromDisposeScope())];
+        _bufferNames = bufferNames is { Length: > 0 } ? bufferNames : ["momentum"];
+        _buffers = [.. Parameters.Select(p => _bufferNames.Select(_ => torch.zeros_like(p.Parameter).DetachFromDisposeScope()).ToArray())];
     }
 
     /// <summary>The options.</summary>
@@ -98,11 +137,20 @@ public abstract class CvrlOptimizer : IDisposable
     /// <summary>The learning rate the next <see cref="Step"/> uses.</summary>
     public double LearningRate { get; set; }
 
+    /// <summary>Updates applied so far (restored from checkpoints by optimizers that depend on it, such as AdamW).</summary>
+    public long UpdateCount { get; private set; }
+
+    /// <summary>Whether <see cref="State"/> includes <see cref="UpdateCount"/> (the update depends on it).</summary>
+    protected virtual bool SavesUpdateCount => false;
+
     /// <summary>Creates the optimizer <paramref name="options"/> asks for.</summary>
     public static CvrlOptimizer Create(IEnumerable<(string Name, Parameter Parameter)> parameters, CvrlOptimizerOptions options) =>
-        (options ?? throw new ArgumentNullException(nameof(options))).Kind == OptimizerKind.Lars
-            ? new Lars(parameters, options)
-            : new MomentumSgd(parameters, options);
+        (options ?? throw new ArgumentNullException(nameof(options))).Kind switch
+        {
+            OptimizerKind.Lars => new Lars(parameters, options),
+            OptimizerKind.AdamW => new AdamWOptimizer(parameters, options),
+            _ => new MomentumSgd(parameters, options),
+        };
 
     /// <summary>Applies one update from the parameters' gradients (parameters without a gradient are left alone).</summary>
     public void Step()
@@ -110,7 +158,7 @@ public abstract class CvrlOptimizer : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         using var noGrad = torch.no_grad();
         using var scope = torch.NewDisposeScope();
-        using var decay = Options.WeightDecay.ToScalar();
+        UpdateCount++;
         for (int i = 0; i < Parameters.Count; i++)
         {
             var p = Parameters[i];
@@ -120,8 +168,7 @@ public abstract class CvrlOptimizer : IDisposable
                 continue;
             }
 
-            var g = p.IsKernel && Options.WeightDecay > 0 ? grad.add(p.Parameter, alpha: decay) : grad;
-            Update(p, g, _momentum[i]);
+            Update(p, grad, _buffers[i]);
         }
     }
 
@@ -134,9 +181,28 @@ public abstract class CvrlOptimizer : IDisposable
         }
     }
 
-    /// <summary>The optimizer's state (momentum buffers) by parameter name, for checkpoints. The tensors are the live buffers.</summary>
-    public IReadOnlyDictionary<string, Tensor> State() =>
-        Parameters.Select((p, i) => (p.Name, _momentum[i])).ToDictionary(x => "momentum." + x.Name, x => x.Item2, StringComparer.Ordinal);
+    /// <summary>
+    /// The optimizer's state by name, for checkpoints: <c>"{buffer}.{parameter}"</c> for every buffer (the live tensors),
+    /// and <c>"step"</c> (a new int64 scalar) where the update depends on the number of updates.
+    /// </summary>
+    public IReadOnlyDictionary<string, Tensor> State()
+    {
+        var state = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        for (int i = 0; i < Parameters.Count; i++)
+        {
+            for (int b = 0; b < _bufferNames.Length; b++)
+            {
+                state[$"{_bufferNames[b]}.{Parameters[i].Name}"] = _buffers[i][b];
+            }
+        }
+
+        if (SavesUpdateCount)
+        {
+            state[StepKey] = torch.tensor(UpdateCount);
+        }
+
+        return state;
+    }
 
     /// <summary>Restores state saved by <see cref="State"/>.</summary>
     /// <exception cref="InvalidDataException">An entry is missing or has another shape.</exception>
@@ -146,17 +212,31 @@ public abstract class CvrlOptimizer : IDisposable
         using var noGrad = torch.no_grad();
         for (int i = 0; i < Parameters.Count; i++)
         {
-            string key = "momentum." + Parameters[i].Name;
-            if (!state.TryGetValue(key, out var saved) || !saved.shape.SequenceEqual(_momentum[i].shape))
+            for (int b = 0; b < _bufferNames.Length; b++)
             {
-                throw new InvalidDataException($"Optimizer state '{key}' is missing or has another shape.");
+                string key = $"{_bufferNames[b]}.{Parameters[i].Name}";
+                var buffer = _buffers[i][b];
+                if (!state.TryGetValue(key, out var saved) || !saved.shape.SequenceEqual(buffer.shape))
+                {
+                    throw new InvalidDataException($"Optimizer state '{key}' is missing or has another shape.");
+                }
+
+                buffer.copy_(saved);
+            }
+        }
+
+        if (SavesUpdateCount)
+        {
+            if (!state.TryGetValue(StepKey, out var step) || step.numel() != 1)
+            {
+                throw new InvalidDataException($"Optimizer state '{StepKey}' (the number of updates) is missing.");
             }
 
-            _momentum[i].copy_(saved);
+            UpdateCount = step.to_type(ScalarType.Int64).item<long>();
         }
     }
 
-    /// <summary>Releases the momentum buffers.</summary>
+    /// <summary>Releases the buffers.</summary>
     public void Dispose()
     {
         if (_disposed)
@@ -165,16 +245,29 @@ public abstract class CvrlOptimizer : IDisposable
         }
 
         _disposed = true;
-        foreach (var m in _momentum)
+        foreach (var buffer in _buffers.SelectMany(b => b))
         {
-            m.Dispose();
+            buffer.Dispose();
         }
 
         GC.SuppressFinalize(this);
     }
 
-    /// <summary>Updates one parameter from its (decayed) gradient <paramref name="g"/> and momentum buffer.</summary>
-    protected abstract void Update(OptimizedParameter parameter, Tensor g, Tensor momentum);
+    /// <summary>Updates one parameter from its gradient <paramref name="grad"/> and its buffers (in the order given to the constructor).</summary>
+    protected abstract void Update(OptimizedParameter parameter, Tensor grad, Tensor[] buffers);
+
+    /// <summary>The gradient with L2 weight decay added for kernels (<c>g + wd w</c>), as the official loss term gives.</summary>
+    protected Tensor CoupledDecay(OptimizedParameter parameter, Tensor grad)
+    {
+        ArgumentNullException.ThrowIfNull(parameter);
+        if (!parameter.IsKernel || Options.WeightDecay <= 0)
+        {
+            return grad;
+        }
+
+        using var decay = Options.WeightDecay.ToScalar();
+        return grad.add(parameter.Parameter, alpha: decay);
+    }
 }
 
 /// <summary>
@@ -191,13 +284,64 @@ public sealed class MomentumSgd : CvrlOptimizer
     }
 
     /// <inheritdoc />
-    protected override void Update(OptimizedParameter parameter, Tensor g, Tensor momentum)
+    protected override void Update(OptimizedParameter parameter, Tensor grad, Tensor[] buffers)
     {
+        ArgumentNullException.ThrowIfNull(parameter);
+        ArgumentNullException.ThrowIfNull(buffers);
+        var g = CoupledDecay(parameter, grad);
+        var momentum = buffers[0];
         // Explicit scalars, disposed after use: see Cvrl.Augment.Functional.Scalars for why.
         using var m = Options.Momentum.ToScalar();
         using var lr = (-LearningRate).ToScalar();
         momentum.mul_(m).add_(g, alpha: lr);
         parameter.Parameter.add_(momentum, Scalars.One);
+    }
+}
+
+/// <summary>
+/// AdamW: Adam's moment estimates with bias correction and weight decay decoupled from the gradient, applied to
+/// convolution and linear weights only: <c>m = b1 m + (1 - b1) g</c>, <c>v = b2 v + (1 - b2) g^2</c>,
+/// <c>w = w - lr wd w - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)</c>. PyTorch's <c>AdamW</c> computes the same
+/// (it decays every parameter unless told otherwise). Not part of the official CVRL recipe.
+/// </summary>
+public sealed class AdamWOptimizer : CvrlOptimizer
+{
+    /// <summary>Creates the optimizer.</summary>
+    public AdamWOptimizer(IEnumerable<(string Name, Parameter Parameter)> parameters, CvrlOptimizerOptions? options = null)
+        : base(parameters, (options ?? new CvrlOptimizerOptions { WeightDecay = 1e-2 }) with { Kind = OptimizerKind.AdamW }, "exp_avg", "exp_avg_sq")
+    {
+    }
+
+    /// <inheritdoc />
+    protected override bool SavesUpdateCount => true;
+
+    /// <inheritdoc />
+    protected override void Update(OptimizedParameter parameter, Tensor grad, Tensor[] buffers)
+    {
+        ArgumentNullException.ThrowIfNull(parameter);
+        ArgumentNullException.ThrowIfNull(buffers);
+        var w = parameter.Parameter;
+        var (mean, square) = (buffers[0], buffers[1]);
+        double b1 = Options.Beta1, b2 = Options.Beta2;
+        double correction1 = 1 - Math.Pow(b1, UpdateCount);
+        double correction2 = 1 - Math.Pow(b2, UpdateCount);
+        using var beta1 = b1.ToScalar();
+        using var beta2 = b2.ToScalar();
+        using var oneMinusBeta1 = (1 - b1).ToScalar();
+        using var oneMinusBeta2 = (1 - b2).ToScalar();
+        using var rootCorrection2 = Math.Sqrt(correction2).ToScalar();
+        using var eps = Options.Epsilon.ToScalar();
+        using var stepSize = (-LearningRate / correction1).ToScalar();
+        if (parameter.IsKernel && Options.WeightDecay > 0)
+        {
+            using var shrink = (1 - (LearningRate * Options.WeightDecay)).ToScalar();
+            w.mul_(shrink);
+        }
+
+        mean.mul_(beta1).add_(grad, alpha: oneMinusBeta1);
+        square.mul_(beta2).addcmul_(grad, grad, oneMinusBeta2);
+        using var denominator = square.sqrt().div_(rootCorrection2).add_(eps, Scalars.One);
+        w.addcdiv_(mean, denominator, stepSize);
     }
 }
 
@@ -215,8 +359,12 @@ public sealed class Lars : CvrlOptimizer
     }
 
     /// <inheritdoc />
-    protected override void Update(OptimizedParameter parameter, Tensor g, Tensor momentum)
+    protected override void Update(OptimizedParameter parameter, Tensor grad, Tensor[] buffers)
     {
+        ArgumentNullException.ThrowIfNull(parameter);
+        ArgumentNullException.ThrowIfNull(buffers);
+        var g = CoupledDecay(parameter, grad);
+        var momentum = buffers[0];
         var w = parameter.Parameter;
         using var m = Options.Momentum.ToScalar();
         using var lr = LearningRate.ToScalar();
