@@ -27,10 +27,29 @@ public sealed record CvrlViewOptions
     /// </summary>
     public double ColorJitterStrength { get; init; } = 1.0;
 
+    /// <summary>Area of the random crop as a fraction of the frame (official 0.3 to 1).</summary>
+    public ValueRange CropArea { get; init; } = new(0.3, 1.0);
+
+    /// <summary>
+    /// Aspect ratio (width / height) of the random crop, drawn uniformly (official 0.5 to 2). On very small frames a
+    /// narrower range distorts shapes and speeds less (the quickstart uses 3/4 to 4/3; docs/fidelity.md).
+    /// </summary>
+    public ValueRange CropAspect { get; init; } = new(0.5, 2.0);
+
     /// <summary>Checks every option.</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of range; the message names it.</exception>
     public void Validate()
     {
+        if (!(CropArea.Min > 0) || CropArea.Max > 1 || CropArea.Min > CropArea.Max)
+        {
+            throw new ArgumentOutOfRangeException(nameof(CropArea), CropArea, "CropArea must satisfy 0 < Min <= Max <= 1.");
+        }
+
+        if (!(CropAspect.Min > 0) || CropAspect.Min > CropAspect.Max || double.IsInfinity(CropAspect.Max))
+        {
+            throw new ArgumentOutOfRangeException(nameof(CropAspect), CropAspect, "CropAspect must satisfy 0 < Min <= Max (finite).");
+        }
+
         ArgumentNullException.ThrowIfNull(Sampler, nameof(Sampler));
         ArgumentNullException.ThrowIfNull(Reader, nameof(Reader));
         Sampler.Validate();
@@ -111,8 +130,8 @@ public sealed class CvrlViewGenerator
         Options = options ?? new CvrlViewOptions();
         Options.Validate();
         _sampler = new IntervalSampler(Options.Sampler);
-        View1 = view1 ?? CvrlPresets.PretrainView1(Options.CropSize, Options.Consistency, Options.ColorJitterStrength);
-        View2 = view2 ?? CvrlPresets.PretrainView2(Options.CropSize, Options.Consistency, Options.ColorJitterStrength);
+        View1 = view1 ?? CvrlPresets.PretrainView1(Options.CropSize, Options.Consistency, Options.ColorJitterStrength, Options.CropArea, Options.CropAspect);
+        View2 = view2 ?? CvrlPresets.PretrainView2(Options.CropSize, Options.Consistency, Options.ColorJitterStrength, Options.CropArea, Options.CropAspect);
     }
 
     /// <summary>The options.</summary>

@@ -111,7 +111,7 @@ public sealed class EvaluationTests
             Assert.Equal(r.PerClass.Sum(p => p.Correct), Enumerable.Range(0, 3).Sum(c => r.ConfusionMatrix[c][c]));
             Assert.Equal(20, r.TrainingLoss.Count);
             Assert.True(r.TrainingLoss[^1] < r.TrainingLoss[0], "the training loss fell");
-            Assert.All(r.Predictions, p => Assert.Equal(1.0, p.TopScores.Sum(), 4));
+            Assert.All(r.Predictions, p => TorchAssert.Near(1.0, p.TopScores.Sum(), 0, 1e-5)); // float32 probabilities of 3 classes
             Assert.Equal(2.0, r.Settings["learningRate"]!.GetValue<double>());
             Assert.Equal(3, r.Settings["probe"]!["Features"]!["Views"]!["TestClips"]!.GetValue<int>());
             Assert.Equal([3, 4], [run.Classifier.weight!.shape[0], run.Classifier.weight.shape[1]]);

@@ -5,6 +5,7 @@ using Cvrl.Augment.Transforms;
 using Cvrl.Data;
 using Cvrl.Evaluation;
 using Cvrl.Models;
+using Cvrl.Optim;
 using Cvrl.Training;
 using TorchSharp;
 
@@ -27,7 +28,13 @@ internal sealed record ExperimentSettings
 
     public int BatchSize { get; init; } = 32;
 
+    public OptimizerKind Optimizer { get; init; } = OptimizerKind.AdamW;
+
     public double? LearningRate { get; init; }
+
+    public double WeightDecay { get; init; } = 1e-2;
+
+    public double WarmupFraction { get; init; } = 0.1;
 
     public double Temperature { get; init; } = 0.1;
 
@@ -35,17 +42,27 @@ internal sealed record ExperimentSettings
 
     public IntervalDistribution Distribution { get; init; } = IntervalDistribution.Decreasing;
 
+    public int HeadLayers { get; init; } = 1;
+
+    public ValueRange CropAspect { get; init; } = new(0.75, 4.0 / 3);
+
     public TemporalConsistency Consistency { get; init; } = TemporalConsistency.PerClip;
 
-    public int TestClips { get; init; } = 5;
+    public int TestClips { get; init; } = 4;
 
-    public int TestCrops { get; init; } = 3;
+    public int TestCrops { get; init; } = 1;
 
     public int CachedViews { get; init; } = 5;
 
     public int ProbeEpochs { get; init; } = 100;
 
-    public int KnnK { get; init; } = 10;
+    public bool ProbeStandardize { get; init; } = true;
+
+    public double ProbeLearningRate { get; init; } = 0.1;
+
+    public int KnnK { get; init; } = 20;
+
+    public bool PreciseBatchNorm { get; init; } = true;
 
     public long Seed { get; init; }
 
@@ -60,11 +77,14 @@ internal sealed record ExperimentSettings
         Epochs = Epochs,
         BatchSize = BatchSize,
         LearningRate = LearningRate,
+        WarmupFraction = WarmupFraction,
+        Optimizer = new CvrlOptimizerOptions { Kind = Optimizer, WeightDecay = WeightDecay },
         Temperature = Temperature,
-        Head = new ProjectionHeadOptions { HiddenDim = Math.Max(64, (int)(2048 * WidthMultiplier)), OutputDim = 128 },
+        Head = new ProjectionHeadOptions { HiddenDim = Math.Max(64, (int)(2048 * WidthMultiplier)), HiddenLayers = HeadLayers, OutputDim = 128 },
         Views = new CvrlViewOptions
         {
             CropSize = Crop,
+            CropAspect = CropAspect,
             Consistency = Consistency,
             ColorJitterStrength = ColorStrength,
             Sampler = new IntervalSamplerOptions { FramesPerClip = Frames, Stride = Stride, Distribution = Distribution },
@@ -135,11 +155,24 @@ internal static class Experiment
     public static (ClassificationResult Probe, ClassificationResult Knn) Evaluate(ResNet3d encoder, ExperimentSettings settings, VideoDataset train, VideoDataset test, IProgress<EvaluationProgress>? progress, CancellationToken cancellationToken)
     {
         var extractor = new FeatureExtractor(encoder, settings.Features);
+        if (settings.PreciseBatchNorm)
+        {
+            extractor.RecomputeBatchNormStatistics(train, progress, cancellationToken);
+        }
+
         var trainViews = extractor.TrainFeatures(train, settings.Seed, 0, settings.CachedViews, progress, cancellationToken);
         var reference = extractor.TestFeatures(train, progress, cancellationToken);
         var testViews = extractor.TestFeatures(test, progress, cancellationToken);
-        using var probe = new LinearProbe(new LinearProbeOptions { Epochs = settings.ProbeEpochs, BatchSize = 64, Seed = settings.Seed, Features = settings.Features })
-            .Fit(trainViews, testViews, progress, cancellationToken);
+        var probeOptions = new LinearProbeOptions
+        {
+            Epochs = settings.ProbeEpochs,
+            BatchSize = 64,
+            Standardize = settings.ProbeStandardize,
+            LearningRate = settings.ProbeStandardize ? settings.ProbeLearningRate : null,
+            Seed = settings.Seed,
+            Features = settings.Features,
+        };
+        using var probe = new LinearProbe(probeOptions).Fit(trainViews, testViews, progress, cancellationToken);
         var knn = new KnnClassifier(new KnnOptions { K = settings.KnnK, Features = settings.Features }).Evaluate(reference, testViews);
         return (probe.Result, knn);
     }

@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using Cvrl.Data;
+using Cvrl.Optim;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -15,37 +16,69 @@ internal class ExperimentOptions : DeviceSettings
 
     [CommandOption("--train-per-class <N>")]
     [Description("Training videos per class (used unlabelled for pre-training, labelled for the probe).")]
-    [DefaultValue(32)]
-    public int TrainPerClass { get; init; } = 32;
+    [DefaultValue(64)]
+    public int TrainPerClass { get; init; } = 64;
 
     [CommandOption("--test-per-class <N>")]
     [Description("Test videos per class.")]
-    [DefaultValue(16)]
-    public int TestPerClass { get; init; } = 16;
+    [DefaultValue(32)]
+    public int TestPerClass { get; init; } = 32;
 
     [CommandOption("--epochs <N>")]
     [Description("Pre-training epochs.")]
-    [DefaultValue(100)]
-    public int Epochs { get; init; } = 100;
+    [DefaultValue(32)]
+    public int Epochs { get; init; } = 32;
 
     [CommandOption("--batch <N>")]
     [Description("Videos per pre-training step (two clips each).")]
     [DefaultValue(32)]
     public int Batch { get; init; } = 32;
 
+    [CommandOption("--optimizer <KIND>")]
+    [Description("Sgd (official), Lars or AdamW (the default here; see docs/fidelity.md).")]
+    [DefaultValue(OptimizerKind.AdamW)]
+    public OptimizerKind Optimizer { get; init; } = OptimizerKind.AdamW;
+
     [CommandOption("--lr <RATE>")]
-    [Description("Peak learning rate. [grey]Default: 0.32 x batch / 1024, the official rate scaled linearly[/]")]
+    [Description("Peak learning rate. [grey]Default: 1e-3 for AdamW; for SGD and LARS 0.32 x batch / 1024, the official rate scaled linearly[/]")]
     public double? LearningRate { get; init; }
 
+    [CommandOption("--weight-decay <WD>")]
+    [Description("Weight decay on kernels. [grey]Default: 1e-2 for AdamW (decoupled), 1e-6 otherwise (official)[/]")]
+    public double? WeightDecay { get; init; }
+
+    [CommandOption("--warmup <FRACTION>")]
+    [Description("Warm-up as a fraction of all steps (official: 5 of 200 epochs, 0.025).")]
+    [DefaultValue(0.1)]
+    public double Warmup { get; init; } = 0.1;
+
     [CommandOption("--temperature <T>")]
-    [Description("NT-Xent temperature (official 0.1; see docs/results.md for why the small runs use 0.2).")]
-    [DefaultValue(0.2)]
-    public double Temperature { get; init; } = 0.2;
+    [Description("NT-Xent temperature (official 0.1).")]
+    [DefaultValue(0.1)]
+    public double Temperature { get; init; } = 0.1;
 
     [CommandOption("--color-strength <S>")]
-    [Description("Colour jitter strength (official 1.0; SimCLR used 0.5 on small images; see docs/results.md).")]
-    [DefaultValue(0.5)]
-    public double ColorStrength { get; init; } = 0.5;
+    [Description("Colour jitter strength (official 1.0).")]
+    [DefaultValue(1.0)]
+    public double ColorStrength { get; init; } = 1.0;
+
+    [CommandOption("--head-layers <N>")]
+    [Description("Hidden layers of the projection head (official 3; one trains faster at this scale, docs/fidelity.md).")]
+    [DefaultValue(1)]
+    public int HeadLayers { get; init; } = 1;
+
+    [CommandOption("--crop-aspect <MIN:MAX>")]
+    [Description("Aspect-ratio range (width/height) of the random crops (official 0.5:2; narrower distorts 32-pixel frames less, docs/fidelity.md).")]
+    [DefaultValue("0.75:1.3333")]
+    public string CropAspect { get; init; } = "0.75:1.3333";
+
+    [CommandOption("--official-probe")]
+    [Description("Train the linear probe on L2-normalised features with the official learning rate instead of standardised features (docs/evaluation.md).")]
+    public bool OfficialProbe { get; init; }
+
+    [CommandOption("--frozen-bn")]
+    [Description("Evaluate with the BatchNorm statistics the encoder has (the official protocol) instead of recomputing them on un-augmented training clips for every encoder (precise BN, the default here; docs/evaluation.md).")]
+    public bool FrozenBatchNorm { get; init; }
 
     [CommandOption("--depth <N>")]
     [Description("ResNet depth.")]
@@ -89,6 +122,33 @@ internal class ExperimentOptions : DeviceSettings
             return ValidationResult.Error("--train-per-class >= 2, --test-per-class >= 1, --epochs >= 1, --batch >= 2, --frames/--stride >= 1, --size >= 16");
         }
 
+        var optimizer = Checked(() => new CvrlOptimizerOptions { Kind = Optimizer, WeightDecay = WeightDecay ?? 0 }.Validate());
+        if (!optimizer.Successful)
+        {
+            return optimizer;
+        }
+
+        if (Warmup is < 0 or >= 1)
+        {
+            return ValidationResult.Error("--warmup must lie in [0, 1)");
+        }
+
+        if (HeadLayers < 1)
+        {
+            return ValidationResult.Error("--head-layers must be at least 1");
+        }
+
+        if (ParseRange(CropAspect) is not { } aspect)
+        {
+            return ValidationResult.Error($"--crop-aspect must be MIN:MAX with 0 < MIN <= MAX, got '{CropAspect}'");
+        }
+
+        var views = Checked(() => new Cvrl.Augment.CvrlViewOptions { CropAspect = aspect }.Validate());
+        if (!views.Successful)
+        {
+            return views;
+        }
+
         return base.Validate();
     }
 
@@ -97,14 +157,30 @@ internal class ExperimentOptions : DeviceSettings
     {
         int workers = WorkerCount;
         int batch = Math.Min(Batch, Classes * TrainPerClass);
+        bool adam = Optimizer == OptimizerKind.AdamW;
         return (
             new SyntheticMotionOptions { Classes = Classes, TrainPerClass = TrainPerClass, TestPerClass = TestPerClass, Seed = seed, Workers = workers },
             new ExperimentSettings
             {
                 Depth = Depth, WidthMultiplier = Width, Frames = Frames, Stride = Stride, Crop = Size, Epochs = Epochs,
-                BatchSize = batch, LearningRate = LearningRate ?? 0.32 * batch / 1024, Temperature = Temperature,
-                ColorStrength = ColorStrength, Seed = seed, Device = Device, Workers = workers,
+                BatchSize = batch, Optimizer = Optimizer, LearningRate = LearningRate ?? (adam ? 1e-3 : 0.32 * batch / 1024),
+                WeightDecay = WeightDecay ?? (adam ? 1e-2 : 1e-6), WarmupFraction = Warmup, Temperature = Temperature,
+                ColorStrength = ColorStrength, HeadLayers = HeadLayers, CropAspect = ParseRange(CropAspect)!.Value,
+                PreciseBatchNorm = !FrozenBatchNorm, ProbeStandardize = !OfficialProbe, Seed = seed, Device = Device, Workers = workers,
             });
+    }
+
+    /// <summary>"MIN:MAX" as a range, or null when it is not two numbers with 0 &lt; MIN &lt;= MAX.</summary>
+    internal static Cvrl.Augment.ValueRange? ParseRange(string text)
+    {
+        var parts = text.Split(':');
+        var ci = System.Globalization.CultureInfo.InvariantCulture;
+        return parts.Length == 2
+            && double.TryParse(parts[0], System.Globalization.NumberStyles.Float, ci, out double min)
+            && double.TryParse(parts[1], System.Globalization.NumberStyles.Float, ci, out double max)
+            && min > 0 && min <= max && double.IsFinite(max)
+            ? new Cvrl.Augment.ValueRange(min, max)
+            : null;
     }
 
     /// <summary>A seconds-long smoke run: tiny data and network; checks the pipeline, not the method.</summary>

@@ -6,16 +6,16 @@ using OpenCvSharp;
 namespace Cvrl.Data;
 
 /// <summary>
-/// Options for <see cref="SyntheticMotion"/>. The defaults make a small set that trains in minutes on a CPU: 6
-/// classes, 32 training and 16 test videos per class, 48 frames of 80 x 64 pixels.
+/// Options for <see cref="SyntheticMotion"/>. The defaults make the quickstart's data set: 6 classes, 64 training and
+/// 16 test videos per class, 48 frames of 32 x 32 pixels, objects and background in 3 grey levels.
 /// </summary>
 public sealed record SyntheticMotionOptions
 {
     /// <summary>Classes to generate, from the front of <see cref="SyntheticMotion.ClassNames"/> (2 to 6). Default 6.</summary>
     public int Classes { get; init; } = 6;
 
-    /// <summary>Training videos per class. Default 32.</summary>
-    public int TrainPerClass { get; init; } = 32;
+    /// <summary>Training videos per class. Default 64.</summary>
+    public int TrainPerClass { get; init; } = 64;
 
     /// <summary>Test videos per class. Default 16.</summary>
     public int TestPerClass { get; init; } = 16;
@@ -23,11 +23,11 @@ public sealed record SyntheticMotionOptions
     /// <summary>Frames per video. Default 48.</summary>
     public int Frames { get; init; } = 48;
 
-    /// <summary>Frame width in pixels. Default 80.</summary>
-    public int Width { get; init; } = 80;
+    /// <summary>Frame width in pixels. Default 32.</summary>
+    public int Width { get; init; } = 32;
 
-    /// <summary>Frame height in pixels. Default 64.</summary>
-    public int Height { get; init; } = 64;
+    /// <summary>Frame height in pixels. Default 32.</summary>
+    public int Height { get; init; } = 32;
 
     /// <summary>Frames per second written to the files. Default 25.</summary>
     public double FramesPerSecond { get; init; } = 25;
@@ -35,11 +35,15 @@ public sealed record SyntheticMotionOptions
     /// <summary>Seed: the same seed gives the same frames.</summary>
     public long Seed { get; init; }
 
-    /// <summary>Static clutter shapes drawn on each video's background. Default 6.</summary>
-    public int Clutter { get; init; } = 6;
+    /// <summary>
+    /// Grey levels the object's two halves and the background are drawn from (evenly spaced from black to white; the
+    /// three are always different levels). More levels make appearance more varied, and the contrastive task easier to
+    /// solve by appearance instead of motion (docs/results.md). 3 to 16; default 3.
+    /// </summary>
+    public int GreyLevels { get; init; } = 3;
 
-    /// <summary>Largest standard deviation of the per-pixel noise added to every frame (grey levels; each video draws its own up to this). Default 8.</summary>
-    public double MaxNoise { get; init; } = 8;
+    /// <summary>Standard deviation of the Gaussian noise added to every pixel of every frame, in grey levels (0-255). Default 5.</summary>
+    public double Noise { get; init; } = 5;
 
     /// <summary>Codec of the files. Default Motion-JPEG (.avi).</summary>
     public VideoCodec Codec { get; init; } = VideoCodec.Mjpeg;
@@ -55,11 +59,11 @@ public sealed record SyntheticMotionOptions
         Check(TrainPerClass >= 1, nameof(TrainPerClass), TrainPerClass, "TrainPerClass must be at least 1.");
         Check(TestPerClass >= 0, nameof(TestPerClass), TestPerClass, "TestPerClass must be 0 or more.");
         Check(Frames >= 8, nameof(Frames), Frames, "Frames must be at least 8.");
-        Check(Width >= 32 && Width % 2 == 0, nameof(Width), Width, "Width must be an even number of at least 32 pixels.");
-        Check(Height >= 32 && Height % 2 == 0, nameof(Height), Height, "Height must be an even number of at least 32 pixels.");
+        Check(Width >= 16 && Width % 2 == 0, nameof(Width), Width, "Width must be an even number of at least 16 pixels.");
+        Check(Height >= 16 && Height % 2 == 0, nameof(Height), Height, "Height must be an even number of at least 16 pixels.");
         Check(FramesPerSecond > 0 && double.IsFinite(FramesPerSecond), nameof(FramesPerSecond), FramesPerSecond, "FramesPerSecond must be positive.");
-        Check(Clutter >= 0, nameof(Clutter), Clutter, "Clutter must be 0 or more.");
-        Check(MaxNoise >= 0 && double.IsFinite(MaxNoise), nameof(MaxNoise), MaxNoise, "MaxNoise must be 0 or more.");
+        Check(GreyLevels is >= 3 and <= 16, nameof(GreyLevels), GreyLevels, "GreyLevels must lie in [3, 16] (object halves and background need three different levels).");
+        Check(Noise >= 0 && double.IsFinite(Noise), nameof(Noise), Noise, "Noise must be 0 or more.");
         Check(Workers >= 1, nameof(Workers), Workers, "Workers must be at least 1.");
         Check(Enum.IsDefined(Codec), nameof(Codec), Codec, "Unknown codec.");
     }
@@ -88,17 +92,25 @@ public sealed record SyntheticMotionSet(string Root, string ClassIndexPath, stri
 }
 
 /// <summary>
-/// A synthetic video data set whose classes differ only in motion: one textured object over a cluttered, noisy,
-/// static background moves up, moves down, grows (zoom in), shrinks (zoom out), spins or swings from side to side.
-/// Appearance (shape, colours, object texture, background texture and clutter, noise) and the speed of the motion vary
-/// at random within every class, and each class's positions, sizes and angles are spread so that a single frame has the
-/// same distribution in every class: only the change between frames tells the class.
+/// A synthetic video data set whose classes differ only in motion: one disc, split into two grey halves by a line
+/// through its centre, over a plain background with a faint gradient and pixel noise, moves up, moves down, grows (zoom
+/// in), shrinks (zoom out), spins or swings from side to side. The disc's grey levels, the angle of its dividing line,
+/// its position, size and orientation, the background's level and gradient, and the speed of the motion all vary at
+/// random within every class, drawn from the same distributions in every class, so a single frame does not tell the
+/// class: only the change between frames does.
 /// </summary>
 /// <remarks>
 /// <para>
-/// The classes are chosen to survive CVRL's augmentations: a horizontal flip (used in pre-training and in the linear
-/// probe) maps every class to itself (spinning includes both senses; the swing is horizontal), and no class depends on
-/// colour. Left/right motion or a fixed spin sense would be turned into each other by the flip.
+/// Designed so that CVRL can learn it on a CPU in minutes (docs/results.md tells the story). Appearance varies, but
+/// from a small set (a few grey levels, one shape, no clutter): where appearance is rich, the contrastive objective is
+/// met by matching appearance between the two clips of a video and the encoder never needs motion. The disc is large
+/// (a quarter to two thirds of the frame across) and the motions cover many pixels per clip, so they survive the
+/// random crops of pre-training.
+/// </para>
+/// <para>
+/// The frame is a torus: what leaves one edge comes back at the opposite one, so positions are uniform in every class
+/// and moving objects never pile up at a border. Every class survives a horizontal flip (used in pre-training and the
+/// probe): vertical motion and zoom are unchanged, spinning includes both senses, and the swing is symmetric.
 /// </para>
 /// <para>
 /// Deterministic from the seed: every video has its own random stream keyed by (seed, split, index), so files do not
@@ -176,179 +188,143 @@ public static class SyntheticMotion
         _ => ".avi",
     };
 
-    private static void WriteVideo(string path, Motion motion, SyntheticMotionOptions o, ClipRandom rng)
+    /// <summary>One video's appearance and motion, drawn from its own random stream.</summary>
+    private sealed class Scene
     {
-        int w = o.Width, h = o.Height, frames = o.Frames;
-        using var background = Background(w, h, o.Clutter, rng);
+        // The disc's radius is 0.22 x the shorter side x exp(log-scale); the log-scale lies in [ln 0.55, ln 1.6], so the
+        // radius stays below 0.36 of the shorter side and the nearest periodic copy is the only one that can cover a pixel.
+        private const double RadiusFraction = 0.22;
+        private static readonly double MinLogScale = Math.Log(0.55);
+        private static readonly double MaxLogScale = Math.Log(1.6);
 
-        // The object: a polygon (3 to 6 sides, or a 16-gon "disc") with a stripe so that spinning is visible.
-        int sides = rng.NextInt(3, 8);
-        sides = sides == 7 ? 16 : sides;
-        var colour = RandomColour(rng);
-        var stripe = Contrast(colour);
-        double minSide = Math.Min(w, h);
-
-        // Size (radius), position, angle and their motion. Ranges are spread so that a single frame's distribution is
-        // the same in every class: only the change between frames tells the class.
-        // Motions are large (the object crosses most of the frame, doubles its size, turns by a quarter to a half turn)
-        // so that they survive the small crops of a CPU-sized run; objects may touch the border.
-        double rMin = 0.12 * minSide, rMax = 0.26 * minSide;
-        double radius = Uniform(rng, rMin, rMax);
-        double angle = Uniform(rng, 0, 2 * Math.PI);
-        double margin = 0.5 * rMax;
-        double cx = Uniform(rng, margin, w - margin);
-        double cy = Uniform(rng, margin, h - margin);
-        double travel = Uniform(rng, 0.5, 0.8) * (h - (2 * margin));
-        double zoom = Uniform(rng, 1.8, 2.4);
-        double spin = Uniform(rng, 4.0, 8.0) * Math.PI / 180 * (rng.Bernoulli(0.5) ? 1 : -1);
-        double swingAmplitude = Uniform(rng, 0.3, 0.45) * (w - (2 * margin));
-        double swingPeriod = Uniform(rng, 16, 28);
-        double swingPhase = Uniform(rng, 0, 2 * Math.PI);
-        double drift = Uniform(rng, -0.5, 0.5) * Math.PI / 180; // a slow turn every class has
-        switch (motion)
+        public Scene(Motion motion, SyntheticMotionOptions o, ClipRandom rng)
         {
-            case Motion.Up:
-                cy = Uniform(rng, margin + travel, h - margin);
-                break;
-            case Motion.Down:
-                cy = Uniform(rng, margin, h - margin - travel);
-                break;
-            case Motion.ZoomIn:
-                // Grows from r to r x zoom; zoom out shrinks from r x zoom to r: the same sizes, in reverse order.
-                radius = Math.Exp(Uniform(rng, Math.Log(0.75 * rMin), Math.Log(rMax / zoom)));
-                break;
-            case Motion.ZoomOut:
-                radius = Math.Exp(Uniform(rng, Math.Log(0.75 * rMin * zoom), Math.Log(rMax)));
-                break;
-            case Motion.Swing:
-                cx = Uniform(rng, margin + swingAmplitude, w - margin - swingAmplitude);
-                break;
+            (Width, Height, Frames) = (o.Width, o.Height, o.Frames);
+            double shorter = Math.Min(o.Width, o.Height);
+            double k = shorter / 32; // speeds are stated for a 32-pixel frame
+            BaseRadius = RadiusFraction * shorter;
+
+            // Three different grey levels: the disc's two halves and the background.
+            int[] levels = [.. Enumerable.Range(0, o.GreyLevels)];
+            rng.Shuffle(levels.AsSpan());
+            (HalfA, HalfB, Background) = (Grey(levels[0], o.GreyLevels), Grey(levels[1], o.GreyLevels), Grey(levels[2], o.GreyLevels));
+            Split = rng.Uniform(0, 2 * Math.PI);
+            GradientAngle = rng.Uniform(0, 2 * Math.PI);
+            GradientAmplitude = 0.05 * 255;
+
+            // Every class draws position, orientation and size from the same distributions.
+            X0 = rng.Uniform(0, o.Width);
+            Y0 = rng.Uniform(0, o.Height);
+            Angle0 = rng.Uniform(0, 2 * Math.PI);
+            double span = rng.Uniform(0.7, 1.0);
+            double start = rng.Uniform(MinLogScale, MaxLogScale - span);
+            double fixedScale = start + (span * rng.NextDouble());
+            double speed = rng.Uniform(0.5, 1.0) * k;
+            double spin = rng.Uniform(0.12, 0.2) * (rng.Bernoulli(0.5) ? 1 : -1);
+            double amplitude = rng.Uniform(4, 7) * k;
+            double period = rng.Uniform(16, 24);
+            double phase = rng.Uniform(0, 2 * Math.PI);
+            Position = motion switch
+            {
+                Motion.Up => t => (X0, Y0 - (speed * t)),
+                Motion.Down => t => (X0, Y0 + (speed * t)),
+                Motion.Swing => t => (X0 + (amplitude * Math.Sin((2 * Math.PI * t / period) + phase)), Y0),
+                _ => _ => (X0, Y0),
+            };
+            LogScale = motion switch
+            {
+                Motion.ZoomIn => t => start + (span * t / (o.Frames - 1)),
+                Motion.ZoomOut => t => start + (span * (1 - (t / (o.Frames - 1.0)))),
+                _ => _ => fixedScale,
+            };
+            Angle = motion == Motion.Spin ? t => Angle0 + (spin * t) : _ => Angle0;
         }
 
-        double noise = Uniform(rng, 0, o.MaxNoise);
+        public int Width { get; }
+
+        public int Height { get; }
+
+        public int Frames { get; }
+
+        public double BaseRadius { get; }
+
+        public double HalfA { get; }
+
+        public double HalfB { get; }
+
+        public double Background { get; }
+
+        public double Split { get; }
+
+        public double GradientAngle { get; }
+
+        public double GradientAmplitude { get; }
+
+        public double X0 { get; }
+
+        public double Y0 { get; }
+
+        public double Angle0 { get; }
+
+        public Func<double, (double X, double Y)> Position { get; }
+
+        public Func<double, double> LogScale { get; }
+
+        public Func<double, double> Angle { get; }
+
+        /// <summary>Renders frame <paramref name="t"/> as grey values (row-major, anti-aliased edges).</summary>
+        public void Render(int t, double[] grey)
+        {
+            var (cx, cy) = Position(t);
+            double r = BaseRadius * Math.Exp(LogScale(t));
+            double a = Angle(t) + Split;
+            var (cosA, sinA) = (Math.Cos(a), Math.Sin(a));
+            var (cosG, sinG) = (Math.Cos(GradientAngle), Math.Sin(GradientAngle));
+            for (int y = 0; y < Height; y++)
+            {
+                for (int x = 0; x < Width; x++)
+                {
+                    double px = x + 0.5, py = y + 0.5;
+                    double back = Background + (2 * GradientAmplitude * ((((px / Width) - 0.5) * cosG) + (((py / Height) - 0.5) * sinG)));
+                    double dx = Wrap(px - cx, Width), dy = Wrap(py - cy, Height);
+                    double cover = Math.Clamp(r - Math.Sqrt((dx * dx) + (dy * dy)) + 0.5, 0, 1);
+                    double side = Math.Clamp((dx * cosA) + (dy * sinA) + 0.5, 0, 1);
+                    double disc = (HalfA * side) + (HalfB * (1 - side));
+                    grey[(y * Width) + x] = (back * (1 - cover)) + (disc * cover);
+                }
+            }
+        }
+
+        private static double Grey(int level, int levels) => 255.0 * level / (levels - 1);
+
+        /// <summary>The periodic difference in [-size / 2, size / 2).</summary>
+        private static double Wrap(double d, double size) => d - (size * Math.Floor((d / size) + 0.5));
+    }
+
+    private static void WriteVideo(string path, Motion motion, SyntheticMotionOptions o, ClipRandom rng)
+    {
+        var scene = new Scene(motion, o, rng);
+        int w = o.Width, h = o.Height;
+        var grey = new double[w * h];
+        var pixels = new byte[w * h * 3];
         using var writer = new VideoFileWriter(path, w, h, o.FramesPerSecond, o.Codec);
         using var frame = new Mat(h, w, MatType.CV_8UC3);
-        var noiseBuffer = new byte[w * h * 3];
-        for (int t = 0; t < frames; t++)
+        for (int t = 0; t < o.Frames; t++)
         {
-            double p = (double)t / (frames - 1);
-            double x = cx, y = cy, r = radius, a = angle + (drift * t);
-            switch (motion)
+            scene.Render(t, grey);
+            for (int i = 0; i < pixels.Length; i += 2)
             {
-                case Motion.Up:
-                    y = cy - (travel * p);
-                    break;
-                case Motion.Down:
-                    y = cy + (travel * p);
-                    break;
-                case Motion.ZoomIn:
-                    r = radius * Math.Pow(zoom, p);
-                    break;
-                case Motion.ZoomOut:
-                    r = radius / Math.Pow(zoom, p);
-                    break;
-                case Motion.Spin:
-                    a = angle + (spin * t);
-                    break;
-                case Motion.Swing:
-                    x = cx + (swingAmplitude * Math.Sin((2 * Math.PI * t / swingPeriod) + swingPhase));
-                    break;
+                // Box-Muller: two independent normal values per pair of uniforms, one per channel value.
+                double u1 = 1 - rng.NextDouble(), u2 = rng.NextDouble();
+                double magnitude = o.Noise * Math.Sqrt(-2 * Math.Log(u1));
+                pixels[i] = Clamp(grey[i / 3] + (magnitude * Math.Cos(2 * Math.PI * u2)));
+                pixels[i + 1] = Clamp(grey[(i + 1) / 3] + (magnitude * Math.Sin(2 * Math.PI * u2)));
             }
 
-            background.CopyTo(frame);
-            DrawObject(frame, sides, x, y, r, a, colour, stripe);
-            AddNoise(frame, noise, rng, noiseBuffer);
+            System.Runtime.InteropServices.Marshal.Copy(pixels, 0, frame.Data, pixels.Length);
             writer.WriteFrame(frame);
         }
     }
 
-    private static Mat Background(int w, int h, int clutter, ClipRandom rng)
-    {
-        var bg = new Mat(h, w, MatType.CV_8UC3);
-        var a = RandomColour(rng);
-        var b = RandomColour(rng);
-        double fx = Uniform(rng, 0.05, 0.4), fy = Uniform(rng, 0.05, 0.4), phase = Uniform(rng, 0, 6.3);
-        var pixels = new byte[w * h * 3];
-        for (int y = 0; y < h; y++)
-        {
-            for (int x = 0; x < w; x++)
-            {
-                double m = 0.5 + (0.5 * Math.Sin((fx * x) + (fy * y) + phase));
-                int i = ((y * w) + x) * 3;
-                pixels[i] = Mix(a.Val0, b.Val0, m);
-                pixels[i + 1] = Mix(a.Val1, b.Val1, m);
-                pixels[i + 2] = Mix(a.Val2, b.Val2, m);
-            }
-        }
-
-        System.Runtime.InteropServices.Marshal.Copy(pixels, 0, bg.Data, pixels.Length);
-
-        for (int i = 0; i < clutter; i++)
-        {
-            var c = RandomColour(rng);
-            var centre = new Point(rng.NextInt(w), rng.NextInt(h));
-            int size = rng.NextInt(2, Math.Max(3, Math.Min(w, h) / 6));
-            if (rng.Bernoulli(0.5))
-            {
-                Cv2.Circle(bg, centre, size, c, -1, LineTypes.AntiAlias);
-            }
-            else
-            {
-                Cv2.Rectangle(bg, new Rect(centre.X - size, centre.Y - (size / 2), 2 * size, size), c, -1);
-            }
-        }
-
-        return bg;
-    }
-
-    private static void DrawObject(Mat frame, int sides, double x, double y, double r, double angle, Scalar colour, Scalar stripe)
-    {
-        const int Shift = 4; // sub-pixel precision: coordinates in 1/16 pixel
-        const double Scale = 1 << Shift;
-        var points = new Point[sides];
-        for (int k = 0; k < sides; k++)
-        {
-            double theta = angle + (2 * Math.PI * k / sides);
-            points[k] = new Point((int)Math.Round((x + (r * Math.Cos(theta))) * Scale), (int)Math.Round((y + (r * Math.Sin(theta))) * Scale));
-        }
-
-        Cv2.FillPoly(frame, [points], colour, LineTypes.AntiAlias, Shift);
-        var from = new Point((int)Math.Round((x - (0.8 * r * Math.Cos(angle))) * Scale), (int)Math.Round((y - (0.8 * r * Math.Sin(angle))) * Scale));
-        var to = new Point((int)Math.Round((x + (0.8 * r * Math.Cos(angle))) * Scale), (int)Math.Round((y + (0.8 * r * Math.Sin(angle))) * Scale));
-        Cv2.Line(frame, from, to, stripe, Math.Max(1, (int)(r / 4)), LineTypes.AntiAlias, Shift);
-    }
-
-    private static void AddNoise(Mat frame, double sigma, ClipRandom rng, byte[] buffer)
-    {
-        if (sigma <= 0)
-        {
-            return;
-        }
-
-        int n = buffer.Length;
-        System.Runtime.InteropServices.Marshal.Copy(frame.Data, buffer, 0, n);
-        for (int i = 0; i < n; i += 2)
-        {
-            // Box-Muller: two normal values per pair of uniforms.
-            double u1 = 1 - rng.NextDouble(), u2 = rng.NextDouble();
-            double mag = sigma * Math.Sqrt(-2 * Math.Log(u1));
-            buffer[i] = Clamp(buffer[i] + (mag * Math.Cos(2 * Math.PI * u2)));
-            if (i + 1 < n)
-            {
-                buffer[i + 1] = Clamp(buffer[i + 1] + (mag * Math.Sin(2 * Math.PI * u2)));
-            }
-        }
-
-        System.Runtime.InteropServices.Marshal.Copy(buffer, 0, frame.Data, n);
-    }
-
     private static byte Clamp(double v) => (byte)Math.Clamp((int)Math.Round(v), 0, 255);
-
-    private static byte Mix(double a, double b, double m) => (byte)Math.Round((a * (1 - m)) + (b * m));
-
-    private static Scalar RandomColour(ClipRandom rng) => new(rng.NextInt(256), rng.NextInt(256), rng.NextInt(256));
-
-    private static Scalar Contrast(Scalar c) => new(255 - c.Val0, 255 - c.Val1, 255 - c.Val2);
-
-    private static double Uniform(ClipRandom rng, double low, double high) => rng.Uniform(low, high);
 }

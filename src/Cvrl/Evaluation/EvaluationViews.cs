@@ -38,6 +38,12 @@ public sealed record EvaluationViewOptions
     /// <summary>Test crop size (official 256, equal to the short side, so crops slide along the long side only).</summary>
     public int TestCropSize { get; init; } = 256;
 
+    /// <summary>
+    /// Colour jitter strength for training views (with grayscale, as in pre-training); 0 for none, the official recipe.
+    /// Fine-tuning a small network from scratch on few videos needs it to generalise (docs/results.md). Default 0.
+    /// </summary>
+    public double TrainColorJitterStrength { get; init; }
+
     /// <summary>Decoding options.</summary>
     public VideoReaderOptions Reader { get; init; } = new();
 
@@ -76,6 +82,11 @@ public sealed record EvaluationViewOptions
             throw new ArgumentOutOfRangeException(nameof(TestCropSize), TestCropSize, $"TestCropSize must not exceed TestShortSide ({TestShortSide}).");
         }
 
+        if (!(TrainColorJitterStrength is >= 0 and <= 1.25))
+        {
+            throw new ArgumentOutOfRangeException(nameof(TrainColorJitterStrength), TrainColorJitterStrength, "TrainColorJitterStrength must lie in [0, 1.25].");
+        }
+
         ArgumentNullException.ThrowIfNull(Reader, nameof(Reader));
         Reader.Validate();
     }
@@ -108,7 +119,7 @@ public sealed class EvaluationViews
         Options.Validate();
         _trainSampler = new RandomClipSampler(Options.FramesPerClip, Options.Stride);
         _testSampler = new UniformClipSampler(Options.TestClips, Options.FramesPerClip, Options.Stride);
-        _train = CvrlPresets.LinearEvalTrain(Options.TrainCropSize);
+        _train = CvrlPresets.LinearEvalTrain(Options.TrainCropSize, Options.TrainColorJitterStrength);
         _test = CvrlPresets.Test(Options.TestShortSide);
     }
 
@@ -123,7 +134,8 @@ public sealed class EvaluationViews
 
     /// <summary>
     /// One random training view of a video: a random clip (stream <see cref="ClipRandom.TemporalStream"/>), random
-    /// resized crop and flip (stream 0), as float32 <c>[3, T, S, S]</c> in [0, 1].
+    /// resized crop and flip (and colour, when <see cref="EvaluationViewOptions.TrainColorJitterStrength"/> asks for it;
+    /// stream 0), as float32 <c>[3, T, S, S]</c> in [0, 1].
     /// </summary>
     /// <param name="path">The video.</param>
     /// <param name="seed">Experiment seed.</param>

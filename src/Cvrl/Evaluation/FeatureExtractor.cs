@@ -121,6 +121,45 @@ public sealed class FeatureExtractor
         return Extract(data, viewsPerVideo, (path, i) => Views.TrainViews(path, seed, firstEpoch, viewsPerVideo, i), "train features", progress, cancellationToken);
     }
 
+    /// <summary>
+    /// Recomputes the encoder's BatchNorm statistics ("precise BN", as in PySlowFast) on the test views of
+    /// <paramref name="data"/>: running means and variances are reset and replaced by their average over every batch of
+    /// views, with the encoder in training mode and no gradients; weights are not touched. Use it before extracting
+    /// features from an encoder whose statistics do not describe un-augmented clips: a network at its random
+    /// initialisation (statistics 0 and 1) or one pre-trained on heavily colour-augmented views. Not part of the official
+    /// protocol, which keeps the pre-trained statistics; apply it to every encoder you compare.
+    /// </summary>
+    /// <param name="data">The videos (usually the training split; labels are not used).</param>
+    /// <param name="progress">Reports videos done.</param>
+    /// <param name="cancellationToken">Stops the run (the statistics are then partial).</param>
+    /// <returns>How many BatchNorm layers were recomputed.</returns>
+    /// <exception cref="DatasetException">The data set is empty or none of its videos decodes.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled.</exception>
+    public int RecomputeBatchNormStatistics(VideoDataset data, IProgress<EvaluationProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        var norms = _encoder.modules().OfType<TorchSharp.Modules.NormBase>().Where(n => n.track_running_stats).ToList();
+        var momenta = norms.Select(n => n.momentum).ToList();
+        try
+        {
+            foreach (var norm in norms)
+            {
+                norm.reset_running_stats();
+                norm.momentum = null; // a cumulative average over all batches
+            }
+
+            Extract(data, Options.Views.TestViewsPerVideo, (path, _) => Views.TestViews(path), "batch-norm statistics", progress, cancellationToken, trainingMode: true);
+        }
+        finally
+        {
+            for (int i = 0; i < norms.Count; i++)
+            {
+                norms[i].momentum = momenta[i];
+            }
+        }
+
+        return norms.Count;
+    }
+
     /// <summary>The device the encoder runs on: that of its first parameter, or the CPU.</summary>
     internal static Device DeviceOf(nn.Module module) =>
         module.parameters().FirstOrDefault()?.device ?? torch.CPU;
@@ -151,7 +190,7 @@ public sealed class FeatureExtractor
         }
     }
 
-    private VideoFeatures Extract(VideoDataset data, int viewsPerVideo, Func<string, int, Tensor> makeViews, string stage, IProgress<EvaluationProgress>? progress, CancellationToken cancellationToken)
+    private VideoFeatures Extract(VideoDataset data, int viewsPerVideo, Func<string, int, Tensor> makeViews, string stage, IProgress<EvaluationProgress>? progress, CancellationToken cancellationToken, bool trainingMode = false)
     {
         ArgumentNullException.ThrowIfNull(data);
         if (data.Count == 0)
@@ -169,7 +208,7 @@ public sealed class FeatureExtractor
         int dim = 0;
         int done = 0;
         bool wasTraining = _encoder.training;
-        _encoder.eval();
+        _encoder.train(trainingMode);
         try
         {
             (Tensor? Views, Exception? Error) Make(VideoItem item, int index)

@@ -25,7 +25,16 @@ public sealed record FineTuneOptions
     /// <summary>Videos (one random clip each) per step. Default 16.</summary>
     public int BatchSize { get; init; } = 16;
 
-    /// <summary>Peak learning rate of the new classifier head; null for 0.8 at batch 64 scaled linearly (<c>0.8 x BatchSize / 64</c>).</summary>
+    /// <summary>
+    /// The optimizer of both parts: SGD with momentum (the default, the Model Garden recipe), LARS, or AdamW (not in
+    /// the recipe; it trains small networks from scratch more reliably, docs/results.md). Default SGD.
+    /// </summary>
+    public OptimizerKind Optimizer { get; init; } = OptimizerKind.Sgd;
+
+    /// <summary>
+    /// Peak learning rate of the new classifier head; null for 0.8 at batch 64 scaled linearly (<c>0.8 x BatchSize / 64</c>)
+    /// with SGD or LARS, and 1e-3 with AdamW.
+    /// </summary>
     public double? HeadLearningRate { get; init; }
 
     /// <summary>Peak learning rate of the backbone; null for the head's rate (the Model Garden recipe uses one rate for both).</summary>
@@ -34,10 +43,10 @@ public sealed record FineTuneOptions
     /// <summary>Warm-up as a fraction of all steps. Default 0.05.</summary>
     public double WarmupFraction { get; init; } = 0.05;
 
-    /// <summary>SGD momentum. Default 0.9.</summary>
+    /// <summary>SGD and LARS momentum. Default 0.9.</summary>
     public double Momentum { get; init; } = 0.9;
 
-    /// <summary>Weight decay on convolution and linear kernels. Default 1e-4.</summary>
+    /// <summary>Weight decay on convolution and linear kernels (decoupled for AdamW, where 1e-2 is usual). Default 1e-4.</summary>
     public double WeightDecay { get; init; } = 1e-4;
 
     /// <summary>Dropout before the classifier. Default 0.2.</summary>
@@ -50,7 +59,7 @@ public sealed record FineTuneOptions
     public FeatureExtractorOptions Features { get; init; } = new();
 
     /// <summary>The head's learning rate.</summary>
-    public double EffectiveHeadLearningRate => HeadLearningRate ?? (0.8 * BatchSize / 64.0);
+    public double EffectiveHeadLearningRate => HeadLearningRate ?? (Optimizer == OptimizerKind.AdamW ? 1e-3 : 0.8 * BatchSize / 64.0);
 
     /// <summary>The backbone's learning rate.</summary>
     public double EffectiveBackboneLearningRate => BackboneLearningRate ?? EffectiveHeadLearningRate;
@@ -62,6 +71,7 @@ public sealed record FineTuneOptions
         LinearTraining.Check(Epochs, BatchSize, HeadLearningRate, WarmupFraction, Momentum, WeightDecay);
         LinearTraining.Require(BackboneLearningRate is null || (BackboneLearningRate >= 0 && double.IsFinite(BackboneLearningRate.Value)), nameof(BackboneLearningRate), BackboneLearningRate, "BackboneLearningRate must be 0 (frozen) or positive, or null for the head's rate.");
         LinearTraining.Require(Dropout is >= 0 and < 1, nameof(Dropout), Dropout, "Dropout must lie in [0, 1).");
+        LinearTraining.Require(Enum.IsDefined(Optimizer), nameof(Optimizer), Optimizer, "Unknown optimizer.");
         ArgumentNullException.ThrowIfNull(Features, nameof(Features));
         Features.Validate();
     }
@@ -69,7 +79,7 @@ public sealed record FineTuneOptions
 
 /// <summary>
 /// Fine-tuning: the whole encoder trains together with a new linear classifier (dropout, then linear, on the pooled
-/// features), each with its own learning rate, on single random training clips with crop and flip; BatchNorm is in
+/// features), each with its own learning rate, on single random training clips with crop and flip (and colour, when the views ask for it); BatchNorm is in
 /// training mode. Then the test split is scored with the same 30-view protocol as the linear probe. The encoder is
 /// modified in place.
 /// </summary>
@@ -150,9 +160,9 @@ public sealed class FineTuner
         long warmup = (long)Math.Round(Options.WarmupFraction * totalSteps);
         var backboneSchedule = new WarmupCosineSchedule(Options.EffectiveBackboneLearningRate, warmup, totalSteps);
         var headSchedule = new WarmupCosineSchedule(Options.EffectiveHeadLearningRate, warmup, totalSteps);
-        var optimizerOptions = new CvrlOptimizerOptions { Momentum = Options.Momentum, WeightDecay = Options.WeightDecay };
-        using var backboneOptimizer = new MomentumSgd(encoder.named_parameters().Select(p => ("encoder." + p.name, p.parameter)), optimizerOptions);
-        using var headOptimizer = new MomentumSgd(head.named_parameters().Select(p => ("head." + p.name, p.parameter)), optimizerOptions);
+        var optimizerOptions = new CvrlOptimizerOptions { Kind = Options.Optimizer, Momentum = Options.Momentum, WeightDecay = Options.WeightDecay };
+        using var backboneOptimizer = CvrlOptimizer.Create(encoder.named_parameters().Select(p => ("encoder." + p.name, p.parameter)), optimizerOptions);
+        using var headOptimizer = CvrlOptimizer.Create(head.named_parameters().Select(p => ("head." + p.name, p.parameter)), optimizerOptions);
         var losses = new List<double>();
         var bad = new Dictionary<string, string>(StringComparer.Ordinal);
         long step = 0;

@@ -57,6 +57,16 @@ public sealed record LinearProbeOptions
     /// <summary>Weight decay on the linear kernel (official 0).</summary>
     public double WeightDecay { get; init; }
 
+    /// <summary>
+    /// Standardise each feature dimension (after the L2 normalisation) with the training features' mean and standard
+    /// deviation before the linear layer, as MAE's linear probe does with a parameter-free BatchNorm. Not part of the
+    /// official protocol; it lets a short probe fit features whose useful differences are small next to their common
+    /// direction (a network at random initialisation, a briefly trained one). The standardisation is folded into the
+    /// trained layer, so the classifier still takes L2-normalised features. Pair it with a smaller learning rate
+    /// (the inputs have unit variance per dimension instead of unit norm). Default false.
+    /// </summary>
+    public bool Standardize { get; init; }
+
     /// <summary>In <see cref="ProbeMode.Cached"/> mode, augmented views extracted per training video. Default 10.</summary>
     public int CachedTrainViews { get; init; } = 10;
 
@@ -176,17 +186,20 @@ public sealed class LinearProbe
         LinearTraining.CheckFeatures(firstTrain, test);
         string protocol = cachedProtocol ? "linear-probe (cached)" : Protocol;
         var spec = new LinearTraining(Options.Epochs, Options.BatchSize, Options.EffectiveLearningRate, Options.WarmupFraction, Options.Momentum, Options.WeightDecay, Options.Seed, protocol, _logger);
+        using var standardizer = Options.Standardize ? FeatureStandardizer.Fit(firstTrain) : null;
         var (layer, losses) = spec.Train(
             firstTrain.Dim,
             firstTrain.Classes.Count,
             epoch =>
             {
                 var features = trainForEpoch(epoch);
-                return (features.ViewTensor(epoch % features.ViewsPerVideo), features.LabelTensor());
+                var x = features.ViewTensor(epoch % features.ViewsPerVideo);
+                return (standardizer?.Apply(x) ?? x, features.LabelTensor());
             },
             watch,
             progress,
             cancellationToken);
+        standardizer?.FoldInto(layer);
         var run = new ClassifierRun(layer, firstTrain.Classes, normalizeFeatures: true);
         try
         {
@@ -208,6 +221,64 @@ public sealed class LinearProbe
         ["learningRate"] = Options.EffectiveLearningRate,
         ["encoder"] = encoder,
     };
+}
+
+/// <summary>
+/// Per-dimension standardisation of L2-normalised features, <c>(x - mean) / std</c> with the training features'
+/// statistics over all their views, and its folding into a linear layer trained on standardised inputs.
+/// </summary>
+internal sealed class FeatureStandardizer : IDisposable
+{
+    private readonly Tensor _mean;
+    private readonly Tensor _std;
+
+    private FeatureStandardizer(Tensor mean, Tensor std) => (_mean, _std) = (mean, std);
+
+    /// <summary>Statistics of every view of <paramref name="train"/> (L2-normalised first when the features are not).</summary>
+    public static FeatureStandardizer Fit(VideoFeatures train)
+    {
+        using var scope = torch.NewDisposeScope();
+        var all = train.ToTensor().reshape(-1, train.Dim);
+        if (!train.Normalized)
+        {
+            all = nn.functional.normalize(all, p: 2, dim: 1);
+        }
+
+        using var floor = 1e-6.ToScalar();
+        var mean = all.mean([0]);
+        var std = all.std([0]).clamp_min(floor);
+        return new FeatureStandardizer(mean.DetachFromDisposeScope(), std.DetachFromDisposeScope());
+    }
+
+    /// <summary>Standardises <paramref name="x"/> <c>[N, D]</c> (disposing it); returns a new tensor.</summary>
+    public Tensor Apply(Tensor x)
+    {
+        using (x)
+        {
+            using var minusOne = (-1.0).ToScalar();
+            return x.add(_mean, alpha: minusOne).div_(_std);
+        }
+    }
+
+    /// <summary>
+    /// Turns a layer trained on standardised inputs into one over the raw (normalised) features:
+    /// <c>W' = W / std</c>, <c>b' = b - W' mean</c>.
+    /// </summary>
+    public void FoldInto(Linear layer)
+    {
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        var weight = layer.weight!.div(_std);
+        using var minusOne = (-1.0).ToScalar();
+        layer.bias!.add_(weight.matmul(_mean), alpha: minusOne);
+        layer.weight!.copy_(weight);
+    }
+
+    public void Dispose()
+    {
+        _mean.Dispose();
+        _std.Dispose();
+    }
 }
 
 /// <summary>
