@@ -25,7 +25,7 @@ internal sealed class ConvBn
         Conv = kernel == (1, 1, 1)
             ? new PointwiseConv3d(inChannels, outChannels, stride, device)
             : nn.Conv3d(inChannels, outChannels, kernel, stride, padding, bias: false, device: device);
-        Bn = nn.BatchNorm3d(outChannels, eps: options.BatchNormEps, momentum: options.BatchNormMomentum, device: device);
+        Bn = new CvrlBatchNorm(outChannels, dimensions: 5, options.BatchNormEps, options.BatchNormMomentum, device);
         Relu = relu;
         var layers = new List<(string, Module<Tensor, Tensor>)> { ("0", Conv), ("1", Bn) };
         if (relu)
@@ -39,7 +39,7 @@ internal sealed class ConvBn
     /// <summary>The convolution: a <see cref="TorchSharp.Modules.Conv3d"/>, or a <see cref="PointwiseConv3d"/> for 1x1x1 kernels.</summary>
     public Module<Tensor, Tensor> Conv { get; }
 
-    public BatchNorm3d Bn { get; }
+    public CvrlBatchNorm Bn { get; }
 
     public bool Relu { get; }
 
@@ -194,7 +194,7 @@ internal sealed class BasicBlock3d : Module<Tensor, Tensor>
     }
 
     /// <summary>The BatchNorm that closes the residual branch (zero-initialised on request).</summary>
-    public BatchNorm3d LastBn => _conv2.Bn;
+    public CvrlBatchNorm LastBn => _conv2.Bn;
 
     public override Tensor forward(Tensor x)
     {
@@ -235,7 +235,7 @@ internal sealed class Bottleneck3d : Module<Tensor, Tensor>
     }
 
     /// <summary>The BatchNorm that closes the residual branch (zero-initialised on request).</summary>
-    public BatchNorm3d LastBn => _conv3.Bn;
+    public CvrlBatchNorm LastBn => _conv3.Bn;
 
     public override Tensor forward(Tensor x)
     {

@@ -84,7 +84,7 @@ public sealed class ProjectionHead : Module<Tensor, Tensor>
         {
             layers.Add(((3 * i).ToString(System.Globalization.CultureInfo.InvariantCulture), nn.Linear(width, Options.HiddenDim, device: device)));
             layers.Add((((3 * i) + 1).ToString(System.Globalization.CultureInfo.InvariantCulture),
-                nn.BatchNorm1d(Options.HiddenDim, eps: Options.BatchNormEps, momentum: Options.BatchNormMomentum, device: device)));
+                new CvrlBatchNorm(Options.HiddenDim, dimensions: 2, Options.BatchNormEps, Options.BatchNormMomentum, device)));
             layers.Add((((3 * i) + 2).ToString(System.Globalization.CultureInfo.InvariantCulture), nn.ReLU()));
             width = Options.HiddenDim;
         }

@@ -291,9 +291,9 @@ public sealed class ResNet3d : Module<Tensor, Tensor>
                     }
 
                     break;
-                case BatchNorm3d bn when bn.weight is { } g && g.device_type != DeviceType.META:
-                    nn.init.ones_(g);
-                    nn.init.zeros_(bn.bias!);
+                case CvrlBatchNorm bn when bn.weight.device_type != DeviceType.META:
+                    nn.init.ones_(bn.weight);
+                    nn.init.zeros_(bn.bias);
                     break;
                 case Linear linear when linear.weight is { } lw && lw.device_type != DeviceType.META:
                     if (Options.Init == WeightInit.Keras)

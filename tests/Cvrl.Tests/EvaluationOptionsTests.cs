@@ -1,5 +1,6 @@
 using Cvrl.Data;
 using Cvrl.Evaluation;
+using Cvrl.Models;
 using Cvrl.Optim;
 using Cvrl.Testing;
 using TorchSharp;
@@ -12,7 +13,7 @@ namespace Cvrl.Tests;
 internal sealed class BatchNormEncoder : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006, SA1300 // state-dict name
-    public readonly BatchNorm3d bn = nn.BatchNorm3d(3, momentum: 0.1);
+    public readonly CvrlBatchNorm bn = new(3, dimensions: 5, momentum: 0.1);
 #pragma warning restore IDE1006, SA1300
 
     public BatchNormEncoder()
@@ -48,9 +49,10 @@ public sealed class EvaluationOptionsTests
         var variances = torch.stack(batches.Select(b => b.transpose(0, 1).reshape(3, -1).var(1)).ToArray()).mean([0]); // unbiased, as BatchNorm keeps it
 
         // Means over ~20,000 float32 values per batch: a few ulps relative.
-        TorchAssert.AllClose(means, encoder.bn.running_mean!, 1e-5, 1e-6);
-        TorchAssert.AllClose(variances, encoder.bn.running_var!, 1e-4, 1e-7);
-        Assert.Equal(0.1, encoder.bn.momentum);
+        TorchAssert.AllClose(means, encoder.bn.running_mean, 1e-5, 1e-6);
+        TorchAssert.AllClose(variances, encoder.bn.running_var, 1e-4, 1e-7);
+        Assert.Equal(3, encoder.bn.num_batches_tracked.item<long>());
+        Assert.Equal(0.1, encoder.bn.Momentum);
         Assert.False(encoder.training, "the module's mode is restored");
     }
 

@@ -122,7 +122,8 @@ public sealed class FeatureExtractor
     }
 
     /// <summary>
-    /// Recomputes the encoder's BatchNorm statistics ("precise BN", as in PySlowFast) on the test views of
+    /// Recomputes the statistics of the encoder's <see cref="CvrlBatchNorm"/> layers (every BatchNorm of Cvrl's networks;
+    /// others are left alone) ("precise BN", as in PySlowFast) on the test views of
     /// <paramref name="data"/>: running means and variances are reset and replaced by their average over every batch of
     /// views, with the encoder in training mode and no gradients; weights are not touched. Use it before extracting
     /// features from an encoder whose statistics do not describe un-augmented clips: a network at its random
@@ -137,14 +138,14 @@ public sealed class FeatureExtractor
     /// <exception cref="OperationCanceledException">Cancelled.</exception>
     public int RecomputeBatchNormStatistics(VideoDataset data, IProgress<EvaluationProgress>? progress = null, CancellationToken cancellationToken = default)
     {
-        var norms = _encoder.modules().OfType<TorchSharp.Modules.NormBase>().Where(n => n.track_running_stats).ToList();
-        var momenta = norms.Select(n => n.momentum).ToList();
+        var norms = _encoder.modules().OfType<CvrlBatchNorm>().ToList();
+        var momenta = norms.Select(n => n.Momentum).ToList();
         try
         {
             foreach (var norm in norms)
             {
-                norm.reset_running_stats();
-                norm.momentum = null; // a cumulative average over all batches
+                norm.ResetRunningStatistics();
+                norm.Momentum = null; // a cumulative average over all batches
             }
 
             Extract(data, Options.Views.TestViewsPerVideo, (path, _) => Views.TestViews(path), "batch-norm statistics", progress, cancellationToken, trainingMode: true);
@@ -153,7 +154,7 @@ public sealed class FeatureExtractor
         {
             for (int i = 0; i < norms.Count; i++)
             {
-                norms[i].momentum = momenta[i];
+                norms[i].Momentum = momenta[i];
             }
         }
 
