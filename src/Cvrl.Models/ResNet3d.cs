@@ -108,21 +108,43 @@ public sealed class ResNet3d : Module<Tensor, Tensor>
         return new ResNet3d(resolved, device);
     }
 
+    /// <summary>
+    /// A network of the given depth in its default layout (<see cref="Create"/> with
+    /// <see cref="ResNet3dOptions.Depth"/>, <see cref="ResNet3dOptions.WidthMultiplier"/> and
+    /// <see cref="ResNet3dOptions.NumClasses"/> set). Every named factory below calls it with its depth.
+    /// </summary>
+    /// <param name="depth">18, 34, 50, 101, 152 or 200.</param>
+    /// <param name="width">The width multiplier (1 for the standard widths; 2 and 4 for CVRL's wide models).</param>
+    /// <param name="numClasses">Classes of a classifier head; null for a backbone that returns pooled features.</param>
+    /// <param name="device">Where to allocate the weights (default CPU).</param>
+    /// <returns>A new module owned by the caller (dispose it).</returns>
+    /// <exception cref="ArgumentOutOfRangeException">The depth or another value is out of range.</exception>
+    public static ResNet3d OfDepth(int depth, double width = 1, int? numClasses = null, Device? device = null) =>
+        Create(new() { Depth = depth, WidthMultiplier = width, NumClasses = numClasses }, device);
+
     /// <summary>torchvision's R3D-18 (basic blocks, 3 x 3 x 3 convolutions); 33,371,472 parameters with 400 classes.</summary>
-    public static ResNet3d R3d18(int? numClasses = null, double width = 1, Device? device = null) =>
-        Create(new() { Depth = 18, WidthMultiplier = width, NumClasses = numClasses }, device);
+    /// <inheritdoc cref="OfDepth" path="/param[@name!='depth']|/returns|/exception"/>
+    public static ResNet3d R3d18(double width = 1, int? numClasses = null, Device? device = null) => OfDepth(18, width, numClasses, device);
+
+    /// <summary>R3D-34 in torchvision's layout (basic blocks [3, 4, 6, 3]).</summary>
+    /// <inheritdoc cref="OfDepth" path="/param[@name!='depth']|/returns|/exception"/>
+    public static ResNet3d R3d34(double width = 1, int? numClasses = null, Device? device = null) => OfDepth(34, width, numClasses, device);
 
     /// <summary>CVRL's R3D-50 at a width multiplier (1 is the paper's 31.7M-parameter model, 2 and 4 its wide models).</summary>
-    public static ResNet3d R3d50(double width = 1, int? numClasses = null, Device? device = null) =>
-        Create(new() { Depth = 50, WidthMultiplier = width, NumClasses = numClasses }, device);
+    /// <inheritdoc cref="OfDepth" path="/param[@name!='depth']|/returns|/exception"/>
+    public static ResNet3d R3d50(double width = 1, int? numClasses = null, Device? device = null) => OfDepth(50, width, numClasses, device);
 
     /// <summary>R3D-101 in CVRL's layout.</summary>
-    public static ResNet3d R3d101(double width = 1, int? numClasses = null, Device? device = null) =>
-        Create(new() { Depth = 101, WidthMultiplier = width, NumClasses = numClasses }, device);
+    /// <inheritdoc cref="OfDepth" path="/param[@name!='depth']|/returns|/exception"/>
+    public static ResNet3d R3d101(double width = 1, int? numClasses = null, Device? device = null) => OfDepth(101, width, numClasses, device);
 
     /// <summary>R3D-152 in CVRL's layout (the paper's largest model is 2x wide).</summary>
-    public static ResNet3d R3d152(double width = 1, int? numClasses = null, Device? device = null) =>
-        Create(new() { Depth = 152, WidthMultiplier = width, NumClasses = numClasses }, device);
+    /// <inheritdoc cref="OfDepth" path="/param[@name!='depth']|/returns|/exception"/>
+    public static ResNet3d R3d152(double width = 1, int? numClasses = null, Device? device = null) => OfDepth(152, width, numClasses, device);
+
+    /// <summary>R3D-200 in CVRL's layout (bottlenecks [3, 24, 36, 3]).</summary>
+    /// <inheritdoc cref="OfDepth" path="/param[@name!='depth']|/returns|/exception"/>
+    public static ResNet3d R3d200(double width = 1, int? numClasses = null, Device? device = null) => OfDepth(200, width, numClasses, device);
 
     /// <summary>Runs the network: features <c>[N, FeatureDim]</c> in backbone mode, logits in classifier mode.</summary>
     /// <param name="input">A float batch <c>[N, C, T, H, W]</c> on the module's device.</param>

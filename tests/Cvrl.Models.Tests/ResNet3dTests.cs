@@ -26,9 +26,29 @@ public sealed class ResNet3dTests
     }
 
     [Fact]
+    public void NamedFactories_CoverEveryDepth_WithOneParameterOrder()
+    {
+        var factories = new (int Depth, Func<double, int?, Device?, ResNet3d> Make)[]
+        {
+            (18, ResNet3d.R3d18), (34, ResNet3d.R3d34), (50, ResNet3d.R3d50), (101, ResNet3d.R3d101), (152, ResNet3d.R3d152), (200, ResNet3d.R3d200),
+        };
+        Assert.Equal(ResNet3dOptions.StageBlocks.Keys.Order(), factories.Select(f => f.Depth));
+        foreach (var (depth, make) in factories)
+        {
+            using var named = make(0.5, 7, Meta);
+            using var generic = ResNet3d.OfDepth(depth, 0.5, 7, Meta);
+            Assert.Equal(depth, named.Options.Depth);
+            Assert.Equal(0.5, named.Options.WidthMultiplier);
+            Assert.Equal(7, named.Options.NumClasses);
+            Assert.Equal(named.Options, generic.Options);
+            Assert.Equal(Parameters(generic), Parameters(named));
+        }
+    }
+
+    [Fact]
     public void R3d18_WithTorchvisionLayout_Has33371472ParametersAndTorchvisionKeys()
     {
-        using var model = ResNet3d.R3d18(400, device: Meta);
+        using var model = ResNet3d.R3d18(numClasses: 400, device: Meta);
         Assert.Equal(33_371_472, Parameters(model));
         var keys = model.state_dict().Keys.ToHashSet();
         foreach (string key in new[] { "stem.0.weight", "stem.1.running_var", "layer1.0.conv1.0.weight", "layer1.0.conv2.1.bias", "layer2.0.downsample.0.weight", "layer4.1.conv2.1.num_batches_tracked", "fc.weight", "fc.bias" })

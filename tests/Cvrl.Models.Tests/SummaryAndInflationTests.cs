@@ -109,7 +109,7 @@ public sealed class SummaryAndInflationTests
     {
         using var scope = torch.NewDisposeScope();
         var resnet2d = torchvision.models.resnet18();
-        var model = ResNet3d.R3d18(width: 0.5);
+        var model = ResNet3d.R3d18(0.5);
         var e = Assert.Throws<WeightsMismatchException>(() => Inflation.FromResNet2d(model, resnet2d));
         Assert.NotEmpty(e.Report!.ShapeMismatches);
         Assert.Equal("stem.0.weight", Inflation.MapKey("conv1.weight"));

@@ -20,7 +20,7 @@ public sealed class WeightsTests
         float[] expectedLogits = [.. json.RootElement.GetProperty("logits").EnumerateArray().Select(e => e.GetSingle())];
 
         using var scope = torch.NewDisposeScope();
-        var model = ResNet3d.R3d18(400);
+        var model = ResNet3d.R3d18(numClasses: 400);
         DeterministicWeights.Fill(model);
         model.eval();
         using var noGrad = torch.no_grad();
@@ -36,7 +36,7 @@ public sealed class WeightsTests
     [Fact]
     public void PyTorchFile_WrittenByTorchSave_LoadsStrictly()
     {
-        using var model = ResNet3d.R3d18(10, width: 2.0 / 64);
+        using var model = ResNet3d.R3d18(2.0 / 64, numClasses: 10);
         var report = ModelWeights.Load(Fixture("r3d18_tiny_w2_c10.pt"), model);
         Assert.True(report.IsExact, report.ToString());
         Assert.Equal(model.state_dict().Count, report.Loaded.Count);
@@ -79,13 +79,13 @@ public sealed class WeightsTests
     public void TorchSharpFormat_IsInterchangeableWithModuleSaveAndLoad()
     {
         using var dir = new TempDirectory();
-        using var a = ResNet3d.R3d18(4, width: 0.125);
-        using var b = ResNet3d.R3d18(4, width: 0.125);
+        using var a = ResNet3d.R3d18(0.125, numClasses: 4);
+        using var b = ResNet3d.R3d18(0.125, numClasses: 4);
         a.save(dir.File("torchsharp.dat"));
         Assert.True(ModelWeights.Load(dir.File("torchsharp.dat"), b).IsExact);
         Assert.Equal(0, TorchAssert.MaxDiff(a.state_dict()["layer2.0.conv1.0.weight"], b.state_dict()["layer2.0.conv1.0.weight"]));
 
-        using var c = ResNet3d.R3d18(4, width: 0.125);
+        using var c = ResNet3d.R3d18(0.125, numClasses: 4);
         ModelWeights.Save(dir.File("cvrl.dat"), a);
         c.load(dir.File("cvrl.dat"));
         Assert.Equal(0, TorchAssert.MaxDiff(a.state_dict()["fc.weight"], c.state_dict()["fc.weight"]));
@@ -113,7 +113,7 @@ public sealed class WeightsTests
     public void WeightsOfAnotherArchitecture_GiveAReadableReportAndAnException()
     {
         using var dir = new TempDirectory();
-        using var r18 = ResNet3d.R3d18(10, width: 0.125);
+        using var r18 = ResNet3d.R3d18(0.125, numClasses: 10);
         ModelWeights.Save(dir.File("r18.dat"), r18);
         using var r50 = ResNet3d.R3d50(0.0625, numClasses: 10);
         var before = r50.state_dict()["fc.weight"].clone();
@@ -124,7 +124,7 @@ public sealed class WeightsTests
         Assert.Contains("missing", e.Message, StringComparison.Ordinal);
         Assert.Equal(0, TorchAssert.MaxDiff(before, r50.state_dict()["fc.weight"])); // nothing changed
 
-        using var r18b = ResNet3d.R3d18(7, width: 0.125);
+        using var r18b = ResNet3d.R3d18(0.125, numClasses: 7);
         var partial = ModelWeights.Load(dir.File("r18.dat"), r18b, strict: false);
         Assert.Equal(new[] { "fc.bias", "fc.weight" }, partial.ShapeMismatches.Select(m => m.Name).Order());
         Assert.Equal(r18b.state_dict().Count - 2, partial.Loaded.Count);
@@ -143,7 +143,7 @@ public sealed class WeightsTests
     public void BadFiles_GetTypedExceptionsNamingTheFile()
     {
         using var dir = new TempDirectory();
-        using var model = ResNet3d.R3d18(2, width: 0.125);
+        using var model = ResNet3d.R3d18(0.125, numClasses: 2);
         Assert.Throws<FileNotFoundException>(() => ModelWeights.Load(dir.File("none.dat"), model));
         File.WriteAllBytes(dir.File("empty.dat"), []);
         Assert.Contains("empty.dat", Assert.Throws<InvalidDataException>(() => ModelWeights.Load(dir.File("empty.dat"), model)).Message, StringComparison.Ordinal);
@@ -162,7 +162,7 @@ public sealed class WeightsTests
     public void Save_IsAtomic_LeavingNoTemporaryFiles()
     {
         using var dir = new TempDirectory();
-        using var model = ResNet3d.R3d18(2, width: 0.125);
+        using var model = ResNet3d.R3d18(0.125, numClasses: 2);
         ModelWeights.Save(dir.File("w.dat"), model);
         ModelWeights.Save(dir.File("w.dat"), model);
         Assert.Equal(new[] { "w.dat" }, Directory.GetFiles(dir.Path).Select(Path.GetFileName));

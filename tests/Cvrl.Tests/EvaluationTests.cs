@@ -131,7 +131,8 @@ public sealed class EvaluationTests
         var shuffledTrain = Shuffled(train, 11);
         var shuffledTest = Shuffled(test, 12);
         using var run = new LinearProbe(Probe()).Fit(encoder, shuffledTrain, shuffledTest);
-        var knn = new KnnClassifier(new KnnOptions { K = 5, Features = Probe().Features }).Evaluate(encoder, shuffledTrain, shuffledTest);
+        using var knnRun = new KnnClassifier(new KnnOptions { K = 5, Features = Probe().Features }).Fit(encoder, shuffledTrain, shuffledTest);
+        var knn = knnRun.Result;
 
         // Chance is 1/3 on 30 test videos (sd 0.086); 0.6 is three standard deviations above it. The seeds are fixed.
         Assert.True(run.Result.Top1 < 0.6, $"probe top-1 {run.Result.Top1} on shuffled labels");
@@ -264,7 +265,8 @@ public sealed class EvaluationTests
         using var dir = new TempDirectory();
         var (train, test) = ColourSplits(dir);
         using var encoder = new MeanColourEncoder();
-        var result = new KnnClassifier(new KnnOptions { K = 3, Features = Probe().Features }).Evaluate(encoder, train, test);
+        using var run = new KnnClassifier(new KnnOptions { K = 3, Features = Probe().Features }).Fit(encoder, train, test);
+        var result = run.Result;
         Assert.Equal("knn", result.Protocol);
         Assert.True(result.Top1 >= 0.99, $"kNN top-1 {result.Top1}");
         Assert.Empty(result.TrainingLoss);
@@ -273,12 +275,20 @@ public sealed class EvaluationTests
         string[] classes = ["a", "b"];
         var reference = new VideoFeatures(["A", "B", "C"], [0, 1, 1], classes, 1, 2, [[1f, 0f], [0.8f, 0.6f], [0f, 1f]], normalized: true);
         var query = new VideoFeatures(["Q"], [0], classes, 1, 2, [[1f, 0f]], normalized: true);
-        var voted = new KnnClassifier(new KnnOptions { K = 2, Temperature = 0.5 }).Evaluate(reference, query);
+        using var votedRun = new KnnClassifier(new KnnOptions { K = 2, Temperature = 0.5 }).Fit(reference, query);
+        var voted = votedRun.Result;
         double expected = Math.Exp(2) / (Math.Exp(2) + Math.Exp(1.6));
         Assert.Equal(0, voted.Predictions[0].Predicted);
         TorchAssert.Near(expected, voted.Predictions[0].TopScores[0], 1e-5, 1e-6); // float32 exponentials of two similarities
         TorchAssert.Near(1 - expected, voted.Predictions[0].TopScores[1], 1e-5, 1e-6);
-        var equal = new KnnClassifier(new KnnOptions { K = 3, Temperature = null }).Evaluate(reference, query);
+
+        // The run classifies further videos through the same base type as the probe's and fine-tuning's runs.
+        EvaluationRun asRun = votedRun;
+        var again = asRun.Predict(new VideoFeatures(["R"], [-1], [], 1, 2, [[0f, 1f]], normalized: true));
+        Assert.Equal(["a", "b"], asRun.Classes);
+        Assert.Equal([0f, 1f], again[0]); // its two nearest references, C (similarity 1) and B (0.6), are both class b
+        using var equalRun = new KnnClassifier(new KnnOptions { K = 3, Temperature = null }).Fit(reference, query);
+        var equal = equalRun.Result;
         Assert.Equal(1, equal.Predictions[0].Predicted);
         TorchAssert.Near(2 / 3.0, equal.Predictions[0].TopScores[0], 1e-6, 0);
     }
@@ -329,7 +339,7 @@ public sealed class EvaluationTests
 
         // A class with no training videos.
         var missingClass = train.Subset(Enumerable.Range(0, train.Count).Where(i => train[i].Label != 1));
-        e = Assert.Throws<DatasetException>(() => new KnnClassifier(new KnnOptions { Features = Probe().Features }).Evaluate(encoder, missingClass, test));
+        e = Assert.Throws<DatasetException>(() => new KnnClassifier(new KnnOptions { Features = Probe().Features }).Fit(encoder, missingClass, test));
         Assert.Contains("'class1'", e.Message, StringComparison.Ordinal);
 
         // Unlabelled data.

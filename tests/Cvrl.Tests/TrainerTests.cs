@@ -176,7 +176,7 @@ public sealed class TrainerTests
         Bad(Tiny() with { MetricsFile = "metrics.xlsx" }, "MetricsFile");
         Bad(Tiny() with { GradientCacheChunk = 0 }, "GradientCacheChunk");
         Bad(Tiny() with { Optimizer = new() { Momentum = 2 } }, "Momentum");
-        using var classifier = ResNet3d.R3d18(3, width: 0.125);
+        using var classifier = ResNet3d.R3d18(0.125, numClasses: 3);
         Assert.Throws<ArgumentException>(() => new CvrlTrainer(classifier, Tiny()));
         Assert.Throws<InvalidOperationException>(() => new CvrlTrainer(encoder, Tiny() with { Device = "cuda" }));
     }

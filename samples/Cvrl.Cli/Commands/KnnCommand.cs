@@ -45,8 +45,8 @@ internal sealed class KnnCommand : Command<KnnCommand.Settings>
         {
             settings.Announce(description);
             var knn = new KnnClassifier(settings.KnnOptions);
-            var result = CliProgress.Run(progress => knn.Evaluate(encoder, train, test, progress, cancellationToken));
-            settings.Report(result);
+            using var run = CliProgress.Run(progress => knn.Fit(encoder, train, test, progress, cancellationToken));
+            settings.Report(run.Result);
             return 0;
         }
     }

@@ -112,11 +112,11 @@ internal static class QuickstartSteps
             ["cvrlKnnTop1"] = outcome.CvrlKnn.Top1,
             ["probeGainPoints"] = gain,
             ["minutes"] = outcome.Elapsed.TotalMinutes,
-            ["experiment"] = JsonSerializer.SerializeToNode(experiment),
-            ["data"] = JsonSerializer.SerializeToNode(data with { Workers = 1 }),
+            ["experiment"] = JsonSerializer.SerializeToNode(experiment, CvrlJson.Options),
+            ["data"] = JsonSerializer.SerializeToNode(data with { Workers = 1 }, CvrlJson.Options),
             ["finalLoss"] = outcome.Training.FinalLoss,
         };
-        File.WriteAllText(Path.Combine(output, "summary.json"), summary.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        File.WriteAllText(Path.Combine(output, "summary.json"), summary.ToJsonString(CvrlJson.Options));
         outcome.CvrlProbe.Save(Path.Combine(output, "cvrl-probe.json"));
         outcome.CvrlKnn.Save(Path.Combine(output, "cvrl-knn.json"));
         outcome.RandomProbe.Save(Path.Combine(output, "random-probe.json"));

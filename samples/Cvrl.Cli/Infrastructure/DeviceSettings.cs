@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using Cvrl.Models;
 using Cvrl.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;

@@ -98,6 +98,22 @@ internal sealed record ExperimentSettings
         LogEverySteps = 1,
     };
 
+    /// <summary>
+    /// The supervised reference: the same network trained from scratch with the labels through the library's
+    /// fine-tuning path (AdamW, colour augmentation in the training views, no dropout), tested on the same views.
+    /// </summary>
+    public FineTuneOptions Supervised(int epochs) => new()
+    {
+        Epochs = epochs,
+        BatchSize = 16,
+        Optimizer = OptimizerKind.AdamW,
+        WeightDecay = 1e-2,
+        WarmupFraction = 0.1,
+        Dropout = 0,
+        Seed = Seed,
+        Features = Features with { Views = Features.Views with { TrainColorJitterStrength = ColorStrength } },
+    };
+
     public FeatureExtractorOptions Features => new()
     {
         Views = EvaluationViewOptions.Small(Frames, Stride, Crop, TestClips, TestCrops),
@@ -173,7 +189,7 @@ internal static class Experiment
             Features = settings.Features,
         };
         using var probe = new LinearProbe(probeOptions).Fit(trainViews, testViews, progress, cancellationToken);
-        var knn = new KnnClassifier(new KnnOptions { K = settings.KnnK, Features = settings.Features }).Evaluate(reference, testViews);
-        return (probe.Result, knn);
+        using var knn = new KnnClassifier(new KnnOptions { K = settings.KnnK, Features = settings.Features }).Fit(reference, testViews);
+        return (probe.Result, knn.Result);
     }
 }

@@ -39,7 +39,7 @@ public static class ClipOps
         if (clip.dtype == ScalarType.Byte)
         {
             using var f = clip.to_type(ScalarType.Float32);
-            return f.div_(Scalars.Byte255).contiguous();
+            return f.div_(TorchScalars.Byte255).contiguous();
         }
 
         RequireFloat(clip);
@@ -51,8 +51,8 @@ public static class ClipOps
     {
         ClipShape.Of(clip);
         RequireFloat(clip);
-        using var scaled = clip.mul(Scalars.Byte255);
-        using var rounded = scaled.round_().clamp_(Scalars.Zero, Scalars.Byte255);
+        using var scaled = clip.mul(TorchScalars.Byte255);
+        using var rounded = scaled.round_().clamp_(TorchScalars.Zero, TorchScalars.Byte255);
         return rounded.to_type(ScalarType.Byte);
     }
 

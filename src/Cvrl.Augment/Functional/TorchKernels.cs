@@ -15,7 +15,7 @@ internal static class TorchKernels
     {
         using var scope = torch.NewDisposeScope();
         var f = PerSample(factors, batch);
-        return batch.mul(f).clamp_(Scalars.Zero, Scalars.One).MoveToOuterDisposeScope();
+        return batch.mul(f).clamp_(TorchScalars.Zero, TorchScalars.One).MoveToOuterDisposeScope();
     }
 
     /// <summary>clamp((x - m_nc) * f_n + m_nc, 0, 1), m_nc the mean of channel c of sample n over T, H, W.</summary>
@@ -24,7 +24,7 @@ internal static class TorchKernels
         using var scope = torch.NewDisposeScope();
         var f = PerSample(factors, batch);
         var mean = batch.mean([2, 3, 4], keepdim: true);
-        return batch.sub(mean).mul_(f).add_(mean, Scalars.One).clamp_(Scalars.Zero, Scalars.One).MoveToOuterDisposeScope();
+        return batch.sub(mean).mul_(f).add_(mean, TorchScalars.One).clamp_(TorchScalars.Zero, TorchScalars.One).MoveToOuterDisposeScope();
     }
 
     /// <summary>HSV saturation scale (clamped to [0, 1]) and hue rotation (turns), per sample, then clamp to [0, 1].</summary>
@@ -32,7 +32,7 @@ internal static class TorchKernels
     {
         using var scope = torch.NewDisposeScope();
         var sf = PerSample(saturationFactors, batch).squeeze(1);
-        var shift = PerSample(hueDeltas, batch).squeeze(1).mul(Scalars.Six);
+        var shift = PerSample(hueDeltas, batch).squeeze(1).mul(TorchScalars.Six);
         var r = batch.select(1, 0);
         var g = batch.select(1, 1);
         var b = batch.select(1, 2);
@@ -40,25 +40,25 @@ internal static class TorchKernels
         var vmin = torch.minimum(r, torch.minimum(g, b));
         var range = vmax.sub(vmin);
         var hr = g.sub(b).div_(range);
-        var hg = b.sub(r).div_(range).add_(Scalars.Two, Scalars.One);
-        var hb = r.sub(g).div_(range).add_(Scalars.Four, Scalars.One);
+        var hg = b.sub(r).div_(range).add_(TorchScalars.Two, TorchScalars.One);
+        var hb = r.sub(g).div_(range).add_(TorchScalars.Four, TorchScalars.One);
         var h = torch.where(r.eq(vmax), hr, torch.where(g.eq(vmax), hg, hb));
-        h = torch.where(h.lt(Scalars.Zero), h.add(Scalars.Six, Scalars.One), h);
+        h = torch.where(h.lt(TorchScalars.Zero), h.add(TorchScalars.Six, TorchScalars.One), h);
         var zero = torch.zeros_like(h);
-        h = torch.where(range.gt(Scalars.Zero), h, zero);
+        h = torch.where(range.gt(TorchScalars.Zero), h, zero);
 
-        var s = torch.where(vmax.gt(Scalars.Zero), range / vmax, zero);
-        s = (s * sf).clamp_(Scalars.Zero, Scalars.One);
+        var s = torch.where(vmax.gt(TorchScalars.Zero), range / vmax, zero);
+        s = (s * sf).clamp_(TorchScalars.Zero, TorchScalars.One);
         vmin = vmax.sub(s.mul(vmax));
 
-        h = h.add(shift, Scalars.One);
-        h = h.sub(torch.floor(h.div(Scalars.Six)).mul_(Scalars.Six));
-        h = torch.where(h.ge(Scalars.Six), zero, h);
+        h = h.add(shift, TorchScalars.One);
+        h = h.sub(torch.floor(h.div(TorchScalars.Six)).mul_(TorchScalars.Six));
+        h = torch.where(h.ge(TorchScalars.Six), zero, h);
 
         var chroma = vmax.sub(vmin);
         using var five = 5f.ToScalar();
         using var three = 3f.ToScalar();
-        var result = torch.stack([Channel(h, five, vmax, chroma), Channel(h, three, vmax, chroma), Channel(h, Scalars.One, vmax, chroma)], 1);
+        var result = torch.stack([Channel(h, five, vmax, chroma), Channel(h, three, vmax, chroma), Channel(h, TorchScalars.One, vmax, chroma)], 1);
         return result.MoveToOuterDisposeScope();
     }
 
@@ -69,7 +69,7 @@ internal static class TorchKernels
         using var gr = CpuKernels.GrayR.ToScalar();
         using var gg = CpuKernels.GrayG.ToScalar();
         using var gb = CpuKernels.GrayB.ToScalar();
-        var y = batch.select(1, 0).mul(gr).add_(batch.select(1, 1).mul(gg), Scalars.One).add_(batch.select(1, 2).mul(gb), Scalars.One);
+        var y = batch.select(1, 0).mul(gr).add_(batch.select(1, 1).mul(gg), TorchScalars.One).add_(batch.select(1, 2).mul(gb), TorchScalars.One);
         return y.unsqueeze(1).expand(batch.shape).contiguous().MoveToOuterDisposeScope();
     }
 
@@ -78,7 +78,7 @@ internal static class TorchKernels
     {
         using var scope = torch.NewDisposeScope();
         using var t = threshold.ToScalar();
-        return torch.where(batch.lt(t), batch, batch.neg().add_(Scalars.One, Scalars.One)).MoveToOuterDisposeScope();
+        return torch.where(batch.lt(t), batch, batch.neg().add_(TorchScalars.One, TorchScalars.One)).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -112,7 +112,7 @@ internal static class TorchKernels
             x = torch.nn.functional.interpolate(x, [outHeight, outWidth], mode: InterpolationMode.Bilinear, align_corners: false);
         }
 
-        var result = isByte ? x.round().clamp_(Scalars.Zero, Scalars.Byte255).to_type(ScalarType.Byte) : x.contiguous();
+        var result = isByte ? x.round().clamp_(TorchScalars.Zero, TorchScalars.Byte255).to_type(ScalarType.Byte) : x.contiguous();
         return result.MoveToOuterDisposeScope();
     }
 
@@ -123,16 +123,16 @@ internal static class TorchKernels
         int radius = kernelSize / 2;
         var x = torch.arange(-radius, radius + 1, dtype: ScalarType.Float32, device: sigmas.device).unsqueeze(0);
         var s = sigmas.to_type(ScalarType.Float32).unsqueeze(1);
-        var taps = torch.exp(x.square().neg_().div(s.square().mul_(Scalars.Two)));
+        var taps = torch.exp(x.square().neg_().div(s.square().mul_(TorchScalars.Two)));
         return (taps / taps.sum(1, keepdim: true)).MoveToOuterDisposeScope();
     }
 
     private static Tensor Channel(Tensor h, Scalar n, Tensor vmax, Tensor chroma)
     {
-        var k = h.add(n, Scalars.One);
-        k = torch.where(k.ge(Scalars.Six), k.sub(Scalars.Six), k);
-        var t = torch.minimum(k, k.neg().add_(Scalars.Four, Scalars.One)).clamp_(Scalars.Zero, Scalars.One);
-        return vmax.sub(chroma.mul(t)).clamp_(Scalars.Zero, Scalars.One);
+        var k = h.add(n, TorchScalars.One);
+        k = torch.where(k.ge(TorchScalars.Six), k.sub(TorchScalars.Six), k);
+        var t = torch.minimum(k, k.neg().add_(TorchScalars.Four, TorchScalars.One)).clamp_(TorchScalars.Zero, TorchScalars.One);
+        return vmax.sub(chroma.mul(t)).clamp_(TorchScalars.Zero, TorchScalars.One);
     }
 
     /// <summary>Reshapes per-sample values [N] to [N, 1, 1, 1, 1] on the batch's device and dtype.</summary>

@@ -50,7 +50,10 @@ public sealed class VideoReader : IDisposable
 
     /// <summary>
     /// The number of frames: the decoded count once known (see <see cref="IsFrameCountVerified"/>), else the container's
-    /// count. Always at least 1 for an open reader.
+    /// count. A container that reports no usable count (zero, negative, or more than
+    /// <see cref="VideoReaderOptions.MaxFrames"/>) is counted when the reader opens. A plausible but wrong count is only
+    /// corrected when decoding reaches the real end; <c>VideoDataset.Verify</c> (Cvrl's video index) establishes real
+    /// counts up front. Always at least 1 for an open reader.
     /// </summary>
     public int FrameCount => _verifiedFrameCount ?? Math.Max(1, Info.ReportedFrameCount);
 
@@ -329,8 +332,10 @@ public sealed class VideoReader : IDisposable
 
         CheckFrame(_frame);
         _firstPtsMs = _capture.Get(VideoCaptureProperties.PosMsec);
-        if (_options.CountFramesOnOpen)
+        if (_options.CountFramesOnOpen || Info.ReportedFrameCount <= 0 || Info.ReportedFrameCount > _options.MaxFrames)
         {
+            // A container without a usable count (elementary streams report 0 or a huge negative number): counting is
+            // the only way to plan clips over the whole video instead of over one frame.
             CountFrames();
         }
     }

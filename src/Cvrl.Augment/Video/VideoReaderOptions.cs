@@ -48,7 +48,7 @@ public sealed record VideoReaderOptions
 
     /// <summary>
     /// Count frames by decoding the whole file when the reader opens, instead of trusting the container's count until a
-    /// read proves it wrong. Default false.
+    /// read proves it wrong. Containers without a usable count are counted whatever this says. Default false.
     /// </summary>
     public bool CountFramesOnOpen { get; init; }
 

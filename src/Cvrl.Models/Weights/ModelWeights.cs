@@ -103,7 +103,7 @@ public sealed class WeightsMismatchException : InvalidOperationException
 /// <code>
 /// ModelWeights.Save("cvrl.weights", new Dictionary&lt;string, nn.Module&gt; { ["encoder"] = encoder, ["head"] = head });
 /// var report = ModelWeights.Load("cvrl.weights", encoder, prefix: "encoder");   // throws on any mismatch
-/// ModelWeights.Load("r3d_18.pth", ResNet3d.R3d18(400));                       // a torchvision state dict
+/// ModelWeights.Load("r3d_18.pth", ResNet3d.R3d18(numClasses: 400));                       // a torchvision state dict
 /// </code>
 /// </example>
 public static class ModelWeights

@@ -140,12 +140,9 @@ public static class StateDictFile
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         ArgumentNullException.ThrowIfNull(tensors);
         TorchNative.EnsureLoaded();
-        string full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        string tmp = full + "." + Guid.NewGuid().ToString("N")[..8] + ".tmp";
-        try
-        {
-            using (var stream = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+        AtomicFile.Write(
+            path,
+            stream =>
             {
                 switch (format)
                 {
@@ -159,20 +156,8 @@ public static class StateDictFile
                         WriteTorchSharp(stream, tensors);
                         break;
                 }
-
-                stream.Flush(flushToDisk: true);
-            }
-
-            FaultInjection?.Invoke(tmp);
-            File.Move(tmp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(tmp))
-            {
-                File.Delete(tmp);
-            }
-        }
+            },
+            FaultInjection);
     }
 
     private static StateDict ReadPyTorch(string path)

@@ -365,7 +365,7 @@ public sealed class PretrainLoader
                     }
                     else
                     {
-                        int? known = _owner._frameCounts.TryGetValue(index, out int n) ? n : null;
+                        int? known = item.Frames ?? (_owner._frameCounts.TryGetValue(index, out int n) ? n : null);
                         slot.Views = _owner._generate(item.Path, _owner.Options.Seed, epoch, index, known);
                         _owner._frameCounts[index] = slot.Views.FrameCount;
                     }

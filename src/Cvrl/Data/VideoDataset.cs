@@ -1,12 +1,16 @@
 using System.Globalization;
+using System.Security.Cryptography;
 using System.Text;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Cvrl.Data;
 
 /// <summary>One video of a data set.</summary>
 /// <param name="Path">Full path of the file.</param>
 /// <param name="Label">Class index, or -1 when unlabeled.</param>
-public sealed record VideoItem(string Path, int Label = -1)
+/// <param name="Frames">The verified number of decodable frames (set by <see cref="VideoDataset.Verify"/>), or null when not verified.</param>
+public sealed record VideoItem(string Path, int Label = -1, int? Frames = null)
 {
     /// <summary>Whether the item has a class label.</summary>
     public bool HasLabel => Label >= 0;
@@ -59,16 +63,24 @@ public sealed class VideoDataset
 
     private const int ShownMissing = 5;
 
-    private VideoDataset(string root, IReadOnlyList<VideoItem> items, IReadOnlyList<string> classes, IReadOnlyList<string> missing)
+    private VideoDataset(string root, IReadOnlyList<VideoItem> items, IReadOnlyList<string> classes, IReadOnlyList<string> missing, IReadOnlyList<IndexedVideo>? rejected = null, bool hasDataRoot = true)
     {
+        HasDataRoot = hasDataRoot;
         Root = root;
         Items = items;
         Classes = classes;
         Missing = missing;
+        Rejected = rejected ?? [];
     }
 
     /// <summary>The data root.</summary>
     public string Root { get; }
+
+    /// <summary>
+    /// Whether <see cref="Root"/> is the data set's own folder (every factory but <see cref="FromPaths"/> without a root,
+    /// whose root is only the current folder). <see cref="Verify"/> keeps its cache there only then.
+    /// </summary>
+    public bool HasDataRoot { get; }
 
     /// <summary>The videos, in a stable order.</summary>
     public IReadOnlyList<VideoItem> Items { get; }
@@ -78,6 +90,36 @@ public sealed class VideoDataset
 
     /// <summary>Files named by the source that do not exist (only with <c>skipMissing</c>).</summary>
     public IReadOnlyList<string> Missing { get; }
+
+    /// <summary>Videos <see cref="Verify"/> left out because no frame of theirs decodes, with the reason.</summary>
+    public IReadOnlyList<IndexedVideo> Rejected { get; }
+
+    /// <summary>Whether every video carries a verified frame count (<see cref="Verify"/> ran).</summary>
+    public bool IsVerified => Items.All(i => i.Frames is not null);
+
+    /// <summary>
+    /// A fingerprint of the data set: SHA-256 over each video's path relative to <see cref="Root"/> and its verified
+    /// frame count, in order. Checkpoints record it, so that a run resumes only on the data it started with.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The data set is not verified.</exception>
+    public string Fingerprint
+    {
+        get
+        {
+            if (!IsVerified)
+            {
+                throw new InvalidOperationException("The data set is not verified; call Verify() first.");
+            }
+
+            var sb = new StringBuilder();
+            foreach (var item in Items)
+            {
+                sb.Append(CultureInfo.InvariantCulture, $"{Path.GetRelativePath(Root, item.Path).Replace('\\', '/')}\t{item.Frames}\n");
+            }
+
+            return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(sb.ToString())));
+        }
+    }
 
     /// <summary>Number of videos.</summary>
     public int Count => Items.Count;
@@ -330,24 +372,71 @@ public sealed class VideoDataset
             }
         }
 
-        return Finish(full, found, classList, missing, skipMissing, "the path list");
+        return Finish(full, found, classList, missing, skipMissing, "the path list", hasDataRoot: root is not null);
     }
 
     /// <summary>The videos at the given indices, as a new data set with the same classes.</summary>
     public VideoDataset Subset(IEnumerable<int> indices)
     {
         ArgumentNullException.ThrowIfNull(indices);
-        return new VideoDataset(Root, [.. indices.Select(i => Items[i])], Classes, []);
+        return new VideoDataset(Root, [.. indices.Select(i => Items[i])], Classes, [], hasDataRoot: HasDataRoot);
     }
 
     /// <summary>The same videos with labels hidden (for pre-training on a labelled set).</summary>
-    public VideoDataset Unlabeled() => new(Root, [.. Items.Select(i => i with { Label = -1 })], [], Missing);
+    public VideoDataset Unlabeled() => new(Root, [.. Items.Select(i => i with { Label = -1 })], [], Missing, Rejected, HasDataRoot);
+
+    /// <summary>
+    /// Establishes every video's real frame count with a <see cref="VideoIndex"/> (decoding each file once; unchanged
+    /// files come from the cache, by default <see cref="VideoIndex.DefaultFileName"/> in <see cref="Root"/>) and
+    /// returns the data set with <see cref="VideoItem.Frames"/> set. Videos with no decodable frame are left out,
+    /// named in the log and listed in <see cref="Rejected"/>. Returns this data set when it is already verified.
+    /// </summary>
+    /// <param name="options">Indexing options; null for the defaults.</param>
+    /// <param name="progress">Reports videos done.</param>
+    /// <param name="logger">Names bad videos and corrected counts.</param>
+    /// <param name="cancellationToken">Stops between videos.</param>
+    /// <returns>The verified data set.</returns>
+    /// <exception cref="DatasetException">None of the videos decodes.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled.</exception>
+    public VideoDataset Verify(VideoIndexOptions? options = null, IProgress<IndexProgress>? progress = null, ILogger? logger = null, CancellationToken cancellationToken = default)
+    {
+        if (IsVerified)
+        {
+            return this;
+        }
+
+        logger ??= NullLogger.Instance;
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var index = VideoIndex.Build(Items.Select(i => i.Path), options, HasDataRoot ? Root : null, progress, logger, cancellationToken);
+        var kept = new List<VideoItem>(Count);
+        var rejected = new List<IndexedVideo>(Rejected);
+        for (int i = 0; i < Count; i++)
+        {
+            var entry = index.Videos[i];
+            if (entry.IsUsable)
+            {
+                kept.Add(Items[i] with { Frames = entry.Frames });
+            }
+            else
+            {
+                rejected.Add(entry);
+            }
+        }
+
+        DataLog.Indexed(logger, Count, index.FromCache, index.CachePath ?? "no cache", rejected.Count - Rejected.Count, index.Videos.Count(v => v.Status == VideoStatus.CountCorrected), watch.Elapsed);
+        if (kept.Count == 0)
+        {
+            throw new DatasetException($"None of the {Count} videos under '{Root}' decodes (first: {rejected[^1].Path}: {rejected[^1].Problem}).");
+        }
+
+        return new VideoDataset(Root, kept, Classes, Missing, rejected, HasDataRoot);
+    }
 
     /// <summary>A short description: count, classes, root.</summary>
     public override string ToString() =>
         $"{Count} videos{(Classes.Count > 0 ? $" in {Classes.Count} classes" : string.Empty)} under {Root}";
 
-    private static VideoDataset Finish(string root, List<VideoItem> found, IReadOnlyList<string> classes, List<string> missing, bool skipMissing, string source)
+    private static VideoDataset Finish(string root, List<VideoItem> found, IReadOnlyList<string> classes, List<string> missing, bool skipMissing, string source, bool hasDataRoot = true)
     {
         if (missing.Count > 0 && !skipMissing)
         {
@@ -368,7 +457,7 @@ public sealed class VideoDataset
             throw new DatasetException($"{source} names no existing video under '{root}'.", missing);
         }
 
-        return new VideoDataset(root, found, classes, missing);
+        return new VideoDataset(root, found, classes, missing, hasDataRoot: hasDataRoot);
     }
 
     private static string? FindKineticsFile(string root, string label, string split, string stem)

@@ -114,7 +114,6 @@ public sealed record VideoEmbedderOptions
 /// </example>
 public sealed class VideoEmbedder
 {
-    private static readonly JsonSerializerOptions Json = new() { Converters = { new JsonStringEnumConverter() } };
     private readonly nn.Module<Tensor, Tensor> _encoder;
     private readonly FeatureExtractor _extractor;
     private readonly ILogger _logger;
@@ -220,7 +219,7 @@ public sealed class VideoEmbedder
         ArgumentNullException.ThrowIfNull(set);
         try
         {
-            return JsonNode.Parse(set.Metadata)?["options"]?.Deserialize<VideoEmbedderOptions>(Json);
+            return JsonNode.Parse(set.Metadata)?["options"]?.Deserialize<VideoEmbedderOptions>(CvrlJson.Compact);
         }
         catch (JsonException)
         {
@@ -235,7 +234,7 @@ public sealed class VideoEmbedder
         var features = _extractor.TestFeatures(data, "embedding", progress, cancellationToken);
         var metadata = new JsonObject
         {
-            ["options"] = JsonSerializer.SerializeToNode(Options, Json),
+            ["options"] = JsonSerializer.SerializeToNode(Options, CvrlJson.Compact),
             ["encoder"] = EvaluationData.Describe(_encoder),
             ["classes"] = new JsonArray([.. data.Classes.Select(c => (JsonNode?)c)]),
             ["skipped"] = new JsonArray([.. features.Skipped.Select(s => (JsonNode?)new JsonObject { ["path"] = s.Path, ["reason"] = s.Reason })]),

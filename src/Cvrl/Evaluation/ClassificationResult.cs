@@ -32,13 +32,6 @@ public sealed record VideoPrediction(string Video, int Label, int Predicted, IRe
 /// </summary>
 public sealed record ClassificationResult
 {
-    private static readonly JsonSerializerOptions JsonOptions = new()
-    {
-        WriteIndented = true,
-        Converters = { new JsonStringEnumConverter() },
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-    };
-
     /// <summary>"linear-probe (cached)", "linear-probe (faithful)", "knn" or "fine-tune".</summary>
     public required string Protocol { get; init; }
 
@@ -88,7 +81,7 @@ public sealed record ClassificationResult
     public string CvrlVersion { get; init; } = typeof(ClassificationResult).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
 
     /// <summary>The result as indented JSON.</summary>
-    public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+    public string ToJson() => JsonSerializer.Serialize(this, CvrlJson.Options);
 
     /// <summary>Reads a result from JSON.</summary>
     /// <exception cref="InvalidDataException">The text is not a classification result.</exception>
@@ -97,7 +90,7 @@ public sealed record ClassificationResult
         ArgumentNullException.ThrowIfNull(json);
         try
         {
-            return JsonSerializer.Deserialize<ClassificationResult>(json, JsonOptions) ?? throw new InvalidDataException("The JSON is null, not a classification result.");
+            return JsonSerializer.Deserialize<ClassificationResult>(json, CvrlJson.Options) ?? throw new InvalidDataException("The JSON is null, not a classification result.");
         }
         catch (JsonException e)
         {
@@ -179,5 +172,5 @@ public sealed record ClassificationResult
     }
 
     /// <summary>Serialises an options record (or any settings object) for <see cref="Settings"/>.</summary>
-    internal static JsonNode? ToNode<T>(T value) => JsonSerializer.SerializeToNode(value, JsonOptions);
+    internal static JsonNode? ToNode<T>(T value) => JsonSerializer.SerializeToNode(value, CvrlJson.Options);
 }

@@ -141,12 +141,13 @@ public sealed class EvaluationViews
     /// <param name="seed">Experiment seed.</param>
     /// <param name="epoch">Epoch (or view number).</param>
     /// <param name="index">The video's index in its data set.</param>
+    /// <param name="knownFrameCount">The video's verified frame count (<see cref="Data.VideoItem.Frames"/>), or null to trust the container until decoding proves it wrong.</param>
     /// <returns>A new tensor, owned by the caller.</returns>
     /// <exception cref="VideoDecodeException">The video cannot be decoded.</exception>
-    public Tensor TrainView(string path, long seed, int epoch, long index)
+    public Tensor TrainView(string path, long seed, int epoch, long index, int? knownFrameCount = null)
     {
         using var scope = torch.NewDisposeScope();
-        return TrainViews(path, seed, epoch, 1, index)[0].MoveToOuterDisposeScope();
+        return TrainViews(path, seed, epoch, 1, index, knownFrameCount)[0].MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -158,15 +159,18 @@ public sealed class EvaluationViews
     /// <param name="firstEpoch">The epoch of the first view.</param>
     /// <param name="count">Views to make (one per epoch).</param>
     /// <param name="index">The video's index in its data set.</param>
+    /// <param name="knownFrameCount">The video's verified frame count, or null.</param>
     /// <returns>A new tensor, owned by the caller.</returns>
     /// <exception cref="VideoDecodeException">The video cannot be decoded.</exception>
-    public Tensor TrainViews(string path, long seed, int firstEpoch, int count, long index)
+    public Tensor TrainViews(string path, long seed, int firstEpoch, int count, long index, int? knownFrameCount = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
         using var reader = VideoReader.Open(path, Options.Reader);
         using var scope = torch.NewDisposeScope();
-        var (clips, _) = reader.ReadPlannedClips(frames => [.. Enumerable.Range(firstEpoch, count)
-            .Select(e => _trainSampler.Sample(frames, ClipRandom.For(seed, e, index, ClipRandom.TemporalStream)).Indices(frames))]);
+        var (clips, _) = reader.ReadPlannedClips(
+            frames => [.. Enumerable.Range(firstEpoch, count)
+                .Select(e => _trainSampler.Sample(frames, ClipRandom.For(seed, e, index, ClipRandom.TemporalStream)).Indices(frames))],
+            knownFrameCount);
         var views = clips.Select((clip, k) => _train.Apply(clip, ClipRandom.For(seed, firstEpoch + k, index, 0))).ToArray();
         return torch.stack(views).MoveToOuterDisposeScope();
     }
@@ -176,13 +180,14 @@ public sealed class EvaluationViews
     /// V = <see cref="EvaluationViewOptions.TestViewsPerVideo"/>.
     /// </summary>
     /// <param name="path">The video.</param>
+    /// <param name="knownFrameCount">The video's verified frame count, or null.</param>
     /// <returns>A new tensor, owned by the caller.</returns>
     /// <exception cref="VideoDecodeException">The video cannot be decoded.</exception>
-    public Tensor TestViews(string path)
+    public Tensor TestViews(string path, int? knownFrameCount = null)
     {
         using var reader = VideoReader.Open(path, Options.Reader);
         using var scope = torch.NewDisposeScope();
-        var (clips, _) = reader.ReadPlannedClips(count => [.. _testSampler.Sample(count).Select(w => w.Indices(count))]);
+        var (clips, _) = reader.ReadPlannedClips(count => [.. _testSampler.Sample(count).Select(w => w.Indices(count))], knownFrameCount);
         var views = new List<Tensor>(Options.TestViewsPerVideo);
         foreach (var clip in clips)
         {

@@ -102,7 +102,7 @@ public sealed class FeatureExtractor
         TestFeatures(data, "test features", progress, cancellationToken);
 
     internal VideoFeatures TestFeatures(VideoDataset data, string stage, IProgress<EvaluationProgress>? progress, CancellationToken cancellationToken) =>
-        Extract(data, Options.Views.TestViewsPerVideo, (path, _) => Views.TestViews(path), stage, progress, cancellationToken);
+        Extract(data, Options.Views.TestViewsPerVideo, (item, _) => Views.TestViews(item.Path, item.Frames), stage, progress, cancellationToken);
 
     /// <summary>
     /// The features of <paramref name="viewsPerVideo"/> random training views per video: view k of video i is
@@ -118,7 +118,7 @@ public sealed class FeatureExtractor
     public VideoFeatures TrainFeatures(VideoDataset data, long seed, int firstEpoch, int viewsPerVideo, IProgress<EvaluationProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(viewsPerVideo);
-        return Extract(data, viewsPerVideo, (path, i) => Views.TrainViews(path, seed, firstEpoch, viewsPerVideo, i), "train features", progress, cancellationToken);
+        return Extract(data, viewsPerVideo, (item, i) => Views.TrainViews(item.Path, seed, firstEpoch, viewsPerVideo, i, item.Frames), "train features", progress, cancellationToken);
     }
 
     /// <summary>
@@ -148,7 +148,7 @@ public sealed class FeatureExtractor
                 norm.Momentum = null; // a cumulative average over all batches
             }
 
-            Extract(data, Options.Views.TestViewsPerVideo, (path, _) => Views.TestViews(path), "batch-norm statistics", progress, cancellationToken, trainingMode: true);
+            Extract(data, Options.Views.TestViewsPerVideo, (item, _) => Views.TestViews(item.Path, item.Frames), "batch-norm statistics", progress, cancellationToken, trainingMode: true);
         }
         finally
         {
@@ -191,7 +191,12 @@ public sealed class FeatureExtractor
         }
     }
 
-    private VideoFeatures Extract(VideoDataset data, int viewsPerVideo, Func<string, int, Tensor> makeViews, string stage, IProgress<EvaluationProgress>? progress, CancellationToken cancellationToken, bool trainingMode = false)
+    /// <summary>
+    /// <paramref name="data"/> with verified frame counts (<see cref="VideoDataset.Verify"/>; a no-op for a verified
+    /// set), indexed with this extractor's decoding options. With <see cref="BadVideoPolicy.Fail"/> a rejected video
+    /// throws.
+    /// </summary>
+    internal VideoDataset Verified(VideoDataset data, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(data);
         if (data.Count == 0)
@@ -199,11 +204,24 @@ public sealed class FeatureExtractor
             throw new DatasetException($"The data set at '{data.Root}' holds no videos.");
         }
 
+        var verified = data.Verify(new VideoIndexOptions { Workers = Options.Workers, Reader = Options.Views.Reader, UseCache = data.HasDataRoot }, null, _logger, cancellationToken);
+        if (Options.BadVideos == BadVideoPolicy.Fail && verified.Rejected.Count > 0)
+        {
+            var bad = verified.Rejected[0];
+            throw new VideoDecodeException(bad.Path, VideoDecodeFailure.NoDecodableFrames, bad.Problem ?? "no frame decodes");
+        }
+
+        return verified;
+    }
+
+    private VideoFeatures Extract(VideoDataset data, int viewsPerVideo, Func<VideoItem, int, Tensor> makeViews, string stage, IProgress<EvaluationProgress>? progress, CancellationToken cancellationToken, bool trainingMode = false)
+    {
+        data = Verified(data, cancellationToken);
         var watch = Stopwatch.StartNew();
         int n = data.Count;
         var values = new float[n][];
         var remaining = new int[n];
-        var skipped = new List<SkippedVideo>();
+        var skipped = data.Rejected.Select(r => new SkippedVideo(r.Path, r.Problem ?? "no frame decodes")).ToList();
         var bad = new bool[n];
         var queue = new Queue<(int Video, int View, Tensor Tensor)>();
         int dim = 0;
@@ -216,7 +234,7 @@ public sealed class FeatureExtractor
             {
                 try
                 {
-                    return (makeViews(item.Path, index), null);
+                    return (makeViews(item, index), null);
                 }
                 catch (VideoDecodeException e) when (Options.BadVideos == BadVideoPolicy.Skip)
                 {
@@ -317,7 +335,7 @@ public sealed class FeatureExtractor
             _encoder.train(wasTraining);
         }
 
-        if (skipped.Count == n)
+        if (bad.All(b => b))
         {
             throw new DatasetException($"None of the {n} videos at '{data.Root}' could be decoded (first: {skipped[0].Path}: {skipped[0].Reason}).");
         }

@@ -120,6 +120,7 @@ public sealed class FineTuner
         }
 
         var extractor = new FeatureExtractor(encoder, Options.Features with { Normalize = false }, _logger);
+        train = extractor.Verified(train, cancellationToken);
         var watch = Stopwatch.StartNew();
         Log.Start(_logger, "fine-tune", train.Count, test.Count, train.Classes.Count);
         var device = FeatureExtractor.DeviceOf(encoder);
@@ -181,7 +182,7 @@ public sealed class FineTuner
                 {
                     try
                     {
-                        return (views.TrainView(train[index].Path, Options.Seed, e, index), null);
+                        return (views.TrainView(train[index].Path, Options.Seed, e, index, train[index].Frames), null);
                     }
                     catch (VideoDecodeException ex) when (Options.Features.BadVideos == BadVideoPolicy.Skip)
                     {
@@ -250,7 +251,7 @@ public sealed class FineTuner
             headOptimizer.ZeroGrad();
         }
 
-        var skipped = bad.Select(kv => new SkippedVideo(kv.Key, kv.Value)).ToList();
+        var skipped = train.Rejected.Select(r => new SkippedVideo(r.Path, r.Problem ?? "no frame decodes")).Concat(bad.Select(kv => new SkippedVideo(kv.Key, kv.Value))).ToList();
         return (losses, skipped, n - bad.Count);
     }
 

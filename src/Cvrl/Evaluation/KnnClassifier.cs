@@ -65,9 +65,10 @@ public sealed class KnnClassifier
     /// <param name="test">Labelled test videos with the same classes.</param>
     /// <param name="progress">Reports feature extraction.</param>
     /// <param name="cancellationToken">Stops the run.</param>
+    /// <returns>The reference set and the result, owned by the caller.</returns>
     /// <exception cref="DatasetException">A split is empty or unlabelled, a class has no training videos, or the classes differ.</exception>
     /// <exception cref="ArgumentException">The views are smaller than the encoder accepts.</exception>
-    public ClassificationResult Evaluate(nn.Module<Tensor, Tensor> encoder, VideoDataset train, VideoDataset test, IProgress<EvaluationProgress>? progress = null, CancellationToken cancellationToken = default)
+    public KnnRun Fit(nn.Module<Tensor, Tensor> encoder, VideoDataset train, VideoDataset test, IProgress<EvaluationProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(encoder);
         EvaluationData.CheckSplits(train, test);
@@ -82,16 +83,17 @@ public sealed class KnnClassifier
     /// <summary>Evaluates on features extracted earlier (each video's views are averaged, then L2-normalised).</summary>
     /// <param name="train">Reference features.</param>
     /// <param name="test">Test features with the same classes and dimension.</param>
+    /// <returns>The reference set and the result, owned by the caller.</returns>
     /// <exception cref="DatasetException">Unlabelled features, mismatched classes, or a class without training videos.</exception>
     /// <exception cref="ArgumentException">The feature dimensions differ.</exception>
-    public ClassificationResult Evaluate(VideoFeatures train, VideoFeatures test)
+    public KnnRun Fit(VideoFeatures train, VideoFeatures test)
     {
         ArgumentNullException.ThrowIfNull(train);
         ArgumentNullException.ThrowIfNull(test);
         return Score(train, test, null, Stopwatch.StartNew());
     }
 
-    private ClassificationResult Score(VideoFeatures train, VideoFeatures test, JsonObject? encoder, Stopwatch watch)
+    private KnnRun Score(VideoFeatures train, VideoFeatures test, JsonObject? encoder, Stopwatch watch)
     {
         LinearTraining.CheckFeatures(train, test);
         int k = Options.K;
@@ -101,33 +103,85 @@ public sealed class KnnClassifier
             k = train.Count;
         }
 
-        int classes = train.Classes.Count;
-        float[][] scores;
-        using (var scope = torch.NewDisposeScope())
+        var run = new KnnRun(train, k, Options.Temperature);
+        try
         {
-            var reference = nn.functional.normalize(Means(train), p: 2, dim: 1);
-            var queries = nn.functional.normalize(Means(test), p: 2, dim: 1);
-            var similarity = queries.matmul(reference.t());
-            var (top, index) = similarity.topk(k, dim: 1);
-            using var t = (Options.Temperature ?? 1.0).ToScalar();
-            var weights = Options.Temperature is null ? torch.ones_like(top) : top.div(t).exp();
-            var labels = train.LabelTensor().index_select(0, index.flatten()).view(index.shape);
-            var votes = torch.zeros([test.Count, classes]).scatter_add_(1, labels, weights);
-            var normalised = votes.div(votes.sum(1, keepdim: true)).contiguous();
-            var flat = normalised.data<float>().ToArray();
-            scores = [.. Enumerable.Range(0, test.Count).Select(i => flat.AsSpan(i * classes, classes).ToArray())];
+            var scores = run.Predict(test);
+            var settings = new JsonObject
+            {
+                ["knn"] = ClassificationResult.ToNode(Options),
+                ["effectiveK"] = k,
+                ["encoder"] = encoder,
+            };
+            run.Result = ClassificationResult.Score("knn", scores, test, train.Count, [], [.. train.Skipped, .. test.Skipped], settings, watch.Elapsed);
+            Log.Done(_logger, "knn", run.Result.Top1, run.Result.Top5, test.Count, watch.Elapsed);
+            return run;
         }
-
-        var settings = new JsonObject
+        catch
         {
-            ["knn"] = ClassificationResult.ToNode(Options),
-            ["effectiveK"] = k,
-            ["encoder"] = encoder,
-        };
-        var result = ClassificationResult.Score("knn", scores, test, train.Count, [], [.. train.Skipped, .. test.Skipped], settings, watch.Elapsed);
-        Log.Done(_logger, "knn", result.Top1, result.Top5, test.Count, watch.Elapsed);
-        return result;
+            run.Dispose();
+            throw;
+        }
+    }
+}
+
+/// <summary>
+/// A kNN classifier: the reference videos' features (each video's views averaged and L2-normalised) and their labels,
+/// with the evaluation result that measured it. <see cref="Predict"/> classifies further videos by the
+/// <c>exp(similarity / temperature)</c>-weighted votes of their <see cref="K"/> most similar reference videos.
+/// </summary>
+public sealed class KnnRun : EvaluationRun
+{
+    private readonly Tensor _reference;
+    private readonly Tensor _labels;
+
+    internal KnnRun(VideoFeatures reference, int k, double? temperature)
+        : base(reference.Classes)
+    {
+        K = k;
+        Temperature = temperature;
+        ReferenceVideos = reference.Count;
+        Dim = reference.Dim;
+        using var scope = torch.NewDisposeScope();
+        _reference = nn.functional.normalize(reference.ToTensor().mean([1]), p: 2, dim: 1).DetachFromDisposeScope();
+        _labels = reference.LabelTensor().DetachFromDisposeScope();
     }
 
-    private static Tensor Means(VideoFeatures features) => features.ToTensor().mean([1]);
+    /// <summary>Neighbours that vote (clamped to the number of reference videos).</summary>
+    public int K { get; }
+
+    /// <summary>Vote weight temperature; null for equal votes.</summary>
+    public double? Temperature { get; }
+
+    /// <summary>Reference videos.</summary>
+    public int ReferenceVideos { get; }
+
+    /// <summary>Feature dimension.</summary>
+    public int Dim { get; }
+
+    /// <summary>Normalised vote totals per video: the weighted votes of its <see cref="K"/> nearest reference videos by class.</summary>
+    /// <inheritdoc />
+    public override float[][] Predict(VideoFeatures features)
+    {
+        CheckFeatures(features, Dim);
+        using var scope = torch.NewDisposeScope();
+        var queries = nn.functional.normalize(features.ToTensor().mean([1]), p: 2, dim: 1);
+        var similarity = queries.matmul(_reference.t());
+        var (top, index) = similarity.topk(K, dim: 1);
+        using var t = (Temperature ?? 1.0).ToScalar();
+        var weights = Temperature is null ? torch.ones_like(top) : top.div(t).exp();
+        var labels = _labels.index_select(0, index.flatten()).view(index.shape);
+        var votes = torch.zeros([features.Count, Classes.Count]).scatter_add_(1, labels, weights);
+        return Rows(votes.div(votes.sum(1, keepdim: true)).contiguous(), features.Count);
+    }
+
+    /// <inheritdoc />
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _reference.Dispose();
+            _labels.Dispose();
+        }
+    }
 }

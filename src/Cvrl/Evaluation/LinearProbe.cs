@@ -148,6 +148,7 @@ public sealed class LinearProbe
         ArgumentNullException.ThrowIfNull(encoder);
         EvaluationData.CheckSplits(train, test);
         var extractor = new FeatureExtractor(encoder, Options.Features with { Normalize = true }, _logger);
+        train = extractor.Verified(train, cancellationToken); // once, not once per faithful epoch
         var watch = Stopwatch.StartNew();
         Log.Start(_logger, Protocol, train.Count, test.Count, train.Classes.Count);
         var testFeatures = extractor.TestFeatures(test, progress, cancellationToken);
@@ -285,54 +286,32 @@ internal sealed class FeatureStandardizer : IDisposable
 /// A trained linear classifier over (optionally L2-normalised) encoder features, with the evaluation result that
 /// measured it. Predicts from features (<see cref="Predict"/>) and saves its weights.
 /// </summary>
-public sealed class ClassifierRun : IDisposable
+public sealed class ClassifierRun : EvaluationRun
 {
-    private ClassificationResult? _result;
-
     internal ClassifierRun(Linear layer, IReadOnlyList<string> classes, bool normalizeFeatures)
+        : base(classes)
     {
         Classifier = layer;
-        Classes = [.. classes];
         NormalizesFeatures = normalizeFeatures;
     }
 
     /// <summary>The linear layer: weight <c>[classes, D]</c>, bias <c>[classes]</c>, on the CPU.</summary>
     public Linear Classifier { get; }
 
-    /// <summary>Class names, in label order.</summary>
-    public IReadOnlyList<string> Classes { get; }
-
     /// <summary>Whether features are L2-normalised before the layer (linear probe: yes; fine-tune: no).</summary>
     public bool NormalizesFeatures { get; }
-
-    /// <summary>The evaluation of this classifier on the test split.</summary>
-    public ClassificationResult Result
-    {
-        get => _result ?? throw new InvalidOperationException("The run has no result yet.");
-        internal set => _result = value;
-    }
 
     /// <summary>
     /// Class probabilities per video: the softmax of the layer's logits for every view, averaged over the views (the
     /// official 30-view protocol).
     /// </summary>
     /// <param name="features">Features of the videos (normalised or not, as <see cref="NormalizesFeatures"/> expects; the probe normalises them anyway).</param>
-    /// <returns>One row of <see cref="Classes"/>.Count probabilities per video.</returns>
+    /// <returns>One row of <see cref="EvaluationRun.Classes"/>.Count probabilities per video.</returns>
     /// <exception cref="DatasetException">The features' classes differ from the classifier's.</exception>
     /// <exception cref="ArgumentException">The feature dimension differs from the layer's.</exception>
-    public float[][] Predict(VideoFeatures features)
+    public override float[][] Predict(VideoFeatures features)
     {
-        ArgumentNullException.ThrowIfNull(features);
-        if (features.Classes.Count > 0)
-        {
-            EvaluationData.CheckClassesMatch(Classes, features.Classes, "The evaluation set's classes");
-        }
-
-        if (features.Dim != Classifier.weight!.shape[1])
-        {
-            throw new ArgumentException($"The features have {features.Dim} dimensions; the classifier expects {Classifier.weight.shape[1]}.", nameof(features));
-        }
-
+        CheckFeatures(features, (int)Classifier.weight!.shape[1]);
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         var x = features.ToTensor();
@@ -342,16 +321,20 @@ public sealed class ClassifierRun : IDisposable
         }
 
         var probabilities = nn.functional.softmax(Classifier.call(x), dim: 2).mean([1]).contiguous();
-        var flat = probabilities.data<float>().ToArray();
-        int c = Classes.Count;
-        return [.. Enumerable.Range(0, features.Count).Select(i => flat.AsSpan(i * c, c).ToArray())];
+        return Rows(probabilities, features.Count);
     }
 
     /// <summary>Saves the layer's weights ("weight", "bias") with <c>ModelWeights.Save</c>.</summary>
     public void SaveClassifier(string path) => Models.Weights.ModelWeights.Save(path, Classifier);
 
-    /// <summary>Releases the layer.</summary>
-    public void Dispose() => Classifier.Dispose();
+    /// <inheritdoc />
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            Classifier.Dispose();
+        }
+    }
 }
 
 /// <summary>Trains one linear layer on per-epoch feature matrices with momentum SGD, warm-up and cosine decay.</summary>

@@ -125,12 +125,12 @@ public sealed class NtXentLoss
         var labels = torch.arange(n, device: z1.device, dtype: ScalarType.Int64);
         var lossA = nn.functional.cross_entropy(torch.cat([ab, aa], 1), labels);
         var lossB = nn.functional.cross_entropy(torch.cat([ba, bb], 1), labels);
-        var loss = Reduction == NtXentReduction.SumOfDirections ? lossA.add(lossB, Scalars.One) : lossA.add(lossB, Scalars.One).mul(half);
+        var loss = Reduction == NtXentReduction.SumOfDirections ? lossA.add(lossB, TorchScalars.One) : lossA.add(lossB, TorchScalars.One).mul(half);
 
         using var noGrad = torch.no_grad();
         var accuracy = ab.argmax(1).eq(labels).to_type(ScalarType.Float32).mean();
         var probabilities = ab.softmax(1);
-        var entropy = probabilities.mul(probabilities.add(tiny, Scalars.One).log()).sum(1).mean().neg();
+        var entropy = probabilities.mul(probabilities.add(tiny, TorchScalars.One).log()).sum(1).mean().neg();
         return new NtXentOutput(loss.MoveToOuterDisposeScope(), accuracy.MoveToOuterDisposeScope(), entropy.MoveToOuterDisposeScope());
     }
 }

@@ -294,7 +294,7 @@ public sealed class MomentumSgd : CvrlOptimizer
         using var m = Options.Momentum.ToScalar();
         using var lr = (-LearningRate).ToScalar();
         momentum.mul_(m).add_(g, alpha: lr);
-        parameter.Parameter.add_(momentum, Scalars.One);
+        parameter.Parameter.add_(momentum, TorchScalars.One);
     }
 }
 
@@ -340,7 +340,7 @@ public sealed class AdamWOptimizer : CvrlOptimizer
 
         mean.mul_(beta1).add_(grad, alpha: oneMinusBeta1);
         square.mul_(beta2).addcmul_(grad, grad, oneMinusBeta2);
-        using var denominator = square.sqrt().div_(rootCorrection2).add_(eps, Scalars.One);
+        using var denominator = square.sqrt().div_(rootCorrection2).add_(eps, TorchScalars.One);
         w.addcdiv_(mean, denominator, stepSize);
     }
 }
@@ -375,7 +375,7 @@ public sealed class Lars : CvrlOptimizer
             var wNorm = w.norm();
             var gNorm = g.norm();
             var ratio = torch.where(wNorm.gt(zero).logical_and(gNorm.gt(zero)), wNorm.div(gNorm).mul(eta), torch.ones_like(wNorm));
-            momentum.mul_(m).add_(g.mul(ratio).mul(lr), Scalars.One);
+            momentum.mul_(m).add_(g.mul(ratio).mul(lr), TorchScalars.One);
         }
         else
         {

@@ -38,6 +38,12 @@ public sealed record CheckpointState
     /// <summary>The trainer options of the run (seed, schedule, augmentation, ...).</summary>
     public required CvrlTrainerOptions Trainer { get; init; }
 
+    /// <summary>The pre-training data set's <see cref="Data.VideoDataset.Fingerprint"/> (null in checkpoints written before it was recorded).</summary>
+    public string? DataFingerprint { get; init; }
+
+    /// <summary>The number of videos pre-trained on.</summary>
+    public int? DataVideos { get; init; }
+
     /// <summary>When it was written (UTC, ISO 8601).</summary>
     public string CreatedUtc { get; init; } = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture);
 
@@ -54,12 +60,6 @@ public static class CvrlCheckpoint
 {
     internal const string MetaKey = "__meta__";
     internal const string Extension = ".cvrl";
-
-    internal static readonly JsonSerializerOptions Json = new()
-    {
-        WriteIndented = false,
-        Converters = { new JsonStringEnumConverter() },
-    };
 
     /// <summary>Reads a checkpoint's metadata.</summary>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
@@ -172,7 +172,7 @@ public static class CvrlCheckpoint
         CheckpointState? state;
         try
         {
-            state = JsonSerializer.Deserialize<CheckpointState>(Encoding.UTF8.GetString(meta.bytes), Json);
+            state = JsonSerializer.Deserialize<CheckpointState>(Encoding.UTF8.GetString(meta.bytes), CvrlJson.Compact);
         }
         catch (JsonException e)
         {
@@ -197,7 +197,7 @@ public static class CvrlCheckpoint
 
     internal static Tensor MetaTensor(CheckpointState state)
     {
-        byte[] json = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(state, Json));
+        byte[] json = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(state, CvrlJson.Compact));
         return torch.tensor(json, ScalarType.Byte);
     }
 }

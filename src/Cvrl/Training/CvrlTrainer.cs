@@ -44,6 +44,7 @@ public sealed class CvrlTrainer : IDisposable
     private readonly NtXentLoss _loss;
     private readonly CvrlOptimizer _optimizer;
     private readonly Device _device;
+    private (string Fingerprint, int Videos)? _dataFingerprint;
     private bool _disposed;
 
     /// <summary>Creates a trainer. Validates the options and the device before allocating anything else.</summary>
@@ -53,7 +54,7 @@ public sealed class CvrlTrainer : IDisposable
     /// <exception cref="ArgumentOutOfRangeException">An option is out of range; the message names it.</exception>
     /// <exception cref="ArgumentException">The encoder is a classifier, or an option is malformed.</exception>
     /// <exception cref="InvalidOperationException">CUDA was asked for and is not available.</exception>
-    public CvrlTrainer(ResNet3d encoder, CvrlTrainerOptions options, ILogger<CvrlTrainer>? logger = null)
+    public CvrlTrainer(ResNet3d encoder, CvrlTrainerOptions options, ILogger? logger = null)
     {
         ArgumentNullException.ThrowIfNull(encoder);
         ArgumentNullException.ThrowIfNull(options);
@@ -64,7 +65,7 @@ public sealed class CvrlTrainer : IDisposable
         }
 
         Options = options;
-        _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _logger = logger ?? NullLogger.Instance;
         _device = DeviceSpec.Resolve(options.Device);
         _encoder = encoder;
         _encoder.to(_device);
@@ -99,7 +100,9 @@ public sealed class CvrlTrainer : IDisposable
 
     /// <summary>
     /// Pre-trains on <paramref name="data"/> (labels, if any, are ignored), resuming from the newest checkpoint in
-    /// <see cref="CvrlTrainerOptions.CheckpointDirectory"/> when there is one.
+    /// <see cref="CvrlTrainerOptions.CheckpointDirectory"/> when there is one. An unverified data set is verified first
+    /// (<see cref="VideoDataset.Verify"/>: real frame counts, bad videos left out and named in the log), so clips are
+    /// always planned from the frames that decode.
     /// </summary>
     /// <param name="data">The videos.</param>
     /// <param name="progress">Receives a report every <see cref="CvrlTrainerOptions.LogEverySteps"/> steps.</param>
@@ -107,12 +110,16 @@ public sealed class CvrlTrainer : IDisposable
     /// <returns>What happened.</returns>
     /// <exception cref="ArgumentException">The data set holds fewer videos than one batch.</exception>
     /// <exception cref="InvalidDataException">The checkpoint to resume from belongs to another architecture.</exception>
+    /// <exception cref="ExperimentMismatchException">The checkpoint to resume from was written with other options that change the result, or on other data.</exception>
+    /// <exception cref="DatasetException">None of the videos decodes.</exception>
     /// <exception cref="TrainingDivergedException">The loss became NaN or infinite.</exception>
     /// <exception cref="Augment.Video.VideoDecodeException">With <see cref="BadVideoPolicy.Fail"/>, a bad video.</exception>
     public TrainingSummary Fit(VideoDataset data, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(data);
+        data = data.Verify(new VideoIndexOptions { Workers = Options.Workers, Reader = Options.Views.Reader }, null, _logger, cancellationToken);
+        _dataFingerprint = (data.Fingerprint, data.Count);
         var loader = new PretrainLoader(data, Generator, new LoaderOptions
         {
             BatchSize = Options.BatchSize,
@@ -279,7 +286,7 @@ public sealed class CvrlTrainer : IDisposable
             ResumedFromStep = resumedFrom,
             EpochsCompleted = epochsCompleted,
             Losses = losses,
-            BadVideos = loader.BadVideos.Count,
+            BadVideos = loader.BadVideos.Count + data.Rejected.Count,
             Checkpoint = lastCheckpoint,
             Elapsed = run.Elapsed,
         };
@@ -382,6 +389,8 @@ public sealed class CvrlTrainer : IDisposable
             Position = position,
             Encoder = _encoder.Options,
             Trainer = Options,
+            DataFingerprint = _dataFingerprint?.Fingerprint,
+            DataVideos = _dataFingerprint?.Videos,
         };
         string path = store.Write(state,
         [
@@ -399,6 +408,17 @@ public sealed class CvrlTrainer : IDisposable
         {
             throw new InvalidDataException(
                 $"Checkpoint '{path}' belongs to another architecture (depth {state.Encoder.Depth}, width {state.Encoder.WidthMultiplier}) than this encoder (depth {_encoder.Options.Depth}, width {_encoder.Options.WidthMultiplier}); use another CheckpointDirectory or Resume = false.");
+        }
+
+        var differences = ExperimentMismatchException.Compare(state.Trainer, Options).ToList();
+        if (state.DataFingerprint is not null && _dataFingerprint is { } now && state.DataFingerprint != now.Fingerprint)
+        {
+            differences.Add($"data set: {state.DataVideos} videos (fingerprint {state.DataFingerprint[..12]}) in the checkpoint, {now.Videos} videos (fingerprint {now.Fingerprint[..12]}) now");
+        }
+
+        if (differences.Count > 0)
+        {
+            throw new ExperimentMismatchException(path, differences);
         }
 
         var sd = (IReadOnlyDictionary<string, Tensor>)tensors;

@@ -29,18 +29,20 @@ internal sealed class MetricsWriter : IDisposable
     {
         if (_json)
         {
-            _writer.WriteLine(JsonSerializer.Serialize(new
-            {
-                step = p.Step,
-                epoch = p.Epoch,
-                loss = p.Loss,
-                accuracy = p.ContrastiveAccuracy,
-                entropy = p.Entropy,
-                learning_rate = p.LearningRate,
-                clips_per_second = p.ClipsPerSecond,
-                data_wait_share = p.DataWaitShare,
-                elapsed_seconds = p.Elapsed.TotalSeconds,
-            }));
+            _writer.WriteLine(JsonSerializer.Serialize(
+                new
+                {
+                    step = p.Step,
+                    epoch = p.Epoch,
+                    loss = p.Loss,
+                    accuracy = p.ContrastiveAccuracy,
+                    entropy = p.Entropy,
+                    learning_rate = p.LearningRate,
+                    clips_per_second = p.ClipsPerSecond,
+                    data_wait_share = p.DataWaitShare,
+                    elapsed_seconds = p.Elapsed.TotalSeconds,
+                },
+                CvrlJson.Compact));
         }
         else
         {

@@ -1,6 +1,7 @@
 using TorchSharp;
 
-namespace Cvrl.Augment.Functional;
+// Shared source: compiled into Cvrl.Augment, Cvrl.Models and Cvrl (internal in each), the one home of these scalars.
+namespace Cvrl;
 
 /// <summary>
 /// Native scalars that live as long as the process, for constants used in tensor operations (including the alpha of
@@ -14,7 +15,7 @@ namespace Cvrl.Augment.Functional;
 /// either these long-lived scalars or scalars it disposes itself (<c>using var s = x.ToScalar();</c>), which keeps
 /// them reachable until the operation has returned.
 /// </remarks>
-internal static class Scalars
+internal static class TorchScalars
 {
     public static readonly Scalar Zero = 0f.ToScalar();
     public static readonly Scalar One = 1f.ToScalar();

@@ -2,9 +2,9 @@ using System.Globalization;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Cvrl.Training;
+namespace Cvrl.Models;
 
-/// <summary>Parses and checks device names ("cpu", "cuda", "cuda:N").</summary>
+/// <summary>Parses and checks device names ("cpu", "cuda", "cuda:N"), for every part of Cvrl that places a network on a device.</summary>
 public static class DeviceSpec
 {
     /// <summary>Parses a device name without touching the hardware.</summary>
@@ -37,7 +37,7 @@ public static class DeviceSpec
     public static Device Resolve(string device)
     {
         var (type, index) = Parse(device);
-        Cvrl.Models.TorchNative.EnsureLoaded();
+        TorchNative.EnsureLoaded();
         if (type == DeviceType.CPU)
         {
             return torch.CPU;

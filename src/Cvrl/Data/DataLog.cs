@@ -1,0 +1,22 @@
+using Microsoft.Extensions.Logging;
+
+namespace Cvrl.Data;
+
+/// <summary>Log messages of the data layer (indexing).</summary>
+internal static partial class DataLog
+{
+    [LoggerMessage(EventId = 400, Level = LogLevel.Warning, Message = "Bad video {Path}: {Reason}; it is left out")]
+    public static partial void BadVideoIndexed(ILogger logger, string path, string reason);
+
+    [LoggerMessage(EventId = 401, Level = LogLevel.Information, Message = "{Path}: {Frames} frames decode, the container claims {Claimed}; using {Frames}")]
+    public static partial void CountCorrected(ILogger logger, string path, long claimed, int frames);
+
+    [LoggerMessage(EventId = 402, Level = LogLevel.Warning, Message = "Video index cache {Path} ignored: {Reason}")]
+    public static partial void CacheIgnored(ILogger logger, string path, string reason);
+
+    [LoggerMessage(EventId = 403, Level = LogLevel.Warning, Message = "Video index cache {Path} not written: {Reason}")]
+    public static partial void CacheNotWritten(ILogger logger, string path, string reason);
+
+    [LoggerMessage(EventId = 404, Level = LogLevel.Information, Message = "Indexed {Videos} videos ({FromCache} from {Cache}): {Bad} bad, {Corrected} with a corrected frame count, in {Elapsed}")]
+    public static partial void Indexed(ILogger logger, int videos, int fromCache, string cache, int bad, int corrected, TimeSpan elapsed);
+}
