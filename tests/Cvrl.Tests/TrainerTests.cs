@@ -52,6 +52,71 @@ public sealed class TrainerTests
     }
 
     [Fact]
+    public void TwoRunsWithTheSameSeed_GiveBitIdenticalLosses_AndAnotherSeedDoesNot()
+    {
+        // Determinism as documented (docs/training.md): same seed, same thread count, same machine kind, same data ->
+        // the same losses to the last bit, whatever the loader's worker timing.
+        using var dir = new TempDirectory();
+        VideoFolders.Create(dir.File("videos"), 8);
+        var data = VideoDataset.FromFolder(dir.File("videos"));
+        List<double> Run(long seed, int workers)
+        {
+            using var encoder = TinyEncoder(2);
+            using var trainer = new CvrlTrainer(encoder, Tiny() with { Seed = seed, Workers = workers });
+            return [.. trainer.Fit(data).Losses];
+        }
+
+        var first = Run(3, 2);
+        Assert.Equal(first, Run(3, 2));
+        Assert.Equal(first, Run(3, 1));
+        Assert.NotEqual(first, Run(4, 2));
+    }
+
+    [Fact]
+    public void Resume_RefusesACheckpointOfAnotherExperiment_NamingWhatDiffers()
+    {
+        using var dir = new TempDirectory();
+        VideoFolders.Create(dir.File("videos"), 8);
+        var data = VideoDataset.FromFolder(dir.File("videos"));
+        string checkpoints = dir.File("run");
+        using (var encoder = TinyEncoder())
+        using (var trainer = new CvrlTrainer(encoder, Tiny(checkpoints) with { Epochs = 1 }))
+        {
+            trainer.Fit(data);
+        }
+
+        using (var encoder = TinyEncoder())
+        using (var trainer = new CvrlTrainer(encoder, Tiny(checkpoints) with { Epochs = 1, Seed = 9, Workers = 1, LogEverySteps = 5 }))
+        {
+            var e = Assert.Throws<ExperimentMismatchException>(() => trainer.Fit(data));
+            Assert.Equal(["Seed: 3 in the checkpoint, 9 now"], e.Differences); // Workers and LogEverySteps do not count
+            Assert.Contains("--fresh", e.Message, StringComparison.Ordinal);
+        }
+
+        using (var encoder = TinyEncoder())
+        using (var trainer = new CvrlTrainer(encoder, Tiny(checkpoints) with { Epochs = 1, Views = Tiny().Views with { Sampler = new() { FramesPerClip = 4, Stride = 3 } } }))
+        {
+            var e = Assert.Throws<ExperimentMismatchException>(() => trainer.Fit(data));
+            Assert.Equal(["Views.Sampler.Stride: 2 in the checkpoint, 3 now"], e.Differences);
+        }
+
+        using (var encoder = TinyEncoder())
+        using (var trainer = new CvrlTrainer(encoder, Tiny(checkpoints) with { Epochs = 1 }))
+        {
+            var e = Assert.Throws<ExperimentMismatchException>(() => trainer.Fit(data.Subset([0, 1, 2, 3, 4, 5])));
+            Assert.Single(e.Differences);
+            Assert.StartsWith("data set: 8 videos", e.Differences[0], StringComparison.Ordinal);
+        }
+
+        using (var encoder = TinyEncoder())
+        using (var trainer = new CvrlTrainer(encoder, Tiny(checkpoints) with { Epochs = 2 }))
+        {
+            var e = Assert.Throws<ExperimentMismatchException>(() => trainer.Fit(data));
+            Assert.Equal(["Epochs: 1 in the checkpoint, 2 now"], e.Differences);
+        }
+    }
+
+    [Fact]
     public void ResumeAfterThreeOfSixSteps_GivesTheSameLossesAsSixStraightSteps()
     {
         using var dir = new TempDirectory();
