@@ -35,19 +35,23 @@ app.Configure(config =>
         .WithDescription("Regenerate docs/results.md: CVRL against random weights, per-clip against per-frame augmentation, decreasing against uniform and same-start intervals, over several seeds (about an hour by default).")
         .WithExample("results", "--seeds", "3")
         .WithExample("results", "--seeds", "1", "--epochs", "20", "--out", "/tmp/results.md");
+    config.AddCommand<IndexCommand>("index")
+        .WithDescription("Build or refresh the verified index of a folder of videos and list what it holds: frames that decode, frames the container claims, fps, size, status; bad files named.")
+        .WithExample("index", "videos/")
+        .WithExample("index", "videos/", "--bad-only");
     config.AddCommand<PretrainCommand>("pretrain")
         .WithDescription("Pre-train a 3D-ResNet with CVRL on a folder of unlabelled videos (checkpoints, resume, metrics, Ctrl+C writes a checkpoint).")
         .WithExample("pretrain", "videos/", "--out", "runs/a", "--depth", "50", "--epochs", "200")
         .WithExample("pretrain", "videos/", "--out", "runs/small", "--width", "0.25", "--frames", "8", "--size", "112", "--batch", "32");
     config.AddCommand<ProbeCommand>("probe")
         .WithDescription("Linear evaluation of an encoder on labelled data (frozen backbone, one linear layer, 30-view test).")
-        .WithExample("probe", "data/ucf101", "--checkpoint", "runs/a/checkpoints/checkpoint-000500.cvrl", "--out", "probe.json");
+        .WithExample("probe", "data/ucf101", "--checkpoint", "runs/a/checkpoints/checkpoint-0000000500.cvrl", "--out", "probe.json");
     config.AddCommand<KnnCommand>("knn")
         .WithDescription("kNN evaluation of an encoder on labelled data (cosine similarity, weighted votes).")
-        .WithExample("knn", "data/ucf101", "--checkpoint", "runs/a/checkpoints/checkpoint-000500.cvrl", "--neighbours", "20");
+        .WithExample("knn", "data/ucf101", "--checkpoint", "runs/a/checkpoints/checkpoint-0000000500.cvrl", "--neighbours", "20");
     config.AddCommand<FinetuneCommand>("finetune")
         .WithDescription("Fine-tune the whole encoder with a classifier on labelled data, then the 30-view test.")
-        .WithExample("finetune", "data/ucf101", "--checkpoint", "runs/a/checkpoints/checkpoint-000500.cvrl", "--epochs", "50");
+        .WithExample("finetune", "data/ucf101", "--checkpoint", "runs/a/checkpoints/checkpoint-0000000500.cvrl", "--epochs", "50");
     config.AddCommand<SummaryCommand>("summary")
         .WithDescription("Output shapes, parameters and multiply-accumulates of a 3D-ResNet (and its projection head).")
         .WithExample("summary", "--depth", "50", "--width", "4", "--head");
@@ -58,7 +62,7 @@ app.Configure(config =>
         .WithExample("preview", "clip.mp4", "--out", "sheet.png");
     config.AddCommand<EmbedCommand>("embed")
         .WithDescription("Embed every video of a folder (mean of L2-normalised clip features) and save the set.")
-        .WithExample("embed", "videos/", "--out", "videos.cvrlemb", "--checkpoint", "runs/a/checkpoint-000500.cvrl");
+        .WithExample("embed", "videos/", "--out", "videos.cvrlemb", "--checkpoint", "runs/a/checkpoints/checkpoint-0000000500.cvrl");
     config.AddCommand<SearchCommand>("search")
         .WithDescription("Find the videos of an embedding file most similar to a query video (use the encoder that made the file).")
         .WithExample("search", "videos.cvrlemb", "query.mp4", "--top", "5");

@@ -77,6 +77,7 @@ public sealed class CliTests(TinyQuickstart quickstart) : IClassFixture<TinyQuic
     [InlineData("search")]
     [InlineData("preview")]
     [InlineData("summary")]
+    [InlineData("index")]
     public void Every_command_has_help(string command)
     {
         var run = CliRunner.Run(quickstart.Temp, command, "--help");
@@ -165,7 +166,7 @@ public sealed class CliTests(TinyQuickstart quickstart) : IClassFixture<TinyQuic
         Assert.True(embed.ExitCode == 0, embed.All);
         Assert.Contains("6 videos x 64 dimensions", embed.Text);
 
-        string query = Directory.GetFiles(Path.Combine(quickstart.Data, "zoom_in")).Order(StringComparer.Ordinal).First();
+        string query = Directory.GetFiles(Path.Combine(quickstart.Data, "zoom_in"), "*.avi").Order(StringComparer.Ordinal).First();
         var search = CliRunner.Run(quickstart.Temp, ["search", file, query, "--top", "3", .. encoder[..4]]);
         Assert.True(search.ExitCode == 0, search.All);
         var first = search.Output.Split('\n').First(l => l.Contains(".avi", StringComparison.Ordinal));
@@ -176,7 +177,7 @@ public sealed class CliTests(TinyQuickstart quickstart) : IClassFixture<TinyQuic
     public void Preview_and_demo_write_and_report()
     {
         string sheet = Path.Combine(quickstart.Temp, "sheet.png");
-        string video = Directory.GetFiles(Path.Combine(quickstart.Data, "move_down")).Order(StringComparer.Ordinal).First();
+        string video = Directory.GetFiles(Path.Combine(quickstart.Data, "move_down"), "*.avi").Order(StringComparer.Ordinal).First();
         var preview = CliRunner.Run(quickstart.Temp, "preview", video, "--out", sheet);
         Assert.True(preview.ExitCode == 0, preview.All);
         using (var png = Cv2.ImRead(sheet))
@@ -213,6 +214,50 @@ public sealed class CliTests(TinyQuickstart quickstart) : IClassFixture<TinyQuic
         string again = File.ReadAllText(output);
         Assert.StartsWith(table.TrimEnd(), again.Replace("## What this shows", string.Empty, StringComparison.Ordinal).TrimEnd(), StringComparison.Ordinal);
         Assert.EndsWith("## What this shows\n", again, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Index_lists_the_real_frame_counts_and_names_bad_files()
+    {
+        string folder = Path.Combine(quickstart.Temp, "index-videos");
+        Directory.CreateDirectory(folder);
+        string honest = TestVideos.Create(Path.Combine(folder, "honest.avi"), 24, 64, 48);
+        LyingVideos.ClaimFrames(honest, Path.Combine(folder, "claims_too_few.avi"), 7);
+        LyingVideos.RawMjpeg(Path.Combine(folder, "no_claim.mjpeg"), 19, 64, 48);
+        File.WriteAllText(Path.Combine(folder, "junk.mp4"), "not a video");
+
+        var run = CliRunner.Run(quickstart.Temp, "index", folder, "--extensions", "avi,mjpeg,mp4");
+        Assert.True(run.ExitCode == 0, run.All);
+        string Row(string name) => run.Output.Split('\n').Single(l => l.Contains(name, StringComparison.Ordinal));
+        Assert.Matches(@"claims_too_few\.avi\s*│\s*24\s*│\s*7\s*│", Row("claims_too_few.avi"));
+        Assert.Matches(@"no_claim\.mjpeg\s*│\s*19\s*│\s*none\s*│", Row("no_claim.mjpeg"));
+        Assert.Contains("bad:", Row("junk.mp4"));
+        Assert.Contains("4 videos: 1 ok, 2 with a wrong container count (the verified count is used), 1 bad (left out)", run.Text);
+        Assert.Contains("warning: Bad video", run.Error);
+        Assert.Contains("junk.mp4", run.Error);
+
+        var again = CliRunner.Run(quickstart.Temp, "index", folder, "--extensions", "avi,mjpeg,mp4", "--bad-only");
+        Assert.True(again.ExitCode == 0, again.All);
+        Assert.Contains("(4 of 4 from the cache)", again.Text);
+        Assert.DoesNotContain("honest.avi", again.Output);
+    }
+
+    [Fact]
+    public void Pretrain_names_a_bad_video_on_the_console_and_trains_on_the_rest()
+    {
+        string folder = Path.Combine(quickstart.Temp, "pretrain-with-junk");
+        Directory.CreateDirectory(folder);
+        foreach (var video in Directory.GetFiles(Path.Combine(quickstart.Data, "zoom_in"), "*.avi").Take(4))
+        {
+            File.Copy(video, Path.Combine(folder, Path.GetFileName(video)));
+        }
+
+        File.WriteAllText(Path.Combine(folder, "broken.mp4"), "not a video");
+        var run = CliRunner.Run(quickstart.Temp, "pretrain", folder, "--out", Path.Combine(quickstart.Temp, "pretrain-junk-run"), "--depth", "18", "--width", "0.125", "--frames", "8", "--stride", "1", "--size", "32", "--batch", "2", "--epochs", "1", "--verbose");
+        Assert.True(run.ExitCode == 0, run.All);
+        Assert.Contains("warning: Bad video", run.Error);
+        Assert.Contains("broken.mp4", run.Error);
+        Assert.Contains("info: Indexed 5 videos", run.Error);
     }
 
     [Fact]

@@ -108,11 +108,13 @@ public sealed class TrainerTests
             Assert.StartsWith("data set: 8 videos", e.Differences[0], StringComparison.Ordinal);
         }
 
+        // More epochs extend the same experiment.
         using (var encoder = TinyEncoder())
         using (var trainer = new CvrlTrainer(encoder, Tiny(checkpoints) with { Epochs = 2 }))
         {
-            var e = Assert.Throws<ExperimentMismatchException>(() => trainer.Fit(data));
-            Assert.Equal(["Epochs: 1 in the checkpoint, 2 now"], e.Differences);
+            var summary = trainer.Fit(data);
+            Assert.Equal(2, summary.ResumedFromStep);
+            Assert.Equal(4, summary.Steps);
         }
     }
 

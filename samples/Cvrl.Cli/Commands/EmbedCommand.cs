@@ -85,7 +85,7 @@ internal sealed class EmbedCommand : Command<EmbedCommand.Settings>
         using (encoder)
         {
             settings.Announce(description);
-            var embedder = new VideoEmbedder(encoder, settings.EmbedderOptions());
+            var embedder = new VideoEmbedder(encoder, settings.EmbedderOptions(), settings.Logger);
             var set = CliProgress.Run(progress => embedder.EmbedFolder(settings.Folder, progress: progress, cancellationToken: cancellationToken));
             set.Save(settings.Output);
             int skipped = System.Text.Json.Nodes.JsonNode.Parse(set.Metadata)?["skipped"]?.AsArray().Count ?? 0;

@@ -158,7 +158,7 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
         var options = settings.TrainerOptions;
         torch.manual_seed(settings.Seed);
         using var encoder = ResNet3d.Create(settings.Architecture, DeviceSpec.Resolve(settings.Device));
-        using var trainer = new CvrlTrainer(encoder, options);
+        using var trainer = new CvrlTrainer(encoder, options, settings.Logger);
         AnsiConsole.MarkupLine($"pre-training {Markup.Escape(settings.Architecture.ArchitectureName)} on {videos.Count} videos: {options.Epochs} epochs of {options.BatchSize}, learning rate {options.EffectiveLearningRate:G3}, temperature {options.Temperature}; Ctrl+C stops after the current step and writes a checkpoint");
         var summary = CliProgress.Run(sink => trainer.Fit(videos, sink.Training, cancellationToken));
         string where = summary.Checkpoint is null ? string.Empty : $"; checkpoint [green]{Markup.Escape(Path.GetFullPath(summary.Checkpoint))}[/]";

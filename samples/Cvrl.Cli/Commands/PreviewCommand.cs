@@ -74,8 +74,16 @@ internal sealed class PreviewCommand : Command<PreviewCommand.Settings>
             Sampler = new IntervalSamplerOptions { FramesPerClip = settings.Frames, Stride = settings.Stride },
             Consistency = settings.PerFrame ? TemporalConsistency.PerFrame : TemporalConsistency.PerClip,
         });
-        using var views = generator.Generate(settings.Video, settings.Seed, 0, settings.Index);
-        var (w, h) = ContactSheet.Write(settings.Output, views, $"{Path.GetFileName(settings.Video)}: {views.FrameCount} frames, seed {settings.Seed}, sample {settings.Index}, gap {views.Clips.Gap}");
+        // Plan the clips over the frames that really decode, whatever the container claims.
+        var entry = Cvrl.Data.VideoIndex.Build([settings.Video], new Cvrl.Data.VideoIndexOptions { UseCache = false, Workers = 1 }).Videos[0];
+        if (!entry.IsUsable)
+        {
+            throw new Cvrl.Augment.Video.VideoDecodeException(entry.Path, Cvrl.Augment.Video.VideoDecodeFailure.NoDecodableFrames, entry.Problem ?? "no frame decodes");
+        }
+
+        using var views = generator.Generate(settings.Video, settings.Seed, 0, settings.Index, entry.Frames);
+        string claim = entry.Status == Cvrl.Data.VideoStatus.CountCorrected ? $" (the container claims {entry.ClaimedFrames})" : string.Empty;
+        var (w, h) = ContactSheet.Write(settings.Output, views, $"{Path.GetFileName(settings.Video)}: {views.FrameCount} frames{claim}, seed {settings.Seed}, sample {settings.Index}, gap {views.Clips.Gap}");
         AnsiConsole.MarkupLine($"wrote [green]{Markup.Escape(Path.GetFullPath(settings.Output))}[/] ({w}x{h})");
         AnsiConsole.MarkupLine($"view 1: {Markup.Escape(views.Clips.First.ToString())}; {Markup.Escape(views.Plan1.ToString())}");
         AnsiConsole.MarkupLine($"view 2: {Markup.Escape(views.Clips.Second.ToString())}; {Markup.Escape(views.Plan2.ToString())}");

@@ -54,7 +54,7 @@ internal sealed class QuickstartCommand : Command<QuickstartCommand.Settings>
         AnsiConsole.MarkupLine($"augmented views: [green]{Markup.Escape(sheet)}[/]");
         AnsiConsole.MarkupLine($"encoder: {Markup.Escape(experiment.Architecture.ArchitectureName)}, clips of {experiment.Frames} frames at stride {experiment.Stride}, {experiment.Crop}x{experiment.Crop}; {experiment.Epochs} epochs of {experiment.BatchSize} videos, learning rate {experiment.LearningRate:G3}, temperature {experiment.Temperature}");
 
-        var outcome = CliProgress.Run(sink => Experiment.Run(experiment, train, test, checkpoints, evaluateRandom: true, sink.Training, sink.Evaluation, cancellationToken));
+        var outcome = CliProgress.Run(sink => Experiment.Run(experiment, train, test, checkpoints, evaluateRandom: true, settings.Logger, sink.Training, sink.Evaluation, cancellationToken));
         QuickstartSteps.Report(output, outcome, experiment, dataOptions);
         return 0;
     }

@@ -111,7 +111,7 @@ internal sealed class ResultsCommand : Command<ResultsCommand.Settings>
                 // Every variant of a seed starts from the same weights (the seed sets the initialisation), so random
                 // weights are evaluated once per seed.
                 bool random = variant.Key == "cvrl";
-                var outcome = CliProgress.Run(sink => Experiment.Run(experiment, train, test, checkpoints, random, sink.Training, sink.Evaluation, cancellationToken));
+                var outcome = CliProgress.Run(sink => Experiment.Run(experiment, train, test, checkpoints, random, settings.Logger, sink.Training, sink.Evaluation, cancellationToken));
                 rows[variant.Key].Add(Row(seed, outcome.CvrlProbe.Top1, outcome.CvrlKnn.Top1, outcome.Training!.FinalLoss, outcome.Elapsed));
                 if (random)
                 {
@@ -130,7 +130,7 @@ internal sealed class ResultsCommand : Command<ResultsCommand.Settings>
                 var options = baseExperiment.Supervised(settings.SupervisedEpochs);
                 torch.manual_seed(seed);
                 using var encoder = ResNet3d.Create(baseExperiment.Architecture, DeviceSpec.Resolve(baseExperiment.Device));
-                using var run = CliProgress.Run(progress => new FineTuner(options).Fit(encoder, train, test, progress, cancellationToken));
+                using var run = CliProgress.Run(progress => new FineTuner(options, settings.Logger).Fit(encoder, train, test, progress, cancellationToken));
                 var final = run.Result.TrainingLoss.Count > 0 ? run.Result.TrainingLoss[^1] : double.NaN;
                 rows.TryAdd("supervised", []);
                 rows["supervised"].Add(Row(seed, run.Result.Top1, double.NaN, final, watch.Elapsed));
@@ -230,7 +230,7 @@ internal sealed class ResultsCommand : Command<ResultsCommand.Settings>
             string perSeed = string.Join(", ", supervised.Select(o => Pct(o["probe"]!.GetValue<double>())));
             md.AppendLine();
             var reference = e.Supervised(supervisedEpochs);
-            md.AppendLine(CultureInfo.InvariantCulture, $"Supervised reference: the same network trained from scratch **with** the labels (`FineTuner`, {supervisedEpochs} epochs, batch {reference.BatchSize}, {reference.Optimizer} at learning rate {reference.EffectiveHeadLearningRate.ToString("G3", ci)}, colour jitter {reference.Features.Views.TrainColorJitterStrength.ToString(ci)} in the training views, same clips and test views): top-1 {Pct(Mean(supervised, "probe"))} ± {Pct(Std(supervised, "probe"))} [{perSeed}], final training loss {supervised.Average(o => o["finalLoss"]!.GetValue<double>()).ToString("F2", ci)} (chance ln {data.Classes} = {Math.Log(data.Classes).ToString("F2", ci)}).");
+            md.AppendLine(CultureInfo.InvariantCulture, $"Supervised reference: the same network trained from scratch **with** the labels (`FineTuner`, {supervisedEpochs} epochs, batch {reference.BatchSize}, {reference.Optimizer} at learning rate {reference.EffectiveHeadLearningRate.ToString("G3", ci)}, crop and flip, same clips and test views): top-1 {Pct(Mean(supervised, "probe"))} ± {Pct(Std(supervised, "probe"))} [{perSeed}], final training loss {supervised.Average(o => o["finalLoss"]!.GetValue<double>()).ToString("F2", ci)} (chance ln {data.Classes} = {Math.Log(data.Classes).ToString("F2", ci)}).");
         }
 
         md.AppendLine();

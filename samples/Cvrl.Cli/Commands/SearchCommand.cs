@@ -49,7 +49,7 @@ internal sealed class SearchCommand : Command<SearchCommand.Settings>
         using (encoder)
         {
             settings.Announce(description);
-            var embedder = new VideoEmbedder(encoder, options);
+            var embedder = new VideoEmbedder(encoder, options, settings.Logger);
             embedder.CheckCompatible(set);
             var hits = embedder.Search(set, settings.Video, settings.Top);
             var table = new Table().AddColumn("rank").AddColumn("similarity").AddColumn("video");

@@ -6,7 +6,7 @@ using Spectre.Console.Cli;
 
 namespace Cvrl.Cli.Infrastructure;
 
-/// <summary>Where a command computes and how many decoding threads it uses: the options every model command shares.</summary>
+/// <summary>Where a command computes, how many decoding threads it uses and how much it logs: the options every model command shares.</summary>
 internal class DeviceSettings : CommandSettings
 {
     [CommandOption("--device <DEVICE>")]
@@ -18,7 +18,16 @@ internal class DeviceSettings : CommandSettings
     [Description("Decoding threads. [grey]Default: one per core[/]")]
     public int? Workers { get; init; }
 
+    [CommandOption("-v|--verbose")]
+    [Description("Log what the library does (data indexing, corrected frame counts, epochs, checkpoints) on standard error; warnings (bad videos, by name) are always shown.")]
+    public bool Verbose { get; init; }
+
     public int WorkerCount => Workers ?? Environment.ProcessorCount;
+
+    /// <summary>The logger every library object of the command gets.</summary>
+    public Microsoft.Extensions.Logging.ILogger Logger => _logger ??= CliLogger.For(Verbose);
+
+    private Microsoft.Extensions.Logging.ILogger? _logger;
 
     public override ValidationResult Validate()
     {

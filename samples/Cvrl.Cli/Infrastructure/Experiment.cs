@@ -7,6 +7,7 @@ using Cvrl.Evaluation;
 using Cvrl.Models;
 using Cvrl.Optim;
 using Cvrl.Training;
+using Microsoft.Extensions.Logging;
 using TorchSharp;
 
 namespace Cvrl.Cli.Infrastructure;
@@ -100,7 +101,7 @@ internal sealed record ExperimentSettings
 
     /// <summary>
     /// The supervised reference: the same network trained from scratch with the labels through the library's
-    /// fine-tuning path (AdamW, colour augmentation in the training views, no dropout), tested on the same views.
+    /// fine-tuning path (AdamW, crop and flip as in linear evaluation, no dropout), tested on the same views.
     /// </summary>
     public FineTuneOptions Supervised(int epochs) => new()
     {
@@ -111,7 +112,7 @@ internal sealed record ExperimentSettings
         WarmupFraction = 0.1,
         Dropout = 0,
         Seed = Seed,
-        Features = Features with { Views = Features.Views with { TrainColorJitterStrength = ColorStrength } },
+        Features = Features,
     };
 
     public FeatureExtractorOptions Features => new()
@@ -143,34 +144,38 @@ internal static class Experiment
         VideoDataset test,
         string? checkpoints,
         bool evaluateRandom,
+        ILogger logger,
         IProgress<TrainingProgress>? training,
         IProgress<EvaluationProgress>? evaluation,
         CancellationToken cancellationToken)
     {
         var watch = Stopwatch.StartNew();
+        var index = new VideoIndexOptions { Workers = settings.Workers };
+        train = train.Verify(index, null, logger, cancellationToken);
+        test = test.Verify(index, null, logger, cancellationToken);
         var device = DeviceSpec.Resolve(settings.Device);
         torch.manual_seed(settings.Seed);
         using var encoder = ResNet3d.Create(settings.Architecture, device);
         (ClassificationResult Probe, ClassificationResult Knn)? random = null;
         if (evaluateRandom)
         {
-            random = Evaluate(encoder, settings, train, test, evaluation, cancellationToken);
+            random = Evaluate(encoder, settings, train, test, logger, evaluation, cancellationToken);
         }
 
         TrainingSummary summary;
-        using (var trainer = new CvrlTrainer(encoder, settings.Trainer(checkpoints)))
+        using (var trainer = new CvrlTrainer(encoder, settings.Trainer(checkpoints), logger))
         {
             summary = trainer.Fit(train.Unlabeled(), training, cancellationToken);
         }
 
         cancellationToken.ThrowIfCancellationRequested();
-        var cvrl = Evaluate(encoder, settings, train, test, evaluation, cancellationToken);
+        var cvrl = Evaluate(encoder, settings, train, test, logger, evaluation, cancellationToken);
         return new ExperimentOutcome(summary, cvrl.Probe, cvrl.Knn, random?.Probe, random?.Knn, watch.Elapsed);
     }
 
-    public static (ClassificationResult Probe, ClassificationResult Knn) Evaluate(ResNet3d encoder, ExperimentSettings settings, VideoDataset train, VideoDataset test, IProgress<EvaluationProgress>? progress, CancellationToken cancellationToken)
+    public static (ClassificationResult Probe, ClassificationResult Knn) Evaluate(ResNet3d encoder, ExperimentSettings settings, VideoDataset train, VideoDataset test, ILogger logger, IProgress<EvaluationProgress>? progress, CancellationToken cancellationToken)
     {
-        var extractor = new FeatureExtractor(encoder, settings.Features);
+        var extractor = new FeatureExtractor(encoder, settings.Features, logger);
         if (settings.PreciseBatchNorm)
         {
             extractor.RecomputeBatchNormStatistics(train, progress, cancellationToken);
@@ -188,8 +193,8 @@ internal static class Experiment
             Seed = settings.Seed,
             Features = settings.Features,
         };
-        using var probe = new LinearProbe(probeOptions).Fit(trainViews, testViews, progress, cancellationToken);
-        using var knn = new KnnClassifier(new KnnOptions { K = settings.KnnK, Features = settings.Features }).Fit(reference, testViews);
+        using var probe = new LinearProbe(probeOptions, logger).Fit(trainViews, testViews, progress, cancellationToken);
+        using var knn = new KnnClassifier(new KnnOptions { K = settings.KnnK, Features = settings.Features }, logger).Fit(reference, testViews);
         return (probe.Result, knn.Result);
     }
 }

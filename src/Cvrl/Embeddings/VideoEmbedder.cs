@@ -104,7 +104,7 @@ public sealed record VideoEmbedderOptions
 /// </summary>
 /// <example>
 /// <code>
-/// using var encoder = CvrlCheckpoint.LoadEncoder("runs/a/checkpoint-000500.cvrl");
+/// using var encoder = CvrlCheckpoint.LoadEncoder("runs/a/checkpoints/checkpoint-0000000500.cvrl");
 /// var embedder = new VideoEmbedder(encoder);
 /// EmbeddingSet library = embedder.EmbedFolder("videos/");
 /// library.Save("videos.cvrlemb");

@@ -109,7 +109,7 @@ public sealed record LinearProbeOptions
 /// <code>
 /// var train = VideoDataset.FromSplitList("UCF-101/", "classInd.txt", "trainlist01.txt");
 /// var test = VideoDataset.FromSplitList("UCF-101/", "classInd.txt", "testlist01.txt");
-/// using var encoder = CvrlCheckpoint.LoadEncoder("runs/a/checkpoint-000500.cvrl");
+/// using var encoder = CvrlCheckpoint.LoadEncoder("runs/a/checkpoints/checkpoint-0000000500.cvrl");
 /// using var run = new LinearProbe(new LinearProbeOptions { Epochs = 30 }).Fit(encoder, train, test);
 /// Console.WriteLine(run.Result);
 /// </code>

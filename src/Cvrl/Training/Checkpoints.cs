@@ -52,7 +52,7 @@ public sealed record CheckpointState
 }
 
 /// <summary>
-/// Reads Cvrl training checkpoints: one file (<c>checkpoint-STEP.cvrl</c>, TorchSharp's weight format) holding the
+/// Reads Cvrl training checkpoints: one file (<c>checkpoint-0000000500.cvrl</c>, the step in ten digits; TorchSharp's weight format) holding the
 /// encoder (<c>encoder.*</c>), the projection head (<c>head.*</c>), the optimizer state (<c>optimizer.*</c>) and a JSON
 /// <see cref="CheckpointState"/> (<c>__meta__</c>).
 /// </summary>

@@ -42,7 +42,8 @@ public sealed class ExperimentMismatchException : InvalidOperationException
 
     /// <summary>
     /// The options whose difference makes another experiment, as JSON property paths of <see cref="CvrlTrainerOptions"/>:
-    /// all except where checkpoints, logs and metrics go, how many threads load data, the device, and decoding limits.
+    /// all except the number of epochs (a run may be extended; its cosine schedule is then recomputed for the new total),
+    /// where checkpoints, logs and metrics go, how many threads load data, the device, and decoding limits.
     /// </summary>
     internal static IReadOnlyList<string> Compare(CvrlTrainerOptions saved, CvrlTrainerOptions now)
     {
@@ -55,7 +56,7 @@ public sealed class ExperimentMismatchException : InvalidOperationException
 
     private static readonly string[] IgnoredOptions =
     [
-        nameof(CvrlTrainerOptions.Workers), nameof(CvrlTrainerOptions.PrefetchBatches), nameof(CvrlTrainerOptions.BadVideos),
+        nameof(CvrlTrainerOptions.Epochs), nameof(CvrlTrainerOptions.Workers), nameof(CvrlTrainerOptions.PrefetchBatches), nameof(CvrlTrainerOptions.BadVideos),
         nameof(CvrlTrainerOptions.Device), nameof(CvrlTrainerOptions.CheckpointDirectory), nameof(CvrlTrainerOptions.CheckpointEverySteps),
         nameof(CvrlTrainerOptions.KeepCheckpoints), nameof(CvrlTrainerOptions.Resume), nameof(CvrlTrainerOptions.LogEverySteps),
         nameof(CvrlTrainerOptions.MetricsFile), nameof(CvrlTrainerOptions.TensorBoardDirectory), nameof(CvrlTrainerOptions.NativeHeapGrowthLimit),

@@ -1,0 +1,44 @@
+using Microsoft.Extensions.Logging;
+
+namespace Cvrl.Cli.Infrastructure;
+
+/// <summary>
+/// The tool's logger: one line per message on standard error ("warning: ...", "info: ..."), so that it never
+/// interleaves with the progress bars on standard output. Warnings and errors by default; everything from Information
+/// (or Debug with the environment variable CVRL_LOG=debug) with --verbose.
+/// </summary>
+internal sealed class CliLogger(LogLevel minimum) : ILogger
+{
+    private static readonly Lock Gate = new();
+
+    /// <summary>The logger for a command run with or without --verbose.</summary>
+    public static ILogger For(bool verbose) =>
+        new CliLogger(!verbose ? LogLevel.Warning
+            : string.Equals(Environment.GetEnvironmentVariable("CVRL_LOG"), "debug", StringComparison.OrdinalIgnoreCase) ? LogLevel.Debug
+            : LogLevel.Information);
+
+    public IDisposable? BeginScope<TState>(TState state)
+        where TState : notnull => null;
+
+    public bool IsEnabled(LogLevel logLevel) => logLevel >= minimum && logLevel != LogLevel.None;
+
+    public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+    {
+        if (!IsEnabled(logLevel))
+        {
+            return;
+        }
+
+        string level = logLevel switch
+        {
+            LogLevel.Critical or LogLevel.Error => "error",
+            LogLevel.Warning => "warning",
+            LogLevel.Information => "info",
+            _ => "debug",
+        };
+        lock (Gate)
+        {
+            Console.Error.WriteLine($"{level}: {formatter(state, exception)}");
+        }
+    }
+}
