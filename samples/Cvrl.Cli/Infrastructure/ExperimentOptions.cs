@@ -24,6 +24,11 @@ internal class ExperimentOptions : DeviceSettings
     [DefaultValue(32)]
     public int TestPerClass { get; init; } = 32;
 
+    [CommandOption("--video-frames <N>")]
+    [Description("Frames per generated video (longer videos let the two clips lie further apart).")]
+    [DefaultValue(48)]
+    public int VideoFrames { get; init; } = 48;
+
     [CommandOption("--epochs <N>")]
     [Description("Pre-training epochs.")]
     [DefaultValue(32)]
@@ -117,9 +122,9 @@ internal class ExperimentOptions : DeviceSettings
             return ValidationResult.Error("--classes must lie in 2..6");
         }
 
-        if (TrainPerClass < 2 || TestPerClass < 1 || Epochs < 1 || Batch < 2 || Frames < 1 || Stride < 1 || Size < 16)
+        if (TrainPerClass < 2 || TestPerClass < 1 || Epochs < 1 || Batch < 2 || Frames < 1 || Stride < 1 || Size < 16 || VideoFrames < 8)
         {
-            return ValidationResult.Error("--train-per-class >= 2, --test-per-class >= 1, --epochs >= 1, --batch >= 2, --frames/--stride >= 1, --size >= 16");
+            return ValidationResult.Error("--train-per-class >= 2, --test-per-class >= 1, --epochs >= 1, --batch >= 2, --frames/--stride >= 1, --size >= 16, --video-frames >= 8");
         }
 
         var optimizer = Checked(() => new CvrlOptimizerOptions { Kind = Optimizer, WeightDecay = WeightDecay ?? 0 }.Validate());
@@ -159,7 +164,7 @@ internal class ExperimentOptions : DeviceSettings
         int batch = Math.Min(Batch, Classes * TrainPerClass);
         bool adam = Optimizer == OptimizerKind.AdamW;
         return (
-            new SyntheticMotionOptions { Classes = Classes, TrainPerClass = TrainPerClass, TestPerClass = TestPerClass, Seed = seed, Workers = workers },
+            new SyntheticMotionOptions { Classes = Classes, TrainPerClass = TrainPerClass, TestPerClass = TestPerClass, Frames = VideoFrames, Seed = seed, Workers = workers },
             new ExperimentSettings
             {
                 Depth = Depth, WidthMultiplier = Width, Frames = Frames, Stride = Stride, Crop = Size, Epochs = Epochs,
