@@ -5,7 +5,7 @@ using static TorchSharp.torch.nn;
 
 namespace Cvrl.Models;
 
-/// <summary>Options for <see cref="ProjectionHead"/>; the defaults are CVRL's (cvrl-spec.md section 4).</summary>
+/// <summary>Options for <see cref="ProjectionHead"/>; the defaults are CVRL's (docs/method.md section 4).</summary>
 public sealed record ProjectionHeadOptions
 {
     /// <summary>Width of the hidden layers. Default 2048.</summary>

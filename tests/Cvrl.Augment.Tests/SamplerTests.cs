@@ -15,7 +15,7 @@ public sealed class SamplerTests
     [InlineData(271)]
     public void DecreasingGap_MatchesClosedForm(int t)
     {
-        // cvrl-spec.md section 1 [D]: the bisection equals min(floor(T (1 - sqrt(1 - u))), T - 1).
+        // docs/method.md section 1 (derived): the bisection equals min(floor(T (1 - sqrt(1 - u))), T - 1).
         var rng = new ClipRandom((ulong)t);
         for (int i = 0; i < 20_000; i++)
         {

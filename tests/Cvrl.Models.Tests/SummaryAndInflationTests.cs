@@ -15,7 +15,7 @@ public sealed class SummaryAndInflationTests
         var summary = ModelSummary.Create(model, 1, 3, 16, 224, 224);
         Assert.Equal(31_672_128, summary.TotalParameters);
         Assert.Equal(summary.TotalParameters, summary.Layers.Sum(l => l.Parameters));
-        // cvrl-spec.md section 3: 45.5 G multiply-accumulates for a 16 x 224 x 224 clip.
+        // docs/method.md section 3: 45.5 G multiply-accumulates for a 16 x 224 x 224 clip.
         Assert.InRange(summary.TotalMacs / 1e9, 45.4, 45.6);
         Assert.Equal(new long[] { 1, 2048 }, summary.OutputShape);
         var stem = summary.Layers.First();

@@ -23,7 +23,7 @@ public readonly record struct CropBox(int Top, int Left, int Height, int Width)
 /// <summary>
 /// Deterministic clip operations (parameters in, no randomness) on one clip <c>[C, T, H, W]</c>, applied identically
 /// to every frame. Colour operations follow TensorFlow's semantics as CVRL's official code uses them
-/// (cvrl-spec.md section 2) and expect float32 values in [0, 1]; geometry works on uint8 or float32.
+/// (docs/method.md section 2) and expect float32 values in [0, 1]; geometry works on uint8 or float32.
 /// </summary>
 /// <remarks>
 /// Every method returns a new tensor owned by the caller and leaves its input unchanged. On the CPU, contiguous

@@ -62,7 +62,7 @@ public sealed record IntervalSamplerOptions
 
 /// <summary>
 /// CVRL's temporal interval sampler: draws two clips from one video whose start frames are a random gap apart,
-/// exactly as the official <c>sample_ssl_sequence</c> does (cvrl-spec.md section 1).
+/// exactly as the official <c>sample_ssl_sequence</c> does (docs/method.md section 1).
 /// </summary>
 /// <remarks>
 /// With <c>L</c> stored frames, <c>n</c> frames per clip and stride <c>s</c>, let <c>T = L - (n-1)s</c> when

@@ -77,7 +77,7 @@ public readonly record struct ColorJitterParams(bool Applied, float Brightness, 
 }
 
 /// <summary>
-/// SimCLR-v2 colour jitter with TensorFlow semantics, as CVRL applies it (cvrl-spec.md section 2): with probability
+/// SimCLR-v2 colour jitter with TensorFlow semantics, as CVRL applies it (docs/method.md section 2): with probability
 /// <see cref="Probability"/>, brightness (multiplicative), contrast (about the per-channel mean over all frames),
 /// saturation and hue (in HSV) in a random order, each followed by a clamp to [0, 1]. Factors are drawn once per
 /// clip: brightness in [max(0, 1 - b), 1 + b], contrast in [1 - c, 1 + c], saturation in [1 - s, 1 + s], hue in [-h, h].

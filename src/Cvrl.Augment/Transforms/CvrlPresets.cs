@@ -1,7 +1,7 @@
 namespace Cvrl.Augment.Transforms;
 
 /// <summary>
-/// The paper's augmentation recipes as pipelines (cvrl-spec.md section 2). Input clips are uint8 RGB
+/// The paper's augmentation recipes as pipelines (docs/method.md section 2). Input clips are uint8 RGB
 /// <c>[3, T, H, W]</c> at the stored (or decode-resized) resolution; outputs are float32 in [0, 1].
 /// </summary>
 public static class CvrlPresets

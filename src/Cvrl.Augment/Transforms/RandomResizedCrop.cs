@@ -16,7 +16,7 @@ public readonly record struct ResizedCropParams(CropBox Box, int OutputHeight, i
 
 /// <summary>
 /// Cuts one random box from every frame and resizes it to a square, with the semantics of TensorFlow's
-/// <c>sample_distorted_bounding_box</c> as CVRL uses it (cvrl-spec.md section 2): aspect ratio w/h uniform in
+/// <c>sample_distorted_bounding_box</c> as CVRL uses it (docs/method.md section 2): aspect ratio w/h uniform in
 /// <see cref="AspectRange"/> (not log-uniform), height a uniform integer between the sizes the area range allows,
 /// offsets uniform with the box never touching the last row or column (a TensorFlow quirk), up to
 /// <see cref="MaxAttempts"/> tries, then the whole frame. Resizing is bilinear with half-pixel centres and no

@@ -9,7 +9,7 @@ using static TorchSharp.torch;
 namespace Cvrl.Evaluation;
 
 /// <summary>
-/// The clips an evaluation looks at (cvrl-spec.md sections 5 and 6). Training views: one random clip of
+/// The clips an evaluation looks at (docs/method.md sections 5 and 6). Training views: one random clip of
 /// <see cref="FramesPerClip"/> frames at <see cref="Stride"/>, random resized crop to <see cref="TrainCropSize"/> and
 /// flip. Test views: <see cref="TestClips"/> evenly spaced clips, short side resized to <see cref="TestShortSide"/>,
 /// <see cref="TestCrops"/> crops of <see cref="TestCropSize"/> (3: along the long side; 1: centred). The defaults are

@@ -12,8 +12,8 @@ using static TorchSharp.torch;
 namespace Cvrl.Evaluation;
 
 /// <summary>
-/// Options for <see cref="FineTuner"/>. The paper's fine-tuning settings are not in the official code (cvrl-spec.md
-/// section 6); the defaults follow the Model Garden's generic UCF-101 recipe where it has one (momentum 0.9, weight
+/// Options for <see cref="FineTuner"/>. The paper's fine-tuning settings are not in the official code (docs/method.md
+/// section 5); the defaults follow the Model Garden's generic UCF-101 recipe where it has one (momentum 0.9, weight
 /// decay 1e-4 on kernels, dropout 0.2, LR 0.8 at batch 64, 5% warm-up then cosine decay), with plain rather than
 /// Nesterov momentum.
 /// </summary>

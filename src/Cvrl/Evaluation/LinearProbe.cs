@@ -30,7 +30,7 @@ public enum ProbeMode
 }
 
 /// <summary>
-/// Options for <see cref="LinearProbe"/>. Defaults follow the official linear evaluation (cvrl-spec.md section 5):
+/// Options for <see cref="LinearProbe"/>. Defaults follow the official linear evaluation (docs/method.md section 5):
 /// L2-normalised features, one linear layer, softmax cross-entropy, SGD with momentum 0.9 and no weight decay, LR 32 at
 /// batch 1024 scaled linearly, 5% linear warm-up then cosine decay, 100 epochs.
 /// </summary>

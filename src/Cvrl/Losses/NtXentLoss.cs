@@ -51,7 +51,7 @@ public sealed class NtXentOutput : IDisposable
 
 /// <summary>
 /// The NT-Xent (normalised temperature-scaled cross-entropy, InfoNCE) loss of CVRL and SimCLR, as the official code
-/// computes it (cvrl-spec.md section 4): embeddings L2-normalised; for each of the N view-1 anchors the positive is its
+/// computes it (docs/method.md section 4): embeddings L2-normalised; for each of the N view-1 anchors the positive is its
 /// own view-2 clip and the negatives are the other 2N - 2 clips of the batch (self-similarity masked out); the same from
 /// the view-2 side; softmax cross-entropy over cosine similarity divided by the temperature.
 /// </summary>

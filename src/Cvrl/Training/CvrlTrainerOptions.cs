@@ -8,7 +8,7 @@ using Cvrl.Optim;
 namespace Cvrl.Training;
 
 /// <summary>
-/// Everything <see cref="CvrlTrainer"/> needs, with defaults from the paper's official recipe (cvrl-spec.md section 5)
+/// Everything <see cref="CvrlTrainer"/> needs, with defaults from the paper's official recipe (docs/method.md section 5)
 /// scaled to the batch size. Validated by <see cref="Validate"/> before any work starts; serialisable to JSON so that
 /// runs can be reproduced (checkpoints store it).
 /// </summary>
