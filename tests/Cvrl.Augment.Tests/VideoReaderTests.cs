@@ -251,8 +251,16 @@ public sealed class VideoReaderTests
     {
         using var dir = new TempDirectory();
         string path = TestVideos.Create(dir.File("v.avi"), 50);
-        using var reader = VideoReader.Open(path, new VideoReaderOptions { MaxFrames = 20 });
-        Assert.Equal(VideoDecodeFailure.TooManyFrames, Assert.Throws<VideoDecodeException>(() => reader.ReadClip([30])).Failure);
+        // The container claims 50 frames, more than the limit: the reader counts on open and stops at the limit there,
+        // before any clip is planned from a count it cannot trust.
+        var e = Assert.Throws<VideoDecodeException>(() => VideoReader.Open(path, new VideoReaderOptions { MaxFrames = 20 }));
+        Assert.Equal(VideoDecodeFailure.TooManyFrames, e.Failure);
+        Assert.Equal(Path.GetFullPath(path), e.Path);
+
+        // Under the limit the same file opens and reads to its last frame.
+        using var reader = VideoReader.Open(path, new VideoReaderOptions { MaxFrames = 60 });
+        using var clip = reader.ReadClip([49]);
+        Assert.Equal(1, clip.shape[1]);
     }
 
     private static void AssertUnreadable(string path)
