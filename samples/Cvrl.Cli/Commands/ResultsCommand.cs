@@ -103,22 +103,41 @@ internal sealed class ResultsCommand : Command<ResultsCommand.Settings>
                 (last, lastData) = (experiment, dataOptions);
                 AnsiConsole.MarkupLine($"[bold]seed {seed}: {Markup.Escape(variant.Name)}[/]");
                 string checkpoints = Path.Combine(work, $"{variant.Key}-seed{seed}");
-                if (Directory.Exists(checkpoints))
-                {
-                    Directory.Delete(checkpoints, recursive: true);
-                }
+                string key = ResultKey(experiment, dataOptions, 0);
 
                 // Every variant of a seed starts from the same weights (the seed sets the initialisation), so random
                 // weights are evaluated once per seed.
                 bool random = variant.Key == "cvrl";
-                var outcome = CliProgress.Run(sink => Experiment.Run(experiment, train, test, checkpoints, random, settings.Logger, sink.Training, sink.Evaluation, cancellationToken));
-                rows[variant.Key].Add(Row(seed, outcome.CvrlProbe.Top1, outcome.CvrlKnn.Top1, outcome.Training!.FinalLoss, outcome.Elapsed));
-                if (random)
+                var done = Finished(checkpoints, key);
+                if (done is null)
                 {
-                    rows["random"].Add(Row(seed, outcome.RandomProbe!.Top1, outcome.RandomKnn!.Top1, double.NaN, TimeSpan.Zero));
+                    if (Directory.Exists(checkpoints))
+                    {
+                        Directory.Delete(checkpoints, recursive: true);
+                    }
+
+                    var outcome = CliProgress.Run(sink => Experiment.Run(experiment, train, test, checkpoints, random, settings.Logger, sink.Training, sink.Evaluation, cancellationToken));
+                    done = new JsonObject { ["row"] = Row(seed, outcome.CvrlProbe.Top1, outcome.CvrlKnn.Top1, outcome.Training!.FinalLoss, outcome.Elapsed) };
+                    if (random)
+                    {
+                        done["random"] = Row(seed, outcome.RandomProbe!.Top1, outcome.RandomKnn!.Top1, double.NaN, TimeSpan.Zero);
+                    }
+
+                    Remember(checkpoints, key, done);
+                }
+                else
+                {
+                    AnsiConsole.MarkupLine("  (finished in an earlier run with the same settings; its result is reused)");
                 }
 
-                AnsiConsole.MarkupLine($"  probe {outcome.CvrlProbe.Top1:P1}, kNN {outcome.CvrlKnn.Top1:P1}, final loss {outcome.Training.FinalLoss:F3} ({outcome.Elapsed.TotalMinutes:F1} min)");
+                var row = done["row"]!.AsObject();
+                rows[variant.Key].Add((JsonObject)row.DeepClone());
+                if (random)
+                {
+                    rows["random"].Add((JsonObject)done["random"]!.DeepClone());
+                }
+
+                AnsiConsole.MarkupLine($"  probe {row["probe"]!.GetValue<double>():P1}, kNN {row["knn"]!.GetValue<double>():P1}, final loss {row["finalLoss"]!.GetValue<double>():F3} ({row["minutes"]!.GetValue<double>():F1} min)");
             }
 
             if (settings.SupervisedEpochs > 0)
@@ -126,15 +145,29 @@ internal sealed class ResultsCommand : Command<ResultsCommand.Settings>
                 // The reference the ablations are read against: can this network learn the classes at all, at this
                 // scale, when it is given the labels?
                 AnsiConsole.MarkupLine($"[bold]seed {seed}: supervised reference[/]");
-                var watch = System.Diagnostics.Stopwatch.StartNew();
-                var options = baseExperiment.Supervised(settings.SupervisedEpochs);
-                torch.manual_seed(seed);
-                using var encoder = ResNet3d.Create(baseExperiment.Architecture, DeviceSpec.Resolve(baseExperiment.Device));
-                using var run = CliProgress.Run(progress => new FineTuner(options, settings.Logger).Fit(encoder, train, test, progress, cancellationToken));
-                var final = run.Result.TrainingLoss.Count > 0 ? run.Result.TrainingLoss[^1] : double.NaN;
+                string folder = Path.Combine(work, $"supervised-seed{seed}");
+                string key = ResultKey(baseExperiment, dataOptions, settings.SupervisedEpochs);
+                var done = Finished(folder, key);
+                if (done is null)
+                {
+                    var watch = System.Diagnostics.Stopwatch.StartNew();
+                    var options = baseExperiment.Supervised(settings.SupervisedEpochs);
+                    torch.manual_seed(seed);
+                    using var encoder = ResNet3d.Create(baseExperiment.Architecture, DeviceSpec.Resolve(baseExperiment.Device));
+                    using var run = CliProgress.Run(progress => new FineTuner(options, settings.Logger).Fit(encoder, train, test, progress, cancellationToken));
+                    var final = run.Result.TrainingLoss.Count > 0 ? run.Result.TrainingLoss[^1] : double.NaN;
+                    done = new JsonObject { ["row"] = Row(seed, run.Result.Top1, double.NaN, final, watch.Elapsed) };
+                    Remember(folder, key, done);
+                }
+                else
+                {
+                    AnsiConsole.MarkupLine("  (finished in an earlier run with the same settings; its result is reused)");
+                }
+
+                var row = done["row"]!.AsObject();
                 rows.TryAdd("supervised", []);
-                rows["supervised"].Add(Row(seed, run.Result.Top1, double.NaN, final, watch.Elapsed));
-                AnsiConsole.MarkupLine($"  top-1 {run.Result.Top1:P1}, final training loss {final:F3} ({watch.Elapsed.TotalMinutes:F1} min)");
+                rows["supervised"].Add((JsonObject)row.DeepClone());
+                AnsiConsole.MarkupLine($"  top-1 {row["probe"]!.GetValue<double>():P1}, final training loss {row["finalLoss"]!.GetValue<double>():F3} ({row["minutes"]!.GetValue<double>():F1} min)");
             }
         }
 
@@ -171,6 +204,39 @@ internal sealed class ResultsCommand : Command<ResultsCommand.Settings>
         File.WriteAllText(stem + ".json", raw.ToJsonString(CvrlJson.Options));
         File.WriteAllText(output, Markdown(output, seeds, raw["supervisedEpochs"]?.GetValue<int>() ?? 0, experiment, data, names, rows, raw["minutes"]?.GetValue<double>() ?? rows.Values.Sum(r => r.Sum(o => o["minutes"]?.GetValue<double>() ?? 0)), Path.GetFileName(stem)));
         AnsiConsole.MarkupLine($"wrote [green]{Markup.Escape(output)}[/], {Markup.Escape(Path.GetFileName(stem))}.png and {Markup.Escape(Path.GetFileName(stem))}.json");
+    }
+
+    /// <summary>What identifies a finished row: every experiment and data setting (and the supervised epochs).</summary>
+    private static string ResultKey(ExperimentSettings experiment, Cvrl.Data.SyntheticMotionOptions data, int supervisedEpochs) =>
+        new JsonObject
+        {
+            ["experiment"] = JsonSerializer.SerializeToNode(experiment, CvrlJson.Options),
+            ["data"] = JsonSerializer.SerializeToNode(data with { Workers = 1 }, CvrlJson.Options),
+            ["supervisedEpochs"] = supervisedEpochs,
+        }.ToJsonString();
+
+    /// <summary>
+    /// The result a killed or earlier run left in <paramref name="folder"/> for exactly these settings, or null: a long
+    /// <c>cvrl results</c> run that is stopped continues where it was when started again with the same options.
+    /// </summary>
+    private static JsonObject? Finished(string folder, string key)
+    {
+        string file = Path.Combine(folder, "result.json");
+        if (!File.Exists(file))
+        {
+            return null;
+        }
+
+        var saved = JsonNode.Parse(File.ReadAllText(file)) as JsonObject;
+        return saved?["key"]?.GetValue<string>() == key ? saved["result"]?.AsObject() : null;
+    }
+
+    private static void Remember(string folder, string key, JsonObject result)
+    {
+        Directory.CreateDirectory(folder);
+        string file = Path.Combine(folder, "result.json");
+        File.WriteAllText(file + ".tmp", new JsonObject { ["key"] = key, ["result"] = result.DeepClone() }.ToJsonString(CvrlJson.Options));
+        File.Move(file + ".tmp", file, overwrite: true);
     }
 
     private static JsonObject Row(int seed, double probe, double knn, double loss, TimeSpan elapsed) => new()
