@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian/Ubuntu machine lacks to build, test and run Cvrl, and nothing else:
 #   - libgtk-3-0: OpenCvSharp's Linux runtime links GTK 3 (docs/installation.md);
+#   - mpich: the MPI launcher and library for multi-process pre-training (docs/distributed.md) and its tests;
 #   - dotnet-repl (pinned in .config/dotnet-tools.json): runs the C# notebooks in samples/.
 # Everything comes from the package registries (Debian/Ubuntu apt, NuGet). Idempotent: when all is present it only
 # checks, in about a second.
@@ -17,6 +18,7 @@ have_pkg() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   have_pkg libgtk-3-0 || have_pkg libgtk-3-0t64 || missing+=(libgtk-3-0)
+  have_pkg mpich || missing+=(mpich)
 fi
 
 if ((${#missing[@]})); then

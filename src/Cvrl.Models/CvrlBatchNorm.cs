@@ -98,6 +98,13 @@ public sealed class CvrlBatchNorm : Module<Tensor, Tensor>
         }
     }
 
+    /// <summary>
+    /// For synchronised batch normalisation across processes: a differentiable sum over all processes of a tensor
+    /// (Cvrl's <c>SyncBatchNorm.Attach</c> sets it). When set, training batches are normalised with the statistics of
+    /// the union of every process's batch. Null (the default): this process's batch only.
+    /// </summary>
+    public Func<Tensor, Tensor>? CrossProcessSum { get; set; }
+
     /// <summary>Resets the running statistics (mean 0, variance 1, no batches).</summary>
     public void ResetRunningStatistics()
     {
@@ -131,6 +138,41 @@ public sealed class CvrlBatchNorm : Module<Tensor, Tensor>
             }
         }
 
-        return nn.functional.batch_norm(input, running_mean, running_var, weight, bias, training, factor, Eps);
+        return training && CrossProcessSum is { } sum
+            ? SynchronisedForward(input, sum, factor)
+            : nn.functional.batch_norm(input, running_mean, running_var, weight, bias, training, factor, Eps);
+    }
+
+    /// <summary>
+    /// Training-mode normalisation with statistics over every process's batch: per-channel count, sum and sum of squares
+    /// (in float64) are summed across processes by <paramref name="sum"/>, which carries their gradients back.
+    /// </summary>
+    private Tensor SynchronisedForward(Tensor input, Func<Tensor, Tensor> sum, double factor)
+    {
+        using var scope = torch.NewDisposeScope();
+        long[] reduce = [0, .. Enumerable.Range(2, (int)input.dim() - 2).Select(d => (long)d)];
+        var x = input.to_type(ScalarType.Float64);
+        using var perChannel = torch.tensor((double)(input.numel() / Channels), ScalarType.Float64, input.device);
+        var local = torch.stack([x.sum(reduce), x.square().sum(reduce), perChannel.expand(Channels)]); // [3, C]
+        var global = sum(local);
+        var count = global[2];
+        var mean = global[0] / count;
+        using var minusOne = (-1.0).ToScalar();
+        var variance = (global[1] / count).add(mean.square(), alpha: minusOne);
+        using (torch.no_grad())
+        {
+            double n = count[0].item<double>();
+            using var keep = (1 - factor).ToScalar();
+            using var take = factor.ToScalar();
+            running_mean.mul_(keep).add_(mean.to_type(running_mean.dtype), alpha: take);
+            using var unbiased = (n / Math.Max(1, n - 1)).ToScalar();
+            running_var.mul_(keep).add_((variance * unbiased).to_type(running_var.dtype), alpha: take);
+        }
+
+        long[] shape = [1, Channels, .. Enumerable.Repeat(1L, (int)input.dim() - 2)];
+        using var eps = Eps.ToScalar();
+        var scale = (variance.add(eps, TorchScalars.One).rsqrt().to_type(input.dtype) * weight).view(shape);
+        var shift = bias.add(mean.to_type(input.dtype) * scale.view(Channels), alpha: minusOne).view(shape);
+        return input.mul(scale).add_(shift, TorchScalars.One).MoveToOuterDisposeScope();
     }
 }

@@ -13,6 +13,22 @@ internal sealed record CliResult(int ExitCode, string Output, string Error)
     public string Text => All.ReplaceLineEndings(" ");
 }
 
+/// <summary>How to start the tool: folder, time limit, launcher, environment, and hooks into the running process.</summary>
+internal sealed record CliLaunch(string WorkingDirectory, TimeSpan Timeout)
+{
+    /// <summary>Words put before <c>dotnet Cvrl.Cli.dll</c> (for example <c>mpiexec -n 2</c>); empty for a plain run.</summary>
+    public string[] Launcher { get; init; } = [];
+
+    /// <summary>Environment variables added to the tool's.</summary>
+    public IReadOnlyDictionary<string, string> Environment { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>Decides from the output so far when to send SIGINT (Ctrl+C).</summary>
+    public Func<string, bool>? Interrupt { get; init; }
+
+    /// <summary>Called once the process has started (it receives the launcher's process).</summary>
+    public Action<Process>? Started { get; init; }
+}
+
 /// <summary>Runs the built <c>cvrl</c> tool (Cvrl.Cli.dll) in its own process, as a user would.</summary>
 internal static class CliRunner
 {
@@ -22,24 +38,35 @@ internal static class CliRunner
     public static CliResult Run(string workingDirectory, params string[] args) => Run(workingDirectory, TimeSpan.FromMinutes(3), null, args);
 
     /// <summary>Runs the tool; <paramref name="interrupt"/>, when given, decides from the output so far when to send SIGINT (Ctrl+C).</summary>
-    public static CliResult Run(string workingDirectory, TimeSpan timeout, Func<string, bool>? interrupt, params string[] args)
+    public static CliResult Run(string workingDirectory, TimeSpan timeout, Func<string, bool>? interrupt, params string[] args) =>
+        Run(new CliLaunch(workingDirectory, timeout) { Interrupt = interrupt }, args);
+
+    /// <summary>Runs the tool as <paramref name="launch"/> says (under a launcher such as mpiexec, with extra environment variables).</summary>
+    public static CliResult Run(CliLaunch launch, params string[] args)
     {
         Assert.True(File.Exists(ToolPath), $"the tool is not built at {ToolPath}");
-        var start = new ProcessStartInfo("dotnet")
+        string[] command = [.. launch.Launcher, "dotnet", ToolPath, .. args];
+        var start = new ProcessStartInfo(command[0])
         {
-            WorkingDirectory = workingDirectory,
+            WorkingDirectory = launch.WorkingDirectory,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        start.ArgumentList.Add(ToolPath);
-        foreach (var arg in args)
+        foreach (var arg in command[1..])
         {
             start.ArgumentList.Add(arg);
         }
 
         start.Environment["NO_COLOR"] = "1";
         start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        foreach (var (name, value) in launch.Environment)
+        {
+            start.Environment[name] = value;
+        }
+
+        var interrupt = launch.Interrupt;
+        var timeout = launch.Timeout;
         using var process = new Process { StartInfo = start };
         var output = new StringBuilder();
         var error = new StringBuilder();
@@ -74,6 +101,7 @@ internal static class CliRunner
         process.Start();
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
+        launch.Started?.Invoke(process);
         if (!process.WaitForExit(timeout))
         {
             process.Kill(entireProcessTree: true);

@@ -40,6 +40,37 @@ public sealed class LoaderTests
     }
 
     [Fact]
+    public void Shards_ReadTheirSliceOfTheSameGlobalBatches()
+    {
+        using var dir = new TempDirectory();
+        VideoFolders.Create(dir.Path, 10);
+        var data = VideoDataset.FromFolder(dir.Path);
+        LoaderOptions Options(int count, int index) => new() { BatchSize = 4, Workers = 2, Seed = 7, ShardCount = count, ShardIndex = index, BadVideos = BadVideoPolicy.Fail };
+        var whole = new PretrainLoader(data, SmallViews(), Options(1, 0)).ReadEpoch(1).ToList();
+        var shards = Enumerable.Range(0, 2).Select(r => new PretrainLoader(data, SmallViews(), Options(2, r)).ReadEpoch(1).ToList()).ToList();
+        Assert.Equal(2, whole.Count); // 10 videos, global batches of 4, the last 2 dropped
+        for (int i = 0; i < whole.Count; i++)
+        {
+            Assert.Equal(whole[i].Indices, shards[0][i].Indices.Concat(shards[1][i].Indices));
+            Assert.Equal(new long[] { 2, 3, 4, 24, 24 }, shards[1][i].View1.shape);
+            using var joined1 = torch.cat([shards[0][i].View1, shards[1][i].View1], 0);
+            using var joined2 = torch.cat([shards[0][i].View2, shards[1][i].View2], 0);
+            Assert.Equal(0, TorchAssert.MaxDiff(whole[i].View1, joined1));
+            Assert.Equal(0, TorchAssert.MaxDiff(whole[i].View2, joined2));
+            Assert.Equal(whole[i].EndPosition, shards[1][i].EndPosition);
+        }
+
+        foreach (var batch in whole.Concat(shards.SelectMany(x => x)))
+        {
+            batch.Dispose();
+        }
+
+        Assert.Throws<ArgumentOutOfRangeException>(() => new PretrainLoader(data, SmallViews(), Options(3, 0)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new PretrainLoader(data, SmallViews(), Options(2, 2)));
+        Assert.Throws<ArgumentException>(() => new PretrainLoader(data, SmallViews(), Options(2, 0) with { BadVideos = BadVideoPolicy.Skip }));
+    }
+
+    [Fact]
     public void ResumingAtABatch_GivesTheSameRemainingBatches()
     {
         using var dir = new TempDirectory();

@@ -4,6 +4,7 @@ using Cvrl.Augment.Sampling;
 using Cvrl.Augment.Transforms;
 using Cvrl.Cli.Infrastructure;
 using Cvrl.Data;
+using Cvrl.Distributed;
 using Cvrl.Models;
 using Cvrl.Optim;
 using Cvrl.Training;
@@ -98,6 +99,19 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
         [DefaultValue(0L)]
         public long Seed { get; init; }
 
+        [CommandOption("--sync-bn")]
+        [Description("Synchronised BatchNorm even in one process: the same statistics code as a multi-process run (the single-process reference of an mpiexec run).")]
+        public bool SyncBatchNorm { get; init; }
+
+        [CommandOption("--no-sync-bn")]
+        [Description("Under mpiexec: normalise BatchNorm with each process's slice of the batch instead of the global batch (the official recipe synchronises).")]
+        public bool NoSyncBatchNorm { get; init; }
+
+        [CommandOption("--log-every <STEPS>")]
+        [Description("Steps between progress reports and metrics.csv rows (one is also written at every epoch end).")]
+        [DefaultValue(10)]
+        public int LogEvery { get; init; } = 10;
+
         [CommandOption("--checkpoint-every <STEPS>")]
         [Description("Steps between checkpoints (one is also written at every epoch end and on Ctrl+C).")]
         [DefaultValue(500)]
@@ -127,11 +141,18 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
             CheckpointEverySteps = CheckpointEvery,
             Resume = !Fresh,
             MetricsFile = Path.Combine(Output, "metrics.csv"),
+            LogEverySteps = LogEvery,
             TensorBoardDirectory = Path.Combine(Output, "tensorboard"),
+            SyncBatchNorm = NoSyncBatchNorm ? false : SyncBatchNorm ? true : null,
         };
 
         public override ValidationResult Validate()
         {
+            if (SyncBatchNorm && NoSyncBatchNorm)
+            {
+                return ValidationResult.Error("--sync-bn and --no-sync-bn contradict each other; give at most one.");
+            }
+
             var result = base.Validate();
             return result.Successful ? Checked(() => { Architecture.Validate(); TrainerOptions.Validate(); }) : result;
         }
@@ -150,17 +171,41 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
             throw new InvalidDataException($"folder '{settings.Folder}' holds no videos (looked recursively for the usual video extensions)");
         }
 
-        if (settings.Fresh && Directory.Exists(Path.Combine(settings.Output, "checkpoints")))
+        // Under mpiexec (or srun) every process runs this command; --batch stays the global batch.
+        using var communicator = Communicators.FromEnvironment();
+        bool root = communicator.Rank == 0;
+        if (communicator.Size > 1 && Environment.GetEnvironmentVariable("OMP_NUM_THREADS") is null)
+        {
+            torch.set_num_threads(communicator.ThreadsPerProcess());
+        }
+
+        if (root && settings.Fresh && Directory.Exists(Path.Combine(settings.Output, "checkpoints")))
         {
             Directory.Delete(Path.Combine(settings.Output, "checkpoints"), recursive: true);
         }
 
-        var options = settings.TrainerOptions;
+        communicator.Barrier();
+        var options = settings.TrainerOptions with
+        {
+            Device = communicator.DeviceFor(settings.Device),
+            Workers = communicator.Size > 1 && settings.Workers is null ? communicator.ThreadsPerProcess() : settings.WorkerCount,
+        };
         torch.manual_seed(settings.Seed);
-        using var encoder = ResNet3d.Create(settings.Architecture, DeviceSpec.Resolve(settings.Device));
-        using var trainer = new CvrlTrainer(encoder, options, settings.Logger);
-        AnsiConsole.MarkupLine($"pre-training {Markup.Escape(settings.Architecture.ArchitectureName)} on {videos.Count} videos: {options.Epochs} epochs of {options.BatchSize}, learning rate {options.EffectiveLearningRate:G3}, temperature {options.Temperature}; Ctrl+C stops after the current step and writes a checkpoint");
-        var summary = CliProgress.Run(sink => trainer.Fit(videos, sink.Training, cancellationToken));
+        using var encoder = ResNet3d.Create(settings.Architecture, DeviceSpec.Resolve(options.Device));
+        using var trainer = new CvrlTrainer(encoder, options, root ? settings.Logger : CliLogger.ErrorsOnly, communicator);
+        string batchNorm = trainer.SynchronisesBatchNorm ? "synchronised" : "per-process";
+        string ranks = communicator.Size > 1 ? $" on {communicator.Size} processes ({batchNorm} BatchNorm)" : trainer.SynchronisesBatchNorm ? " (synchronised BatchNorm code)" : string.Empty;
+        if (root)
+        {
+            AnsiConsole.MarkupLine($"pre-training {Markup.Escape(settings.Architecture.ArchitectureName)} on {videos.Count} videos{ranks}: {options.Epochs} epochs of {options.BatchSize}, learning rate {options.EffectiveLearningRate:G3}, temperature {options.Temperature}; Ctrl+C stops after the current step and writes a checkpoint");
+        }
+
+        var summary = root ? CliProgress.Run(sink => trainer.Fit(videos, sink.Training, cancellationToken)) : trainer.Fit(videos, null, cancellationToken);
+        if (!root)
+        {
+            return summary.Cancelled ? CliErrors.CancelledExitCode : 0;
+        }
+
         string where = summary.Checkpoint is null ? string.Empty : $"; checkpoint [green]{Markup.Escape(Path.GetFullPath(summary.Checkpoint))}[/]";
         string resumed = summary.ResumedFromStep > 0 ? $" (resumed from step {summary.ResumedFromStep})" : string.Empty;
         string loss = summary.Losses.Count > 0 ? $", final loss {summary.Losses[^1]:F4}" : string.Empty;

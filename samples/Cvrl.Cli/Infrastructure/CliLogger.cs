@@ -11,6 +11,9 @@ internal sealed class CliLogger(LogLevel minimum) : ILogger
 {
     private static readonly Lock Gate = new();
 
+    /// <summary>A logger that shows errors only (the other ranks of an MPI job: rank 0 speaks for the job).</summary>
+    public static ILogger ErrorsOnly { get; } = new CliLogger(LogLevel.Error);
+
     /// <summary>The logger for a command run with or without --verbose.</summary>
     public static ILogger For(bool verbose) =>
         new CliLogger(!verbose ? LogLevel.Warning

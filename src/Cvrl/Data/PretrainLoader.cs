@@ -44,6 +44,22 @@ public sealed record LoaderOptions
     /// <summary>What to do with undecodable videos. Default <see cref="BadVideoPolicy.Skip"/>.</summary>
     public BadVideoPolicy BadVideos { get; init; } = BadVideoPolicy.Skip;
 
+    /// <summary>
+    /// Data-parallel training: the number of processes sharing every batch. Each batch of <see cref="BatchSize"/>
+    /// videos (the global batch, in the same order on every process) is cut into this many equal slices, and this loader
+    /// reads only slice <see cref="ShardIndex"/>, so the processes together see exactly the batches one process would.
+    /// <see cref="BatchSize"/> must divide by it; batches are fixed slots of the epoch order (<see cref="DropLast"/> must
+    /// be true, and a video that fails to decode is an error: skipping it would change one process's slice only).
+    /// Default 1.
+    /// </summary>
+    public int ShardCount { get; init; } = 1;
+
+    /// <summary>Which slice of every batch this loader reads, 0 to <see cref="ShardCount"/> - 1 (the process's rank). Default 0.</summary>
+    public int ShardIndex { get; init; }
+
+    /// <summary>Videos per batch this loader produces: <see cref="BatchSize"/> / <see cref="ShardCount"/>.</summary>
+    public int LocalBatchSize => BatchSize / ShardCount;
+
     /// <summary>Checks every option.</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of range; the message names it.</exception>
     public void Validate()
@@ -66,6 +82,21 @@ public sealed record LoaderOptions
         if (!Enum.IsDefined(BadVideos))
         {
             throw new ArgumentOutOfRangeException(nameof(BadVideos), BadVideos, "Unknown policy.");
+        }
+
+        if (ShardCount < 1 || BatchSize % ShardCount != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ShardCount), ShardCount, $"ShardCount must be at least 1 and divide BatchSize ({BatchSize}).");
+        }
+
+        if (ShardIndex < 0 || ShardIndex >= ShardCount)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ShardIndex), ShardIndex, $"ShardIndex must lie in [0, {ShardCount}).");
+        }
+
+        if (ShardCount > 1 && (!DropLast || BadVideos != BadVideoPolicy.Fail))
+        {
+            throw new ArgumentException("A sharded loader needs DropLast = true and BadVideos = Fail, so that every process's slice of a batch is fixed.", nameof(ShardCount));
         }
     }
 }
@@ -216,6 +247,9 @@ public sealed class PretrainLoader
 
     private sealed class Slot
     {
+        /// <summary>A position another process's loader reads (its slice of the batch).</summary>
+        public static readonly Slot Elsewhere = new();
+
         public CvrlViews? Views;
         public Exception? Error;
     }
@@ -329,6 +363,14 @@ public sealed class PretrainLoader
 
         private int[] Order(int epoch) => _orders.GetOrAdd(epoch, e => _owner.EpochOrder(e));
 
+        /// <summary>Whether this loader reads an epoch-order position: always, unless sharded (then its slice of each full batch).</summary>
+        private bool Mine(int position)
+        {
+            var o = _owner.Options;
+            return o.ShardCount == 1
+                || (position < _count / o.BatchSize * o.BatchSize && position % o.BatchSize / o.LocalBatchSize == o.ShardIndex);
+        }
+
         private void Work()
         {
             var token = _cts.Token;
@@ -354,6 +396,17 @@ public sealed class PretrainLoader
                 }
 
                 var (epoch, position) = Locate(p);
+                if (!Mine(position))
+                {
+                    lock (_gate)
+                    {
+                        _slots[p] = Slot.Elsewhere;
+                        Monitor.PulseAll(_gate);
+                    }
+
+                    continue;
+                }
+
                 int index = Order(epoch)[position];
                 var item = _owner._data[index];
                 var slot = new Slot();
@@ -398,7 +451,8 @@ public sealed class PretrainLoader
             var indices = new List<int>();
             int currentEpoch = _firstEpoch;
             int batchIndex = _startBatch;
-            int batchSize = _owner.Options.BatchSize;
+            int batchSize = _owner.Options.LocalBatchSize;
+            int globalBatch = _owner.Options.BatchSize;
             try
             {
                 for (long p = 0; p < _total; p++)
@@ -430,6 +484,11 @@ public sealed class PretrainLoader
                         batchIndex = 0;
                     }
 
+                    if (ReferenceEquals(slot, Slot.Elsewhere))
+                    {
+                        continue;
+                    }
+
                     if (slot.Error is not null)
                     {
                         var item = _owner._data[Order(epoch)[position]];
@@ -452,7 +511,9 @@ public sealed class PretrainLoader
                     indices.Add(Order(epoch)[position]);
                     if (views.Count == batchSize)
                     {
-                        Emit(views, indices, epoch, batchIndex++, position + 1, token);
+                        // A sharded loader's slice ends inside the global batch; the resume position is the batch's end.
+                        int end = _owner.Options.ShardCount == 1 ? position + 1 : ((position / globalBatch) + 1) * globalBatch;
+                        Emit(views, indices, epoch, batchIndex++, end, token);
                     }
                 }
 

@@ -208,10 +208,21 @@ internal sealed class CheckpointStore
     private readonly string _directory;
     private readonly int _keep;
 
-    public CheckpointStore(string directory, int keep)
+    /// <param name="directory">The folder.</param>
+    /// <param name="keep">Checkpoints to keep.</param>
+    /// <param name="writer">
+    /// Whether this process writes (and cleans up after a crash); in a data-parallel job only rank 0 does, the others
+    /// only read the folder.
+    /// </param>
+    public CheckpointStore(string directory, int keep, bool writer = true)
     {
         _directory = Path.GetFullPath(directory);
         _keep = keep;
+        if (!writer)
+        {
+            return;
+        }
+
         System.IO.Directory.CreateDirectory(_directory);
         foreach (string stale in System.IO.Directory.GetFiles(_directory, "*.tmp"))
         {
@@ -223,7 +234,7 @@ internal sealed class CheckpointStore
 
     /// <summary>Checkpoint files, oldest first.</summary>
     public IReadOnlyList<string> List() =>
-        [.. System.IO.Directory.GetFiles(_directory, "checkpoint-*" + CvrlCheckpoint.Extension).Order(StringComparer.Ordinal)];
+        System.IO.Directory.Exists(_directory) ? [.. System.IO.Directory.GetFiles(_directory, "checkpoint-*" + CvrlCheckpoint.Extension).Order(StringComparer.Ordinal)] : [];
 
     /// <summary>Writes a checkpoint atomically, then deletes all but the newest <c>keep</c>.</summary>
     public string Write(CheckpointState state, IEnumerable<(string Prefix, IReadOnlyDictionary<string, Tensor> Tensors)> parts)

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Cvrl.Augment;
 using Cvrl.Data;
+using Cvrl.Distributed;
 using Cvrl.Losses;
 using Cvrl.Models;
 using Cvrl.Optim;
@@ -14,14 +15,22 @@ namespace Cvrl.Training;
 
 /// <summary>
 /// CVRL pre-training: an encoder (<see cref="ResNet3d"/> in backbone mode), CVRL's projection head, the NT-Xent loss,
-/// SGD (or LARS) with warm-up and cosine decay, a parallel loader, checkpoints with exact resume, metrics and logging,
-/// behind one options record.
+/// SGD (or LARS, or AdamW) with warm-up and cosine decay, a parallel loader, checkpoints with exact resume, metrics and
+/// logging, behind one options record; on one process or data-parallel over several (<see cref="ICommunicator"/>).
 /// </summary>
 /// <remarks>
 /// <para>
 /// Each step: two views of every video in the batch (decoded and augmented on worker threads), the encoder and head
 /// run on <c>[view 1; view 2]</c> together (so BatchNorm sees both views, as in the official code), NT-Xent over the
 /// 2N clips, backward, one optimizer step. One dispose scope per step; only scalars leave it.
+/// </para>
+/// <para>
+/// With a communicator of several ranks, <see cref="CvrlTrainerOptions.BatchSize"/> is the global batch: each rank
+/// embeds its slice, the embeddings of all ranks are gathered so that every clip has the negatives of the global batch,
+/// each rank back-propagates the loss's gradient for its own clips, and the parameter gradients are summed across ranks
+/// before the optimizer step; BatchNorm is synchronised by default. The result equals one process training on the whole
+/// batch (docs/distributed.md). Only rank 0 writes checkpoints, metrics and TensorBoard events, reports progress and
+/// raises the events; every rank resumes from the same checkpoint.
 /// </para>
 /// <para>
 /// <see cref="Fit"/> is synchronous (compute-bound; TorchSharp's dispose scopes are per thread): call
@@ -34,6 +43,7 @@ namespace Cvrl.Training;
 /// var videos = VideoDataset.FromFolder("clips/");
 /// using var encoder = ResNet3d.R3d50();
 /// using var trainer = new CvrlTrainer(encoder, new CvrlTrainerOptions { Epochs = 100, BatchSize = 64, CheckpointDirectory = "runs/a" });
+/// trainer.CheckpointWritten += (_, c) => Console.WriteLine($"saved {c.Path}");
 /// TrainingSummary run = trainer.Fit(videos, new Progress&lt;TrainingProgress&gt;(p => Console.WriteLine(p.Loss)));
 /// </code>
 /// </example>
@@ -44,17 +54,18 @@ public sealed class CvrlTrainer : IDisposable
     private readonly NtXentLoss _loss;
     private readonly CvrlOptimizer _optimizer;
     private readonly Device _device;
-    private (string Fingerprint, int Videos)? _dataFingerprint;
+    private readonly ICommunicator _communicator;
     private bool _disposed;
 
     /// <summary>Creates a trainer. Validates the options and the device before allocating anything else.</summary>
     /// <param name="encoder">The encoder, in backbone mode (no classifier). Moved to the options' device.</param>
     /// <param name="options">The options.</param>
     /// <param name="logger">Optional structured logging.</param>
+    /// <param name="communicator">The processes training together; null for one process.</param>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of range; the message names it.</exception>
-    /// <exception cref="ArgumentException">The encoder is a classifier, or an option is malformed.</exception>
+    /// <exception cref="ArgumentException">The encoder is a classifier, an option is malformed, or the batch does not divide by the number of ranks.</exception>
     /// <exception cref="InvalidOperationException">CUDA was asked for and is not available.</exception>
-    public CvrlTrainer(ResNet3d encoder, CvrlTrainerOptions options, ILogger? logger = null)
+    public CvrlTrainer(ResNet3d encoder, CvrlTrainerOptions options, ILogger? logger = null, ICommunicator? communicator = null)
     {
         ArgumentNullException.ThrowIfNull(encoder);
         ArgumentNullException.ThrowIfNull(options);
@@ -62,6 +73,12 @@ public sealed class CvrlTrainer : IDisposable
         if (encoder.IsClassifier)
         {
             throw new ArgumentException("Pre-train the encoder in backbone mode (ResNet3dOptions.NumClasses = null); add a classifier afterwards.", nameof(encoder));
+        }
+
+        _communicator = communicator ?? SingleProcessCommunicator.Instance;
+        if (options.BatchSize % _communicator.Size != 0 || options.BatchSize / _communicator.Size < 1)
+        {
+            throw new ArgumentException($"BatchSize {options.BatchSize} is the global batch and must divide into equal slices for the {_communicator.Size} ranks.", nameof(options));
         }
 
         Options = options;
@@ -77,7 +94,18 @@ public sealed class CvrlTrainer : IDisposable
             .Concat(Head.named_parameters().Select(p => ("head." + p.name, p.parameter)));
         _optimizer = CvrlOptimizer.Create(parameters, options.Optimizer);
         Generator = new CvrlViewGenerator(options.Views);
+        SynchronisesBatchNorm = options.SyncBatchNorm ?? _communicator.Size > 1;
+        SyncBatchNorm.Attach(SynchronisesBatchNorm ? _communicator : null, _encoder, Head);
     }
+
+    /// <summary>Raised on rank 0 after every step that reports progress (every <see cref="CvrlTrainerOptions.LogEverySteps"/> steps and at each epoch's end).</summary>
+    public event EventHandler<TrainingProgress>? StepCompleted;
+
+    /// <summary>Raised on rank 0 when an epoch ends.</summary>
+    public event EventHandler<EpochSummary>? EpochCompleted;
+
+    /// <summary>Raised on rank 0 after a checkpoint was written.</summary>
+    public event EventHandler<CheckpointInfo>? CheckpointWritten;
 
     /// <summary>The options.</summary>
     public CvrlTrainerOptions Options { get; }
@@ -91,8 +119,16 @@ public sealed class CvrlTrainer : IDisposable
     /// <summary>Produces the two views of each video.</summary>
     public CvrlViewGenerator Generator { get; }
 
+    /// <summary>The processes training together (a single process by default).</summary>
+    public ICommunicator Communicator => _communicator;
+
+    /// <summary>Whether BatchNorm layers run the synchronised code (statistics of the global batch; see <see cref="CvrlTrainerOptions.SyncBatchNorm"/>).</summary>
+    public bool SynchronisesBatchNorm { get; }
+
     /// <summary>Global steps done so far (including steps restored from a checkpoint).</summary>
     public long Step { get; private set; }
+
+    private bool IsRoot => _communicator.Rank == 0;
 
     /// <summary>Runs <see cref="Fit"/> on a worker thread.</summary>
     public Task<TrainingSummary> FitAsync(VideoDataset data, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default) =>
@@ -104,9 +140,9 @@ public sealed class CvrlTrainer : IDisposable
     /// (<see cref="VideoDataset.Verify"/>: real frame counts, bad videos left out and named in the log), so clips are
     /// always planned from the frames that decode.
     /// </summary>
-    /// <param name="data">The videos.</param>
-    /// <param name="progress">Receives a report every <see cref="CvrlTrainerOptions.LogEverySteps"/> steps.</param>
-    /// <param name="cancellationToken">Stops after the current step (a checkpoint is written).</param>
+    /// <param name="data">The videos (the same on every rank).</param>
+    /// <param name="progress">Receives a report every <see cref="CvrlTrainerOptions.LogEverySteps"/> steps (rank 0).</param>
+    /// <param name="cancellationToken">Stops after the current step (a checkpoint is written); with several ranks, all stop at the same step.</param>
     /// <returns>What happened.</returns>
     /// <exception cref="ArgumentException">The data set holds fewer videos than one batch.</exception>
     /// <exception cref="InvalidDataException">The checkpoint to resume from belongs to another architecture.</exception>
@@ -118,188 +154,20 @@ public sealed class CvrlTrainer : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(data);
-        data = data.Verify(new VideoIndexOptions { Workers = Options.Workers, Reader = Options.Views.Reader }, null, _logger, cancellationToken);
-        _dataFingerprint = (data.Fingerprint, data.Count);
-        var loader = new PretrainLoader(data, Generator, new LoaderOptions
+        if (_communicator.Size == 1)
         {
-            BatchSize = Options.BatchSize,
-            Workers = Options.Workers,
-            PrefetchBatches = Options.PrefetchBatches,
-            Seed = Options.Seed,
-            BadVideos = Options.BadVideos,
-        }, _logger);
-        int stepsPerEpoch = loader.PlannedBatchesPerEpoch;
-        long totalSteps = (long)stepsPerEpoch * Options.Epochs;
-        var schedule = new WarmupCosineSchedule(Options.EffectiveLearningRate, (long)Math.Round(Options.WarmupFraction * totalSteps), totalSteps);
-        var store = Options.CheckpointDirectory is null ? null : new CheckpointStore(Options.CheckpointDirectory, Options.KeepCheckpoints);
-
-        int epoch = 0;
-        int batchIndex = 0;
-        int position = 0;
-        long resumedFrom = 0;
-        string? lastCheckpoint = null;
-        if (store is not null && Options.Resume && store.LoadNewest(_logger) is { } found)
-        {
-            using (found.Tensors)
-            {
-                Restore(found.State, found.Tensors, found.Path);
-            }
-
-            (epoch, batchIndex, position, resumedFrom, lastCheckpoint) = (found.State.Epoch, found.State.BatchIndex, found.State.Position, found.State.Step, found.Path);
-            Log.Resumed(_logger, found.Path, Step, epoch, batchIndex);
+            return new TrainingRun(this, progress, cancellationToken).Execute(data);
         }
 
-        Log.Start(_logger, data.Count, Options.Epochs, totalSteps, Options.BatchSize, Options.Device, Options.EffectiveLearningRate);
-        using var metrics = Options.MetricsFile is null ? null : new MetricsWriter(Options.MetricsFile, append: resumedFrom > 0);
-        var board = Options.TensorBoardDirectory is null ? null : torch.utils.tensorboard.SummaryWriter(Options.TensorBoardDirectory, createRunName: false);
-        var guard = Options.NativeHeapGrowthLimit is double limit ? new NativeHeapGuard(limit, warmupSteps: 3) : null;
-        var cache = Options.GradientCacheChunk is int chunk && chunk < Options.BatchSize ? new GradientCache(chunk) : null;
-
-        var losses = new List<double>();
-        var run = Stopwatch.StartNew();
-        var window = Stopwatch.StartNew();
-        double waitSeconds = 0;
-        long clipsInWindow = 0;
-        var phases = new double[3];
-        int stepsInWindow = 0;
-        bool cancelled = false;
-        int epochsCompleted = epoch;
-        (double Loss, double Accuracy, double Entropy, double Lr) last = (double.NaN, double.NaN, double.NaN, double.NaN);
-
-        _encoder.train();
-        Head.train();
         try
         {
-            var epochWatch = Stopwatch.StartNew();
-            using var batches = loader.ReadEpochs(epoch, Math.Max(0, Options.Epochs - epoch), position, batchIndex, cancellationToken).GetEnumerator();
-            while (true)
-            {
-                var wait = Stopwatch.StartNew();
-                bool more;
-                try
-                {
-                    more = batches.MoveNext();
-                }
-                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-                {
-                    cancelled = true;
-                    break;
-                }
-
-                waitSeconds += wait.Elapsed.TotalSeconds;
-                if (!more)
-                {
-                    break;
-                }
-
-                using var batch = batches.Current;
-                while (batch.Epoch > epoch)
-                {
-                    // The previous epoch ended (its last batches may have been dropped or skipped).
-                    FinishEpoch(store, ref epoch, ref lastCheckpoint, epochWatch, last);
-                    epochsCompleted = epoch;
-                    epochWatch.Restart();
-                }
-
-                double lr = schedule.At(Step);
-                var (loss, accuracy, entropy) = TrainStep(batch, lr, cache, lastCheckpoint, phases);
-                Step++;
-                stepsInWindow++;
-                losses.Add(loss);
-                last = (loss, accuracy, entropy, lr);
-                clipsInWindow += 2L * batch.Count;
-                (batchIndex, position) = (batch.BatchIndex + 1, batch.EndPosition);
-                if (guard?.AfterStep() == true)
-                {
-                    Log.HeapTrimmed(_logger, Step, NativeHeap.ResidentBytes() / 1048576.0);
-                }
-
-                bool epochEnd = batchIndex >= stepsPerEpoch;
-                if (Step % Options.LogEverySteps == 0 || epochEnd)
-                {
-                    double seconds = Math.Max(window.Elapsed.TotalSeconds, 1e-9);
-                    double n = Math.Max(1, stepsInWindow);
-                    var timings = new StepTimings(waitSeconds / n, phases[0] / n, phases[1] / n, phases[2] / n,
-                        Math.Max(0, (seconds - waitSeconds - phases.Sum()) / n));
-                    var report = new TrainingProgress(epoch, Step, batchIndex, stepsPerEpoch, totalSteps, loss, accuracy, entropy, lr,
-                        clipsInWindow / seconds, Math.Min(1, waitSeconds / seconds), run.Elapsed,
-                        TimeSpan.FromSeconds(run.Elapsed.TotalSeconds / Math.Max(1, Step - resumedFrom) * Math.Max(0, totalSteps - Step)),
-                        timings);
-                    Report(report, progress, metrics, board);
-                    window.Restart();
-                    waitSeconds = 0;
-                    clipsInWindow = 0;
-                    stepsInWindow = 0;
-                    Array.Clear(phases);
-                }
-
-                if (store is not null && Step % Options.CheckpointEverySteps == 0 && !epochEnd)
-                {
-                    lastCheckpoint = WriteCheckpoint(store, epoch, batchIndex, position);
-                }
-
-                if (epochEnd)
-                {
-                    FinishEpoch(store, ref epoch, ref lastCheckpoint, epochWatch, last);
-                    epochsCompleted = epoch;
-                    (batchIndex, position) = (0, 0);
-                    epochWatch.Restart();
-                }
-
-                if (cancellationToken.IsCancellationRequested)
-                {
-                    cancelled = true;
-                    break;
-                }
-            }
-
-            if (!cancelled)
-            {
-                // Epochs whose last batches were all dropped or skipped still end.
-                while (epoch < Options.Epochs)
-                {
-                    FinishEpoch(store, ref epoch, ref lastCheckpoint, epochWatch, last);
-                    epochsCompleted = epoch;
-                    (batchIndex, position) = (0, 0);
-                }
-            }
-            else
-            {
-                Log.Cancelled(_logger, Step);
-                if (store is not null)
-                {
-                    lastCheckpoint = WriteCheckpoint(store, epoch, batchIndex, position);
-                }
-            }
+            return new TrainingRun(this, progress, cancellationToken).Execute(data);
         }
-        finally
+        catch (Exception e) when (e is not OperationCanceledException)
         {
-            _encoder.train();
-            Head.train();
-        }
-
-        return new TrainingSummary
-        {
-            Outcome = cancelled ? TrainingOutcome.Cancelled : TrainingOutcome.Completed,
-            Steps = Step,
-            StepsThisRun = Step - resumedFrom,
-            ResumedFromStep = resumedFrom,
-            EpochsCompleted = epochsCompleted,
-            Losses = losses,
-            BadVideos = loader.BadVideos.Count + data.Rejected.Count,
-            Checkpoint = lastCheckpoint,
-            Elapsed = run.Elapsed,
-        };
-    }
-
-    /// <summary>Logs the end of <paramref name="epoch"/>, writes the epoch-end checkpoint and moves to the next epoch.</summary>
-    private void FinishEpoch(CheckpointStore? store, ref int epoch, ref string? lastCheckpoint, Stopwatch epochWatch, (double Loss, double Accuracy, double Entropy, double Lr) last)
-    {
-        Log.EpochDone(_logger, epoch, last.Loss, last.Accuracy, epochWatch.Elapsed);
-        epoch++;
-        if (store is not null)
-        {
-            lastCheckpoint = WriteCheckpoint(store, epoch, 0, 0);
+            // A rank that fails cannot leave the others waiting in the next collective: end the whole job.
+            _communicator.Abort(1, $"training failed: {e.GetType().Name}: {e.Message}");
+            throw;
         }
     }
 
@@ -312,12 +180,345 @@ public sealed class CvrlTrainer : IDisposable
         }
 
         _disposed = true;
+        SyncBatchNorm.Attach(null, _encoder, Head);
         Head.Dispose();
         _optimizer.Dispose();
     }
 
-    /// <summary>One optimisation step on a batch; returns the loss, accuracy and entropy.</summary>
-    private (double Loss, double Accuracy, double Entropy) TrainStep(ViewBatch batch, double lr, GradientCache? cache, string? lastCheckpoint, double[] phases)
+    private Tensor Embed(Tensor clips) => Head.call(_encoder.call(clips));
+
+    /// <summary>
+    /// One run of <see cref="Fit"/>: preparation (data, loader, schedule, resume, outputs), the loop over batches, and
+    /// the bookkeeping around it (progress window, checkpoint policy, epochs), each in a method of its own. Everything
+    /// that depends on the rank is decided here.
+    /// </summary>
+    private sealed class TrainingRun(CvrlTrainer trainer, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
+    {
+        private readonly List<double> _losses = [];
+        private readonly Stopwatch _run = Stopwatch.StartNew();
+        private readonly Stopwatch _epochWatch = Stopwatch.StartNew();
+        private readonly ProgressWindow _window = new();
+        private PretrainLoader _loader = null!;
+        private WarmupCosineSchedule _schedule = null!;
+        private CheckpointStore? _store;
+        private MetricsWriter? _metrics;
+        private SummaryWriter? _board;
+        private NativeHeapGuard? _guard;
+        private GradientCache? _cache;
+        private (string Fingerprint, int Videos) _data;
+        private int _stepsPerEpoch;
+        private long _totalSteps;
+        private int _epoch;
+        private int _batchIndex;
+        private int _position;
+        private long _resumedFrom;
+        private string? _lastCheckpoint;
+        private (double Loss, double Accuracy) _last = (double.NaN, double.NaN);
+
+        private CvrlTrainerOptions Options => trainer.Options;
+
+        private ICommunicator Comm => trainer._communicator;
+
+        public TrainingSummary Execute(VideoDataset data)
+        {
+            data = Prepare(data);
+            bool cancelled = false;
+            trainer._encoder.train();
+            trainer.Head.train();
+            try
+            {
+                cancelled = Loop();
+                if (cancelled)
+                {
+                    Log.Cancelled(trainer._logger, trainer.Step);
+                    WriteCheckpoint(_epoch, _batchIndex, _position);
+                }
+                else
+                {
+                    while (_epoch < Options.Epochs)
+                    {
+                        FinishEpoch(); // epochs whose last batches were all dropped or skipped still end
+                    }
+                }
+            }
+            finally
+            {
+                _metrics?.Dispose();
+                trainer._encoder.train();
+                trainer.Head.train();
+            }
+
+            return new TrainingSummary
+            {
+                Outcome = cancelled ? TrainingOutcome.Cancelled : TrainingOutcome.Completed,
+                Steps = trainer.Step,
+                StepsThisRun = trainer.Step - _resumedFrom,
+                ResumedFromStep = _resumedFrom,
+                EpochsCompleted = _epoch,
+                Losses = _losses,
+                BadVideos = _loader.BadVideos.Count + data.Rejected.Count,
+                Checkpoint = _lastCheckpoint,
+                Elapsed = _run.Elapsed,
+            };
+        }
+
+        /// <summary>Verifies the data (rank 0 first, so the others read its index), builds the loader and schedule, resumes, and opens rank 0's outputs.</summary>
+        private VideoDataset Prepare(VideoDataset data)
+        {
+            var index = new VideoIndexOptions { Workers = Options.Workers, Reader = Options.Views.Reader };
+            if (!trainer.IsRoot)
+            {
+                Comm.Barrier();
+            }
+
+            data = data.Verify(index, null, trainer._logger, cancellationToken);
+            if (trainer.IsRoot && Comm.Size > 1)
+            {
+                Comm.Barrier();
+            }
+
+            _data = (data.Fingerprint, data.Count);
+            bool sharded = Comm.Size > 1;
+            _loader = new PretrainLoader(data, trainer.Generator, new LoaderOptions
+            {
+                BatchSize = Options.BatchSize,
+                Workers = Options.Workers,
+                PrefetchBatches = Options.PrefetchBatches,
+                Seed = Options.Seed,
+                BadVideos = sharded ? BadVideoPolicy.Fail : Options.BadVideos,
+                ShardCount = Comm.Size,
+                ShardIndex = Comm.Rank,
+            }, trainer._logger);
+            _stepsPerEpoch = _loader.PlannedBatchesPerEpoch;
+            _totalSteps = (long)_stepsPerEpoch * Options.Epochs;
+            _schedule = new WarmupCosineSchedule(Options.EffectiveLearningRate, (long)Math.Round(Options.WarmupFraction * _totalSteps), _totalSteps);
+            _store = Options.CheckpointDirectory is null ? null : new CheckpointStore(Options.CheckpointDirectory, Options.KeepCheckpoints, writer: trainer.IsRoot);
+            Resume();
+            if (sharded)
+            {
+                // Every rank starts from rank 0's weights and optimizer state (equal anyway when they resumed from the same file).
+                Comm.Broadcast(trainer._encoder);
+                Comm.Broadcast(trainer.Head);
+                Comm.Broadcast([.. trainer._optimizer.State().OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Value)]);
+            }
+
+            Log.Start(trainer._logger, data.Count, Options.Epochs, _totalSteps, Options.BatchSize, Options.Device, Options.EffectiveLearningRate);
+            if (trainer.IsRoot)
+            {
+                _metrics = Options.MetricsFile is null ? null : new MetricsWriter(Options.MetricsFile, append: _resumedFrom > 0);
+                _board = Options.TensorBoardDirectory is null ? null : torch.utils.tensorboard.SummaryWriter(Options.TensorBoardDirectory, createRunName: false);
+            }
+
+            _guard = Options.NativeHeapGrowthLimit is double limit ? new NativeHeapGuard(limit, warmupSteps: 3) : null;
+            int localBatch = Options.BatchSize / Comm.Size;
+            _cache = Options.GradientCacheChunk is int chunk && chunk < localBatch ? new GradientCache(chunk) : null;
+            return data;
+        }
+
+        /// <summary>Restores the newest checkpoint, the same one on every rank.</summary>
+        private void Resume()
+        {
+            if (_store is null || !Options.Resume || _store.LoadNewest(trainer._logger) is not { } found)
+            {
+                AgreeOnStep(0);
+                return;
+            }
+
+            using (found.Tensors)
+            {
+                trainer.Restore(found.State, found.Tensors, found.Path, _data);
+            }
+
+            (_epoch, _batchIndex, _position, _resumedFrom, _lastCheckpoint) = (found.State.Epoch, found.State.BatchIndex, found.State.Position, found.State.Step, found.Path);
+            AgreeOnStep(found.State.Step);
+            Log.Resumed(trainer._logger, found.Path, trainer.Step, _epoch, _batchIndex);
+        }
+
+        /// <summary>With several ranks, checks that all of them start from the same step (the same checkpoint).</summary>
+        private void AgreeOnStep(long step)
+        {
+            if (Comm.Size == 1)
+            {
+                return;
+            }
+
+            Span<double> range = [step, -step];
+            Comm.AllReduce(range, ReduceOp.Max);
+            if (range[0] != -range[1])
+            {
+                throw new InvalidOperationException($"The ranks would resume from different steps ({-range[1]} to {range[0]}); every rank must see the same checkpoint folder.");
+            }
+        }
+
+        /// <summary>The loop over batches; returns true when cancelled.</summary>
+        private bool Loop()
+        {
+            using var batches = _loader.ReadEpochs(_epoch, Math.Max(0, Options.Epochs - _epoch), _position, _batchIndex, cancellationToken).GetEnumerator();
+            while (true)
+            {
+                var wait = Stopwatch.StartNew();
+                bool more;
+                try
+                {
+                    more = batches.MoveNext();
+                }
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                {
+                    return true;
+                }
+
+                _window.Waited(wait.Elapsed.TotalSeconds);
+                if (!more)
+                {
+                    return false;
+                }
+
+                using var batch = batches.Current;
+                while (batch.Epoch > _epoch)
+                {
+                    FinishEpoch(); // the previous epoch ended (its last batches may have been dropped or skipped)
+                }
+
+                double lr = _schedule.At(trainer.Step);
+                var (loss, accuracy, entropy) = trainer.TrainStep(batch, lr, _cache, _lastCheckpoint, _window);
+                trainer.Step++;
+                _losses.Add(loss);
+                _last = (loss, accuracy);
+                _window.Stepped(2L * batch.Count * Comm.Size);
+                (_batchIndex, _position) = (batch.BatchIndex + 1, batch.EndPosition);
+                if (_guard?.AfterStep() == true)
+                {
+                    Log.HeapTrimmed(trainer._logger, trainer.Step, NativeHeap.ResidentBytes() / 1048576.0);
+                }
+
+                bool epochEnd = _batchIndex >= _stepsPerEpoch;
+                if (trainer.Step % Options.LogEverySteps == 0 || epochEnd)
+                {
+                    Report(loss, accuracy, entropy, lr);
+                }
+
+                if (trainer.Step % Options.CheckpointEverySteps == 0 && !epochEnd)
+                {
+                    WriteCheckpoint(_epoch, _batchIndex, _position);
+                }
+
+                if (epochEnd)
+                {
+                    FinishEpoch();
+                    (_batchIndex, _position) = (0, 0);
+                }
+
+                if (StopRequested())
+                {
+                    return true;
+                }
+            }
+        }
+
+        /// <summary>Whether to stop now; with several ranks, true on all of them as soon as it is true on one.</summary>
+        private bool StopRequested()
+        {
+            if (Comm.Size == 1)
+            {
+                return cancellationToken.IsCancellationRequested;
+            }
+
+            Span<float> flag = [cancellationToken.IsCancellationRequested ? 1 : 0];
+            Comm.AllReduce(flag, ReduceOp.Max);
+            return flag[0] > 0;
+        }
+
+        /// <summary>Reports the progress window (rank 0: progress, log, metrics, TensorBoard, the event) and starts a new one.</summary>
+        private void Report(double loss, double accuracy, double entropy, double lr)
+        {
+            long step = trainer.Step;
+            var report = _window.Report(_epoch, step, _batchIndex, _stepsPerEpoch, _totalSteps, loss, accuracy, entropy, lr, _run.Elapsed, step - _resumedFrom);
+            if (!trainer.IsRoot)
+            {
+                return;
+            }
+
+            Log.Step(trainer._logger, report.Step, report.Loss, report.ContrastiveAccuracy, report.LearningRate, report.ClipsPerSecond, report.DataWaitShare);
+            _metrics?.Write(report);
+            if (_board is not null)
+            {
+                int s = (int)Math.Min(int.MaxValue, report.Step);
+                _board.add_scalar("train/loss", (float)report.Loss, s);
+                _board.add_scalar("train/contrastive_accuracy", (float)report.ContrastiveAccuracy, s);
+                _board.add_scalar("train/entropy", (float)report.Entropy, s);
+                _board.add_scalar("train/learning_rate", (float)report.LearningRate, s);
+                _board.add_scalar("train/clips_per_second", (float)report.ClipsPerSecond, s);
+            }
+
+            progress?.Report(report);
+            trainer.StepCompleted?.Invoke(trainer, report);
+        }
+
+        /// <summary>Logs the end of the current epoch, writes its checkpoint and moves to the next epoch.</summary>
+        private void FinishEpoch()
+        {
+            Log.EpochDone(trainer._logger, _epoch, _last.Loss, _last.Accuracy, _epochWatch.Elapsed);
+            var summary = new EpochSummary(_epoch, trainer.Step, _last.Loss, _last.Accuracy, _epochWatch.Elapsed);
+            _epoch++;
+            (_batchIndex, _position) = (0, 0);
+            WriteCheckpoint(_epoch, 0, 0);
+            _epochWatch.Restart();
+            if (trainer.IsRoot)
+            {
+                trainer.EpochCompleted?.Invoke(trainer, summary);
+            }
+        }
+
+        /// <summary>The checkpoint policy's one writer: rank 0 writes (the others' state is identical), then raises the event.</summary>
+        private void WriteCheckpoint(int epoch, int batchIndex, int position)
+        {
+            if (_store is null || !trainer.IsRoot)
+            {
+                return;
+            }
+
+            _lastCheckpoint = trainer.WriteCheckpoint(_store, epoch, batchIndex, position, _data);
+            trainer.CheckpointWritten?.Invoke(trainer, new CheckpointInfo(_lastCheckpoint, trainer.Step, epoch));
+        }
+    }
+
+    /// <summary>Timing of the steps since the last report, split by phase.</summary>
+    private sealed class ProgressWindow
+    {
+        private readonly Stopwatch _clock = Stopwatch.StartNew();
+        private readonly double[] _phases = new double[4]; // forward, backward, optimizer, communication
+        private double _wait;
+        private long _clips;
+        private int _steps;
+
+        public void Waited(double seconds) => _wait += seconds;
+
+        public void Phase(int phase, double seconds) => _phases[phase] += seconds;
+
+        public void Stepped(long clips)
+        {
+            _clips += clips;
+            _steps++;
+        }
+
+        public TrainingProgress Report(int epoch, long step, int stepInEpoch, int stepsPerEpoch, long totalSteps, double loss, double accuracy, double entropy, double lr, TimeSpan elapsed, long stepsThisRun)
+        {
+            double seconds = Math.Max(_clock.Elapsed.TotalSeconds, 1e-9);
+            double n = Math.Max(1, _steps);
+            var timings = new StepTimings(_wait / n, _phases[0] / n, _phases[1] / n, _phases[2] / n, _phases[3] / n, Math.Max(0, (seconds - _wait - _phases.Sum()) / n));
+            var remaining = TimeSpan.FromSeconds(elapsed.TotalSeconds / Math.Max(1, stepsThisRun) * Math.Max(0, totalSteps - step));
+            var report = new TrainingProgress(epoch, step, stepInEpoch, stepsPerEpoch, totalSteps, loss, accuracy, entropy, lr, _clips / seconds, Math.Min(1, _wait / seconds), elapsed, remaining, timings);
+            _clock.Restart();
+            _wait = 0;
+            _clips = 0;
+            _steps = 0;
+            Array.Clear(_phases);
+            return report;
+        }
+    }
+
+    /// <summary>One optimisation step on a batch (this rank's slice of it); returns the loss, accuracy and entropy of the global batch.</summary>
+    private (double Loss, double Accuracy, double Entropy) TrainStep(ViewBatch batch, double lr, GradientCache? cache, string? lastCheckpoint, ProgressWindow window)
     {
         var watch = Stopwatch.StartNew();
         using var scope = torch.NewDisposeScope();
@@ -325,9 +526,19 @@ public sealed class CvrlTrainer : IDisposable
         var view2 = batch.View2.to(_device);
         _optimizer.ZeroGrad();
         NtXentOutput output;
+        bool backwardDone = cache is not null || _communicator.Size > 1;
         if (cache is not null)
         {
-            output = cache.ForwardBackward(Embed, view1, view2, _loss, [_encoder, Head]);
+            output = cache.ForwardBackward(Embed, view1, view2, _loss, [_encoder, Head], _communicator);
+        }
+        else if (_communicator.Size > 1)
+        {
+            // The global batch's loss, from every rank's embeddings; this rank back-propagates the gradient of its own clips.
+            long n = view1.shape[0];
+            var z = Embed(torch.cat([view1, view2], 0));
+            var global = GlobalBatch.LossAndLocalGradients(_communicator, _loss, z.narrow(0, 0, n), z.narrow(0, n, n));
+            output = global.Output;
+            (z * torch.cat([global.Gradient1, global.Gradient2], 0)).sum().backward();
         }
         else
         {
@@ -345,41 +556,30 @@ public sealed class CvrlTrainer : IDisposable
 
         double accuracy = output.Accuracy.item<float>();
         double entropy = output.Entropy.item<float>();
-        phases[0] += watch.Elapsed.TotalSeconds;
+        window.Phase(0, watch.Elapsed.TotalSeconds);
         watch.Restart();
-        if (cache is null)
+        if (!backwardDone)
         {
             output.Loss.backward();
         }
 
-        phases[1] += watch.Elapsed.TotalSeconds;
+        window.Phase(1, watch.Elapsed.TotalSeconds);
+        if (_communicator.Size > 1)
+        {
+            watch.Restart();
+            var grads = _optimizer.Parameters.Select(p => p.Parameter.grad ?? (p.Parameter.grad = torch.zeros_like(p.Parameter))).ToList();
+            _communicator.AllReduce(grads);
+            window.Phase(3, watch.Elapsed.TotalSeconds);
+        }
+
         watch.Restart();
         _optimizer.LearningRate = lr;
         _optimizer.Step();
-        phases[2] += watch.Elapsed.TotalSeconds;
+        window.Phase(2, watch.Elapsed.TotalSeconds);
         return (loss, accuracy, entropy);
     }
 
-    private Tensor Embed(Tensor clips) => Head.call(_encoder.call(clips));
-
-    private void Report(TrainingProgress p, IProgress<TrainingProgress>? progress, MetricsWriter? metrics, SummaryWriter? board)
-    {
-        Log.Step(_logger, p.Step, p.Loss, p.ContrastiveAccuracy, p.LearningRate, p.ClipsPerSecond, p.DataWaitShare);
-        metrics?.Write(p);
-        if (board is not null)
-        {
-            int step = (int)Math.Min(int.MaxValue, p.Step);
-            board.add_scalar("train/loss", (float)p.Loss, step);
-            board.add_scalar("train/contrastive_accuracy", (float)p.ContrastiveAccuracy, step);
-            board.add_scalar("train/entropy", (float)p.Entropy, step);
-            board.add_scalar("train/learning_rate", (float)p.LearningRate, step);
-            board.add_scalar("train/clips_per_second", (float)p.ClipsPerSecond, step);
-        }
-
-        progress?.Report(p);
-    }
-
-    private string WriteCheckpoint(CheckpointStore store, int epoch, int batchIndex, int position)
+    private string WriteCheckpoint(CheckpointStore store, int epoch, int batchIndex, int position, (string Fingerprint, int Videos) data)
     {
         var state = new CheckpointState
         {
@@ -389,8 +589,8 @@ public sealed class CvrlTrainer : IDisposable
             Position = position,
             Encoder = _encoder.Options,
             Trainer = Options,
-            DataFingerprint = _dataFingerprint?.Fingerprint,
-            DataVideos = _dataFingerprint?.Videos,
+            DataFingerprint = data.Fingerprint,
+            DataVideos = data.Videos,
         };
         string path = store.Write(state,
         [
@@ -402,7 +602,7 @@ public sealed class CvrlTrainer : IDisposable
         return path;
     }
 
-    private void Restore(CheckpointState state, IReadOnlyDictionary<string, Tensor> tensors, string path)
+    private void Restore(CheckpointState state, IReadOnlyDictionary<string, Tensor> tensors, string path, (string Fingerprint, int Videos) data)
     {
         if (!state.Encoder.Equals(_encoder.Options))
         {
@@ -411,9 +611,9 @@ public sealed class CvrlTrainer : IDisposable
         }
 
         var differences = ExperimentMismatchException.Compare(state.Trainer, Options).ToList();
-        if (state.DataFingerprint is not null && _dataFingerprint is { } now && state.DataFingerprint != now.Fingerprint)
+        if (state.DataFingerprint is not null && state.DataFingerprint != data.Fingerprint)
         {
-            differences.Add($"data set: {state.DataVideos} videos (fingerprint {state.DataFingerprint[..12]}) in the checkpoint, {now.Videos} videos (fingerprint {now.Fingerprint[..12]}) now");
+            differences.Add($"data set: {state.DataVideos} videos (fingerprint {state.DataFingerprint[..12]}) in the checkpoint, {data.Videos} videos (fingerprint {data.Fingerprint[..12]}) now");
         }
 
         if (differences.Count > 0)
@@ -421,10 +621,9 @@ public sealed class CvrlTrainer : IDisposable
             throw new ExperimentMismatchException(path, differences);
         }
 
-        var sd = (IReadOnlyDictionary<string, Tensor>)tensors;
-        Models.Weights.ModelWeights.LoadStateDict(_encoder, Prefixed(sd, "encoder."), strict: true, origin: path);
-        Models.Weights.ModelWeights.LoadStateDict(Head, Prefixed(sd, "head."), strict: true, origin: path);
-        _optimizer.LoadState(Prefixed(sd, "optimizer."));
+        Models.Weights.ModelWeights.LoadStateDict(_encoder, Prefixed(tensors, "encoder."), strict: true, origin: path);
+        Models.Weights.ModelWeights.LoadStateDict(Head, Prefixed(tensors, "head."), strict: true, origin: path);
+        _optimizer.LoadState(Prefixed(tensors, "optimizer."));
         Step = state.Step;
     }
 

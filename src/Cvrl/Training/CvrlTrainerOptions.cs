@@ -66,6 +66,15 @@ public sealed record CvrlTrainerOptions
     /// </summary>
     public int? GradientCacheChunk { get; init; }
 
+    /// <summary>
+    /// Synchronised BatchNorm: normalise every BatchNorm layer with the statistics of the global batch (every rank's
+    /// clips, the official recipe) instead of each rank's slice. Null (the default): synchronised whenever there are
+    /// several ranks. True in one process runs the same code with nothing to exchange (per-channel sums in float64),
+    /// which is the exact single-process counterpart of a synchronised multi-rank run; false with several ranks
+    /// normalises each rank's slice on its own.
+    /// </summary>
+    public bool? SyncBatchNorm { get; init; }
+
     /// <summary>Folder for checkpoints (and resume); null for none. Default null.</summary>
     public string? CheckpointDirectory { get; init; }
 

@@ -44,8 +44,13 @@ public sealed class GradientCache
     /// <param name="view2">View 2 of the batch.</param>
     /// <param name="loss">The loss.</param>
     /// <param name="modules">The modules whose BatchNorm running statistics the first pass must not change.</param>
-    /// <returns>The loss over the batch (no longer differentiable), accuracy and entropy; the caller owns them.</returns>
-    public NtXentOutput ForwardBackward(Func<Tensor, Tensor> embed, Tensor view1, Tensor view2, NtXentLoss loss, IEnumerable<nn.Module> modules)
+    /// <param name="communicator">
+    /// With several ranks, <paramref name="view1"/> and <paramref name="view2"/> are this rank's slice of the global batch:
+    /// the loss is taken over every rank's embeddings (<c>GlobalBatch</c>) and this rank back-propagates its own share.
+    /// Null for one process.
+    /// </param>
+    /// <returns>The loss over the (global) batch (no longer differentiable), accuracy and entropy; the caller owns them.</returns>
+    public NtXentOutput ForwardBackward(Func<Tensor, Tensor> embed, Tensor view1, Tensor view2, NtXentLoss loss, IEnumerable<nn.Module> modules, Distributed.ICommunicator? communicator = null)
     {
         ArgumentNullException.ThrowIfNull(embed);
         ArgumentNullException.ThrowIfNull(view1);
@@ -82,13 +87,8 @@ public sealed class GradientCache
             }
         }
 
-        // The loss over the whole batch, and its gradient with respect to every embedding.
-        var z1 = torch.cat(z1Parts, 0).requires_grad_(true);
-        var z2 = torch.cat(z2Parts, 0).requires_grad_(true);
-        var output = loss.Compute(z1, z2);
-        output.Loss.backward();
-        var g1 = z1.grad!;
-        var g2 = z2.grad!;
+        // The loss over the whole (global) batch, and its gradient with respect to this rank's embeddings.
+        var (output, g1, g2) = GlobalBatch.LossAndLocalGradients(communicator ?? Distributed.SingleProcessCommunicator.Instance, loss, torch.cat(z1Parts, 0), torch.cat(z2Parts, 0));
 
         // Pass 2: each chunk again, back-propagating its share of the embedding gradient into the parameters.
         foreach (var (start, length) in chunks)
@@ -99,7 +99,7 @@ public sealed class GradientCache
             (z * g).sum().backward();
         }
 
-        var detached = new NtXentOutput(output.Loss.detach().MoveToOuterDisposeScope(), output.Accuracy.MoveToOuterDisposeScope(), output.Entropy.MoveToOuterDisposeScope());
+        var detached = new NtXentOutput(output.Loss.MoveToOuterDisposeScope(), output.Accuracy.MoveToOuterDisposeScope(), output.Entropy.MoveToOuterDisposeScope());
         return detached;
     }
 }

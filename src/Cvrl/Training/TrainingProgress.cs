@@ -36,12 +36,27 @@ public sealed record TrainingProgress(
 /// <param name="Forward">Moving the batch to the device, encoder, head and loss (including the loss value's read-back).</param>
 /// <param name="Backward">Back-propagation (with gradient caching both passes run inside <paramref name="Forward"/>).</param>
 /// <param name="Optimizer">The optimizer step.</param>
+/// <param name="Communication">Collectives between processes (gathering embeddings, all-reducing gradients and BatchNorm statistics); 0 in one process.</param>
 /// <param name="Other">Everything else the trainer does per step (bookkeeping, logging, metrics, heap guard, checkpoints).</param>
-public sealed record StepTimings(double DataWait, double Forward, double Backward, double Optimizer, double Other)
+public sealed record StepTimings(double DataWait, double Forward, double Backward, double Optimizer, double Communication, double Other)
 {
     /// <summary>The whole step.</summary>
-    public double Total => DataWait + Forward + Backward + Optimizer + Other;
+    public double Total => DataWait + Forward + Backward + Optimizer + Communication + Other;
 }
+
+/// <summary>What <see cref="CvrlTrainer.EpochCompleted"/> reports.</summary>
+/// <param name="Epoch">The epoch that ended (0-based).</param>
+/// <param name="Step">Global steps done.</param>
+/// <param name="Loss">The loss of its last step.</param>
+/// <param name="ContrastiveAccuracy">The contrastive accuracy of its last step.</param>
+/// <param name="Elapsed">How long the epoch took.</param>
+public sealed record EpochSummary(int Epoch, long Step, double Loss, double ContrastiveAccuracy, TimeSpan Elapsed);
+
+/// <summary>What <see cref="CvrlTrainer.CheckpointWritten"/> reports.</summary>
+/// <param name="Path">The checkpoint file.</param>
+/// <param name="Step">Global steps it holds.</param>
+/// <param name="Epoch">The epoch the next step belongs to.</param>
+public sealed record CheckpointInfo(string Path, long Step, int Epoch);
 
 /// <summary>How a training run ended.</summary>
 public enum TrainingOutcome
