@@ -11,6 +11,7 @@ return which switch
     "model-step" => ModelBenchmark.Step(rest),
     "trainer" => TrainerBenchmark.Run(rest),
     "evaluation" => EvaluationBenchmark.Run(rest),
+    "distributed" => DistributedBenchmark.Run(rest),
     _ => Usage(),
 };
 
@@ -21,5 +22,6 @@ static int Usage()
     Console.WriteLine("  model [--repeats N] [--steps N] [--no-wide]");
     Console.WriteLine("  trainer [--small-steps N] [--mid-steps N]");
     Console.WriteLine("  evaluation [--videos N] [--clips N] [--probe-only]");
+    Console.WriteLine("  distributed [--steps N] [--batch N]   (needs mpiexec: it runs 1 process, then 2 under mpiexec)");
     return 2;
 }

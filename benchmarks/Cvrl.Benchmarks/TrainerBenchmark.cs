@@ -160,7 +160,7 @@ internal static class TrainerBenchmark
         }
     }
 
-    private static VideoDataset MakeVideos(string dir, int count)
+    internal static VideoDataset MakeVideos(string dir, int count)
     {
         Directory.CreateDirectory(dir);
         var rng = new Random(3);
@@ -188,7 +188,7 @@ internal static class TrainerBenchmark
         return VideoDataset.FromFolder(dir);
     }
 
-    private sealed class Recorder(Action<TrainingProgress> report) : IProgress<TrainingProgress>
+    internal sealed class Recorder(Action<TrainingProgress> report) : IProgress<TrainingProgress>
     {
         public void Report(TrainingProgress value) => report(value);
     }
