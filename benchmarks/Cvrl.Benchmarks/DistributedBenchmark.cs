@@ -47,9 +47,9 @@ internal static class DistributedBenchmark
         double t1 = double.Parse(single.Split('|')[1], ci), t2 = double.Parse(two.Split('|')[1], ci), t3 = double.Parse(twoLocal.Split('|')[1], ci);
         Console.WriteLine("### Data-parallel pre-training over MPI (issue 11)");
         Console.WriteLine();
-        Console.WriteLine($"Command: `dotnet run -c Release --project benchmarks/Cvrl.Benchmarks -- distributed --steps {steps} --batch {batch}` (it starts `mpiexec -n 2` itself for the second row)  ");
+        Console.WriteLine($"Command: `dotnet run -c Release --project benchmarks/Cvrl.Benchmarks -- distributed --steps {steps} --batch {batch}` (it starts `mpiexec -n 2` itself for the rows with 2 processes)  ");
         Console.WriteLine($"Machine: {Machine.Describe()}; MPICH from Debian (`apt-get install mpich`), shared memory between the two processes  ");
-        Console.WriteLine($"Model: R3D-18 0.25x with the projection head, 8 x 64 x 64 clips, global batch {batch} videos ({2 * batch} clips), SGD, synchronised BatchNorm with 2 processes. " +
+        Console.WriteLine($"Model: R3D-18 0.25x with the projection head, 8 x 64 x 64 clips, global batch {batch} videos ({2 * batch} clips), SGD. " +
                           $"One process: 2 torch threads, 2 loader workers. Two processes: 1 thread and 1 worker each (the same 2 cores). Seconds per step on rank 0, mean of steps {Warmup + 1} to {steps}. " +
                           "Collectives are timed and counted around every call (a wrapper around the communicator), so their time includes waiting for the slower process.");
         Console.WriteLine();
@@ -117,15 +117,12 @@ internal static class DistributedBenchmark
         using var trainer = new CvrlTrainer(encoder, options, null, counting);
         var timings = new List<StepTimings>();
         var calls = new List<(long Calls, long Reduced, long Gathered, double Seconds, double GradientSeconds)>();
-        using var cts = new CancellationTokenSource();
-        void Record(StepTimings t, long step)
+        // Progress (one report per step) reaches rank 0 only, which is the rank that prints the row.
+        trainer.Fit(data, new TrainerBenchmark.Recorder(p =>
         {
-            timings.Add(t);
+            timings.Add(p.Timings);
             calls.Add(counting.TakeCounts());
-        }
-
-        // Rank 0 gets progress reports; the other ranks only need to keep stepping, so they count too (via the event-free path).
-        trainer.Fit(data, new TrainerBenchmark.Recorder(p => Record(p.Timings, p.Step)), cts.Token);
+        }));
         var t = timings.Skip(Warmup).Take(steps - Warmup).ToList();
         var c = calls.Skip(Warmup).Take(steps - Warmup).ToList();
         if (t.Count == 0)
@@ -164,7 +161,12 @@ internal static class DistributedBenchmark
             (Interlocked.Exchange(ref _calls, 0), Interlocked.Exchange(ref _reduced, 0), Interlocked.Exchange(ref _gathered, 0),
              Interlocked.Exchange(ref _ticks, 0) / (double)Stopwatch.Frequency, Interlocked.Exchange(ref _gradientTicks, 0) / (double)Stopwatch.Frequency);
 
-        public void Barrier() => Timed(0, 0, inner.Barrier);
+        public void Barrier()
+        {
+            long start = Stopwatch.GetTimestamp();
+            inner.Barrier();
+            Count(start, 0, 0);
+        }
 
         public void Broadcast(Span<byte> buffer, int root = 0)
         {
@@ -198,13 +200,6 @@ internal static class DistributedBenchmark
 
         public void Dispose()
         {
-        }
-
-        private void Timed(long reduced, long gathered, Action action)
-        {
-            long start = Stopwatch.GetTimestamp();
-            action();
-            Count(start, reduced, gathered);
         }
 
         private void Count(long start, long reduced, long gathered)

@@ -53,8 +53,8 @@ public sealed class DistributedTests(SixteenVideos videos) : IClassFixture<Sixte
     {
         var single = RunSingle("single-chunk", "--chunk", "4");
         var mpi = RunMpi("mpi-no-sync", "--no-sync-bn");
-        Assert.Contains("on 2 processes (per-process BatchNorm)", mpi.Text);
-        AssertSameLosses(Losses(single), Losses(mpi), relative: 1e-5, absolute: 1e-5);
+        Assert.Contains("on 2 processes (per-process BatchNorm)", mpi.Run.Text);
+        AssertSameLosses(Losses(single.Folder), Losses(mpi.Folder), relative: 1e-5, absolute: 1e-5);
     }
 
     /// <summary>
@@ -73,8 +73,8 @@ public sealed class DistributedTests(SixteenVideos videos) : IClassFixture<Sixte
     {
         var single = RunSingle("single-sync", "--sync-bn", "--lr", "1e-6");
         var mpi = RunMpi("mpi-sync", "--lr", "1e-6");
-        Assert.Contains("on 2 processes (synchronised BatchNorm)", mpi.Text);
-        AssertSameLosses(Losses(single), Losses(mpi), relative: 0, absolute: 2e-5, growth: 4);
+        Assert.Contains("on 2 processes (synchronised BatchNorm)", mpi.Run.Text);
+        AssertSameLosses(Losses(single.Folder), Losses(mpi.Folder), relative: 0, absolute: 2e-5, growth: 4);
     }
 
     /// <summary>
@@ -87,16 +87,16 @@ public sealed class DistributedTests(SixteenVideos videos) : IClassFixture<Sixte
     {
         var whole = RunMpi("mpi-whole");
         string output = Path.Combine(videos.Temp, "mpi-resumed");
-        CopyFolder(Path.Combine(videos.Temp, "mpi-whole"), output);
+        CopyFolder(whole.Folder, output);
         var checkpoints = Directory.GetFiles(Path.Combine(output, "checkpoints"), "*.cvrl").Order(StringComparer.Ordinal).ToList();
         Assert.Equal(3, checkpoints.Count); // one per epoch: steps 2, 4 and 6
         checkpoints.Skip(1).ToList().ForEach(File.Delete);
         string metrics = Path.Combine(output, "metrics.csv");
         File.WriteAllLines(metrics, File.ReadAllLines(metrics)[..3]);
 
-        var resumed = RunMpiAt(output, Pretrain(output, 3));
+        var resumed = RunMpiAt(Pretrain(output, 3));
         Assert.Contains("resumed from step 2", resumed.Text);
-        AssertSameLosses(Losses(whole), Losses(resumed), relative: 0, absolute: 0);
+        AssertSameLosses(Losses(whole.Folder), Losses(output), relative: 0, absolute: 0);
     }
 
     /// <summary>A process killed in the middle of a run ends the whole job, with a non-zero exit code, well before any timeout of ours.</summary>
@@ -134,26 +134,32 @@ public sealed class DistributedTests(SixteenVideos videos) : IClassFixture<Sixte
 
     private static CliLaunch MpiLaunch(string folder) => new(folder, Limit) { Launcher = [Mpiexec, "-n", "2"], Environment = OneThread };
 
-    private CliResult RunSingle(string name, params string[] extra)
+    /// <summary>A fresh 3-epoch run in one process, in run folder <paramref name="name"/>.</summary>
+    private (string Folder, CliResult Run) RunSingle(string name, params string[] extra)
     {
-        var run = CliRunner.Run(new CliLaunch(videos.Temp, Limit) { Environment = OneThread }, Pretrain(Path.Combine(videos.Temp, name), 3, ["--fresh", .. extra]));
+        string folder = Path.Combine(videos.Temp, name);
+        var run = CliRunner.Run(new CliLaunch(videos.Temp, Limit) { Environment = OneThread }, Pretrain(folder, 3, ["--fresh", .. extra]));
         Assert.True(run.ExitCode == 0, run.All);
-        return run with { Output = Path.Combine(videos.Temp, name) + "\n" + run.Output };
+        return (folder, run);
     }
 
-    private CliResult RunMpi(string name, params string[] extra) => RunMpiAt(Path.Combine(videos.Temp, name), Pretrain(Path.Combine(videos.Temp, name), 3, ["--fresh", .. extra]));
+    /// <summary>A fresh 3-epoch run under <c>mpiexec -n 2</c>, in run folder <paramref name="name"/>.</summary>
+    private (string Folder, CliResult Run) RunMpi(string name, params string[] extra)
+    {
+        string folder = Path.Combine(videos.Temp, name);
+        return (folder, RunMpiAt(Pretrain(folder, 3, ["--fresh", .. extra])));
+    }
 
-    private CliResult RunMpiAt(string output, string[] args)
+    private CliResult RunMpiAt(string[] args)
     {
         var run = CliRunner.Run(MpiLaunch(videos.Temp), args);
         Assert.True(run.ExitCode == 0, run.All);
-        return run with { Output = output + "\n" + run.Output };
+        return run;
     }
 
-    /// <summary>The per-step losses of a run's metrics.csv (the run folder is the first line of the result, put there by the helpers).</summary>
-    private static double[] Losses(CliResult run)
+    /// <summary>The per-step losses of the metrics.csv in run folder <paramref name="folder"/>.</summary>
+    private static double[] Losses(string folder)
     {
-        string folder = run.Output[..run.Output.IndexOf('\n', StringComparison.Ordinal)];
         var lines = File.ReadAllLines(Path.Combine(folder, "metrics.csv"));
         Assert.StartsWith("step,epoch,loss", lines[0]);
         var rows = lines[1..].Select(l => l.Split(',')).ToList();

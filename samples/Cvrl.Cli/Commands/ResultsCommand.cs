@@ -108,27 +108,17 @@ internal sealed class ResultsCommand : Command<ResultsCommand.Settings>
                 // Every variant of a seed starts from the same weights (the seed sets the initialisation), so random
                 // weights are evaluated once per seed.
                 bool random = variant.Key == "cvrl";
-                var done = Finished(checkpoints, key);
-                if (done is null)
+                var done = FinishedOrRun(checkpoints, key, () =>
                 {
-                    if (Directory.Exists(checkpoints))
-                    {
-                        Directory.Delete(checkpoints, recursive: true);
-                    }
-
                     var outcome = CliProgress.Run(sink => Experiment.Run(experiment, train, test, checkpoints, random, settings.Logger, sink.Training, sink.Evaluation, cancellationToken));
-                    done = new JsonObject { ["row"] = Row(seed, outcome.CvrlProbe.Top1, outcome.CvrlKnn.Top1, outcome.Training!.FinalLoss, outcome.Elapsed) };
+                    var result = new JsonObject { ["row"] = Row(seed, outcome.CvrlProbe.Top1, outcome.CvrlKnn.Top1, outcome.Training!.FinalLoss, outcome.Elapsed) };
                     if (random)
                     {
-                        done["random"] = Row(seed, outcome.RandomProbe!.Top1, outcome.RandomKnn!.Top1, double.NaN, TimeSpan.Zero);
+                        result["random"] = Row(seed, outcome.RandomProbe!.Top1, outcome.RandomKnn!.Top1, double.NaN, TimeSpan.Zero);
                     }
 
-                    Remember(checkpoints, key, done);
-                }
-                else
-                {
-                    AnsiConsole.MarkupLine("  (finished in an earlier run with the same settings; its result is reused)");
-                }
+                    return result;
+                });
 
                 var row = done["row"]!.AsObject();
                 rows[variant.Key].Add((JsonObject)row.DeepClone());
@@ -147,8 +137,7 @@ internal sealed class ResultsCommand : Command<ResultsCommand.Settings>
                 AnsiConsole.MarkupLine($"[bold]seed {seed}: supervised reference[/]");
                 string folder = Path.Combine(work, $"supervised-seed{seed}");
                 string key = ResultKey(baseExperiment, dataOptions, settings.SupervisedEpochs);
-                var done = Finished(folder, key);
-                if (done is null)
+                var done = FinishedOrRun(folder, key, () =>
                 {
                     var watch = System.Diagnostics.Stopwatch.StartNew();
                     var options = baseExperiment.Supervised(settings.SupervisedEpochs);
@@ -156,13 +145,8 @@ internal sealed class ResultsCommand : Command<ResultsCommand.Settings>
                     using var encoder = ResNet3d.Create(baseExperiment.Architecture, DeviceSpec.Resolve(baseExperiment.Device));
                     using var run = CliProgress.Run(progress => new FineTuner(options, settings.Logger).Fit(encoder, train, test, progress, cancellationToken));
                     var final = run.Result.TrainingLoss.Count > 0 ? run.Result.TrainingLoss[^1] : double.NaN;
-                    done = new JsonObject { ["row"] = Row(seed, run.Result.Top1, double.NaN, final, watch.Elapsed) };
-                    Remember(folder, key, done);
-                }
-                else
-                {
-                    AnsiConsole.MarkupLine("  (finished in an earlier run with the same settings; its result is reused)");
-                }
+                    return new JsonObject { ["row"] = Row(seed, run.Result.Top1, double.NaN, final, watch.Elapsed) };
+                });
 
                 var row = done["row"]!.AsObject();
                 rows.TryAdd("supervised", []);
@@ -216,9 +200,28 @@ internal sealed class ResultsCommand : Command<ResultsCommand.Settings>
         }.ToJsonString();
 
     /// <summary>
-    /// The result a killed or earlier run left in <paramref name="folder"/> for exactly these settings, or null: a long
-    /// <c>cvrl results</c> run that is stopped continues where it was when started again with the same options.
+    /// The result a killed or earlier run left in <paramref name="folder"/> for exactly these settings (a long
+    /// <c>cvrl results</c> run that is stopped continues where it was when started again with the same options);
+    /// otherwise empties the folder, runs <paramref name="run"/> and keeps its result there.
     /// </summary>
+    private static JsonObject FinishedOrRun(string folder, string key, Func<JsonObject> run)
+    {
+        if (Finished(folder, key) is { } done)
+        {
+            AnsiConsole.MarkupLine("  (finished in an earlier run with the same settings; its result is reused)");
+            return done;
+        }
+
+        if (Directory.Exists(folder))
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+
+        var result = run();
+        Remember(folder, key, result);
+        return result;
+    }
+
     private static JsonObject? Finished(string folder, string key)
     {
         string file = Path.Combine(folder, "result.json");

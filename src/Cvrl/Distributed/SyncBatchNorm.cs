@@ -22,12 +22,7 @@ public static class SyncBatchNorm
     public static int Attach(ICommunicator? communicator, params nn.Module[] modules)
     {
         ArgumentNullException.ThrowIfNull(modules);
-        Func<Tensor, Tensor>? sum = communicator switch
-        {
-            null => null,
-            { Size: 1 } => static t => t,
-            var c => t => AllReduceSum(c, t),
-        };
+        Func<Tensor, Tensor>? sum = communicator is null ? null : t => AllReduceSum(communicator, t);
         int count = 0;
         foreach (var bn in modules.SelectMany(m => m.modules().Prepend(m)).OfType<CvrlBatchNorm>().Distinct())
         {
