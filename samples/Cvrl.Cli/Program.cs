@@ -66,6 +66,10 @@ app.Configure(config =>
     config.AddCommand<SearchCommand>("search")
         .WithDescription("Find the videos of an embedding file most similar to a query video (use the encoder that made the file).")
         .WithExample("search", "videos.cvrlemb", "query.mp4", "--top", "5");
+    config.AddCommand<ExportCommand>("export")
+        .WithDescription("Write an encoder (and optionally its projection head) as an ONNX model: BatchNorm folded, dynamic batch, frames and size, metadata that says what it expects; runs in ONNX Runtime without libtorch.")
+        .WithExample("export", "runs/a/checkpoints/checkpoint-0000000500.cvrl", "--out", "encoder.onnx")
+        .WithExample("export", "runs/a/checkpoints/checkpoint-0000000500.cvrl", "--out", "model.onnx", "--head");
 });
 
 return app.Run(args, cancellation.Token);

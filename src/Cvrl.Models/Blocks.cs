@@ -46,6 +46,23 @@ internal sealed class ConvBn
     /// <summary>The container registered with the parent (owns the layers).</summary>
     public Sequential Sequential { get; }
 
+    /// <summary>Kernel size (T, H, W).</summary>
+    public IReadOnlyList<long> Kernel => _kernel;
+
+    /// <summary>Stride (T, H, W).</summary>
+    public IReadOnlyList<long> Stride => _stride;
+
+    /// <summary>Whether the input is padded the TensorFlow 'SAME' way (else symmetrically by half the kernel).</summary>
+    public bool TensorFlowSame => _tfSame;
+
+    /// <summary>The kernel tensor <c>[out, in, kt, kh, kw]</c> of either convolution kind.</summary>
+    public Tensor Weight => Conv switch
+    {
+        TorchSharp.Modules.Conv3d c => c.weight!,
+        PointwiseConv3d p => p.weight,
+        _ => throw new InvalidOperationException($"Unexpected convolution {Conv.GetType().Name}."),
+    };
+
     /// <summary>Runs conv, BN and ReLU; disposes every intermediate it creates (never <paramref name="x"/>).</summary>
     public Tensor Forward(Tensor x)
     {
@@ -115,6 +132,15 @@ internal sealed class Stem
 
     /// <summary>The container registered with the network as "stem" (owns the layers).</summary>
     public Sequential Sequential { get; }
+
+    /// <summary>The convolution with its BatchNorm and ReLU.</summary>
+    public ConvBn Conv => _conv;
+
+    /// <summary>Whether a 1x3x3 max pool (stride 1, 2, 2) follows.</summary>
+    public bool HasPool => _pool is not null;
+
+    /// <summary>Whether the pool pads the TensorFlow 'SAME' way (else by one pixel on each side).</summary>
+    public bool PoolTensorFlowSame => _tfSame;
 
     /// <summary>Runs the stem; disposes every intermediate it creates (never <paramref name="x"/>).</summary>
     public Tensor Forward(Tensor x)
@@ -196,6 +222,12 @@ internal sealed class BasicBlock3d : Module<Tensor, Tensor>
     /// <summary>The BatchNorm that closes the residual branch (zero-initialised on request).</summary>
     public CvrlBatchNorm LastBn => _conv2.Bn;
 
+    /// <summary>The residual branch in order (ReLU after every one but the last).</summary>
+    public IReadOnlyList<ConvBn> Branch => [_conv1, _conv2];
+
+    /// <summary>The projection shortcut, or null for the identity.</summary>
+    public ConvBn? Downsample => _downsample;
+
     public override Tensor forward(Tensor x)
     {
         var a = _conv1.Forward(x);
@@ -236,6 +268,12 @@ internal sealed class Bottleneck3d : Module<Tensor, Tensor>
 
     /// <summary>The BatchNorm that closes the residual branch (zero-initialised on request).</summary>
     public CvrlBatchNorm LastBn => _conv3.Bn;
+
+    /// <summary>The residual branch in order (ReLU after every one but the last).</summary>
+    public IReadOnlyList<ConvBn> Branch => [_conv1, _conv2, _conv3];
+
+    /// <summary>The projection shortcut, or null for the identity.</summary>
+    public ConvBn? Downsample => _downsample;
 
     public override Tensor forward(Tensor x)
     {

@@ -79,6 +79,15 @@ public sealed class ResNet3d : Module<Tensor, Tensor>
         InitializeWeights();
     }
 
+    /// <summary>The stem (read by the ONNX exporter).</summary>
+    internal Stem StemPart => _stem;
+
+    /// <summary>The residual blocks of each stage (read by the ONNX exporter).</summary>
+    internal IReadOnlyList<Module<Tensor, Tensor>[]> Stages => _stages;
+
+    /// <summary>The classifier layer, or null in backbone mode.</summary>
+    internal Linear? Classifier => _fc;
+
     /// <summary>The resolved options (every depth default filled in).</summary>
     public ResNet3dOptions Options { get; }
 

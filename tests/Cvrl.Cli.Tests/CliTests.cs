@@ -78,6 +78,7 @@ public sealed class CliTests(TinyQuickstart quickstart) : IClassFixture<TinyQuic
     [InlineData("preview")]
     [InlineData("summary")]
     [InlineData("index")]
+    [InlineData("export")]
     public void Every_command_has_help(string command)
     {
         var run = CliRunner.Run(quickstart.Temp, command, "--help");
@@ -114,6 +115,18 @@ public sealed class CliTests(TinyQuickstart quickstart) : IClassFixture<TinyQuic
         var knn = CliRunner.Run(quickstart.Temp, ["knn", quickstart.Data, "--checkpoint", checkpoint, .. Tiny[4..], "--neighbours", "3"]);
         Assert.True(knn.ExitCode == 0, knn.All);
         Assert.Matches(@"knn: top-1 \d+\.\d %", knn.Text);
+
+        // The checkpoint exports to ONNX with its head; the metadata records the clip geometry it was trained on
+        // (ONNX Runtime parity is tested in Cvrl.Models.Tests).
+        string onnx = Path.Combine(quickstart.Temp, "export", "encoder.onnx");
+        var export = CliRunner.Run(quickstart.Temp, ["export", checkpoint, "--out", onnx, "--head"]);
+        Assert.True(export.ExitCode == 0, export.All);
+        Assert.Contains("R3D-18 0.125x from checkpoint", export.Text);
+        Assert.Contains("outputs 'features', 'projection'", export.Text);
+        Assert.True(new FileInfo(onnx).Length > 100_000);
+        string metadata = System.Text.Encoding.UTF8.GetString(File.ReadAllBytes(onnx));
+        Assert.Contains("cvrl.clip_frames", metadata);
+        Assert.Contains("cvrl.crop_size", metadata);
     }
 
     [Fact]
@@ -285,6 +298,9 @@ public sealed class CliTests(TinyQuickstart quickstart) : IClassFixture<TinyQuic
         { ["knn", "DATA", "--depth", "7"], 2, "--depth must be" },
         { ["quickstart", "--classes", "9"], 2, "--classes must lie in 2..6" },
         { ["pretrain", "DATA", "--no-such-option"], 2, "no-such-option" },
+        { ["export", "missing.cvrl"], 1, "missing.cvrl" },
+        { ["export", "--head", "--depth", "18"], 2, "--head needs a Cvrl checkpoint" },
+        { ["export", "corrupt.cvrl", "--checkpoint", "corrupt.cvrl"], 2, "not both" },
     };
 
     [Theory]

@@ -46,36 +46,40 @@ internal class EncoderSettings : DeviceSettings
     /// <summary>The architecture asked for on the command line (depth 50, width 1 by default).</summary>
     public ResNet3dOptions Architecture => new() { Depth = Depth ?? 50, WidthMultiplier = Width ?? 1 };
 
+    /// <summary>The checkpoint or weight file the encoder comes from (null: a fresh one); commands that take it as an argument override it.</summary>
+    public virtual string? EncoderFile => Checkpoint;
+
     /// <summary>Builds the encoder on the requested device, and a one-line description of where it came from.</summary>
     public (ResNet3d Encoder, string Description) CreateEncoder()
     {
         var device = DeviceSpec.Resolve(Device);
-        if (Checkpoint is null)
+        string? file = EncoderFile;
+        if (file is null)
         {
             torch.manual_seed(InitSeed);
             var fresh = ResNet3d.Create(Architecture, device);
             return (fresh, $"freshly initialised {Architecture.ArchitectureName} (seed {InitSeed})");
         }
 
-        if (!File.Exists(Checkpoint))
+        if (!File.Exists(file))
         {
-            throw new FileNotFoundException($"checkpoint '{Checkpoint}' does not exist", Checkpoint);
+            throw new FileNotFoundException($"checkpoint '{file}' does not exist", file);
         }
 
-        if (StateDictFile.DetectFormat(Checkpoint) == WeightFormat.TorchSharp && IsCvrlCheckpoint(Checkpoint))
+        if (IsCvrlCheckpoint(file))
         {
             var encoder = Depth is null && Width is null
-                ? CvrlCheckpoint.LoadEncoder(Checkpoint, device)
-                : CvrlCheckpoint.LoadEncoder(Checkpoint, Architecture, device);
-            return (encoder, $"{encoder.Options.ArchitectureName} from checkpoint {Path.GetFileName(Checkpoint)}");
+                ? CvrlCheckpoint.LoadEncoder(file, device)
+                : CvrlCheckpoint.LoadEncoder(file, Architecture, device);
+            return (encoder, $"{encoder.Options.ArchitectureName} from checkpoint {Path.GetFileName(file)}");
         }
 
         var model = ResNet3d.Create(Architecture);
         try
         {
-            ModelWeights.Load(Checkpoint, model, strict: true);
+            ModelWeights.Load(file, model, strict: true);
             model.to(device);
-            return (model, $"{Architecture.ArchitectureName} from weights {Path.GetFileName(Checkpoint)}");
+            return (model, $"{Architecture.ArchitectureName} from weights {Path.GetFileName(file)}");
         }
         catch
         {
@@ -84,8 +88,14 @@ internal class EncoderSettings : DeviceSettings
         }
     }
 
-    private static bool IsCvrlCheckpoint(string path)
+    /// <summary>Whether <paramref name="path"/> is a checkpoint written by the trainer (rather than a plain weight file).</summary>
+    public static bool IsCvrlCheckpoint(string path)
     {
+        if (StateDictFile.DetectFormat(path) != WeightFormat.TorchSharp)
+        {
+            return false;
+        }
+
         try
         {
             CvrlCheckpoint.ReadState(path);

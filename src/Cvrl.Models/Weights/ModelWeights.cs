@@ -108,6 +108,29 @@ public sealed class WeightsMismatchException : InvalidOperationException
 /// </example>
 public static class ModelWeights
 {
+    /// <summary>
+    /// Identifies a module's weights: "sha256:" and the first 16 hex digits of a hash over its type name and its state
+    /// (parameter and buffer names, shapes, types and values, in name order). Two modules with the same fingerprint
+    /// compute the same function; an exported ONNX model records its encoder's fingerprint, so embeddings made by either
+    /// runtime can be searched together.
+    /// </summary>
+    /// <param name="module">The module (any device).</param>
+    public static string Fingerprint(nn.Module module)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        hash.AppendData(Encoding.UTF8.GetBytes(module.GetType().FullName ?? module.GetType().Name));
+        foreach (var (name, tensor) in module.state_dict().OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            hash.AppendData(Encoding.UTF8.GetBytes($"|{name}|{tensor.dtype}|{string.Join(",", tensor.shape)}|"));
+            using var scope = torch.NewDisposeScope();
+            var host = tensor.detach().cpu().contiguous();
+            hash.AppendData(host.bytes);
+        }
+
+        return "sha256:" + Convert.ToHexStringLower(hash.GetHashAndReset())[..16];
+    }
+
     /// <summary>Saves one module's state dict (atomically).</summary>
     public static void Save(string path, nn.Module module, WeightFormat format = WeightFormat.TorchSharp)
     {

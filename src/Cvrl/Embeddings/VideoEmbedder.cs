@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
@@ -141,7 +139,7 @@ public sealed class VideoEmbedder
     /// Identifies the encoder: "sha256:" and the first 16 hex digits of a hash over its state (parameter and buffer
     /// names, shapes, types and values). Two encoders with the same fingerprint give the same embeddings.
     /// </summary>
-    public string Fingerprint => _fingerprint ??= ComputeFingerprint(_encoder);
+    public string Fingerprint => _fingerprint ??= Cvrl.Models.Weights.ModelWeights.Fingerprint(_encoder);
 
     /// <summary>The embedding of one video.</summary>
     /// <exception cref="VideoDecodeException">The video cannot be decoded.</exception>
@@ -251,20 +249,5 @@ public sealed class VideoEmbedder
 
         Log.Embedded(_logger, set.Count, features.Skipped.Count, watch.Elapsed);
         return set;
-    }
-
-    private static string ComputeFingerprint(nn.Module module)
-    {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        hash.AppendData(Encoding.UTF8.GetBytes(module.GetType().FullName ?? module.GetType().Name));
-        foreach (var (name, tensor) in module.state_dict().OrderBy(kv => kv.Key, StringComparer.Ordinal))
-        {
-            hash.AppendData(Encoding.UTF8.GetBytes($"|{name}|{tensor.dtype}|{string.Join(",", tensor.shape)}|"));
-            using var scope = torch.NewDisposeScope();
-            var host = tensor.detach().cpu().contiguous();
-            hash.AppendData(host.bytes);
-        }
-
-        return "sha256:" + Convert.ToHexStringLower(hash.GetHashAndReset())[..16];
     }
 }
