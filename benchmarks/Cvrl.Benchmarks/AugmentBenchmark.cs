@@ -5,6 +5,7 @@ using Cvrl.Augment.Functional;
 using Cvrl.Augment.Sampling;
 using Cvrl.Augment.Transforms;
 using Cvrl.Augment.Video;
+using Cvrl.Video;
 using OpenCvSharp;
 using TorchSharp;
 using Scalar = OpenCvSharp.Scalar;

@@ -12,6 +12,7 @@ return which switch
     "trainer" => TrainerBenchmark.Run(rest),
     "evaluation" => EvaluationBenchmark.Run(rest),
     "distributed" => DistributedBenchmark.Run(rest),
+    "onnx" => OnnxBenchmark.Run(rest),
     _ => Usage(),
 };
 
@@ -23,5 +24,6 @@ static int Usage()
     Console.WriteLine("  trainer [--small-steps N] [--mid-steps N]");
     Console.WriteLine("  evaluation [--videos N] [--clips N] [--probe-only]");
     Console.WriteLine("  distributed [--steps N] [--batch N]   (needs mpiexec: it runs 1 process, then 2 under mpiexec)");
+    Console.WriteLine("  onnx [--videos N] [--clips N] [--frames N] [--size N] [--depth N] [--width-percent N]");
     return 2;
 }

@@ -1,4 +1,5 @@
 using Cvrl.Augment.Video;
+using Cvrl.Video;
 using Spectre.Console;
 using Spectre.Console.Cli;
 

@@ -1,4 +1,5 @@
 using Cvrl.Augment.Functional;
+using Cvrl.Video;
 using OpenCvSharp;
 using TorchSharp;
 using Scalar = OpenCvSharp.Scalar;

@@ -1,6 +1,7 @@
 using Cvrl.Augment.Sampling;
 using Cvrl.Augment.Transforms;
 using Cvrl.Augment.Video;
+using Cvrl.Video;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,5 +1,6 @@
 using Cvrl.Augment.Functional;
 using Cvrl.Testing;
+using Cvrl.Video;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,3 +1,5 @@
+using Cvrl.Video;
+
 namespace Cvrl.Augment.Tests;
 
 public sealed class OpenCvNativeTests

@@ -1,4 +1,5 @@
 using Cvrl.Augment.Sampling;
+using Cvrl.Video;
 
 namespace Cvrl.Augment.Tests;
 

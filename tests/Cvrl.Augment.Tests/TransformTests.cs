@@ -1,6 +1,7 @@
 using Cvrl.Augment.Functional;
 using Cvrl.Augment.Transforms;
 using Cvrl.Testing;
+using Cvrl.Video;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,5 +1,6 @@
 using Cvrl.Augment.Video;
 using Cvrl.Testing;
+using Cvrl.Video;
 using TorchSharp;
 
 namespace Cvrl.Augment.Tests;

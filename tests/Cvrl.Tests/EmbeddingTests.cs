@@ -5,6 +5,7 @@ using Cvrl.Augment.Video;
 using Cvrl.Data;
 using Cvrl.Embeddings;
 using Cvrl.Testing;
+using Cvrl.Video;
 using TorchSharp;
 
 namespace Cvrl.Tests;

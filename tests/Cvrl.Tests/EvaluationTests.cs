@@ -7,6 +7,7 @@ using Cvrl.Models;
 using Cvrl.Models.Weights;
 using Cvrl.Testing;
 using Cvrl.Training;
+using Cvrl.Video;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -2,6 +2,7 @@ using Cvrl.Augment;
 using Cvrl.Augment.Video;
 using Cvrl.Data;
 using Cvrl.Testing;
+using Cvrl.Video;
 using Microsoft.Extensions.Logging;
 using TorchSharp;
 

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using Cvrl.Augment.Video;
 using Cvrl.Data;
 using Cvrl.Testing;
+using Cvrl.Video;
 using TorchSharp;
 using static TorchSharp.torch;
 

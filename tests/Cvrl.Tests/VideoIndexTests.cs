@@ -4,6 +4,7 @@ using Cvrl.Augment.Sampling;
 using Cvrl.Augment.Video;
 using Cvrl.Data;
 using Cvrl.Testing;
+using Cvrl.Video;
 using TorchSharp;
 
 namespace Cvrl.Tests;

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using Cvrl.Augment;
 using Cvrl.Augment.Video;
 using Cvrl.Models;
+using Cvrl.Video;
 using OpenCvSharp;
 using Spectre.Console;
 using Spectre.Console.Cli;

@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using Cvrl.Cli.Infrastructure;
 using Cvrl.Embeddings;
+using Cvrl.Onnx;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -81,16 +82,27 @@ internal sealed class EmbedCommand : Command<EmbedCommand.Settings>
             throw new DirectoryNotFoundException($"folder '{settings.Folder}' does not exist");
         }
 
-        var (encoder, description) = settings.CreateEncoder();
-        using (encoder)
+        EmbeddingSet set;
+        if (settings.IsOnnx)
         {
-            settings.Announce(description);
-            var embedder = new VideoEmbedder(encoder, settings.EmbedderOptions(), settings.Logger);
-            var set = CliProgress.Run(progress => embedder.EmbedFolder(settings.Folder, progress: progress, cancellationToken: cancellationToken));
-            set.Save(settings.Output);
-            int skipped = System.Text.Json.Nodes.JsonNode.Parse(set.Metadata)?["skipped"]?.AsArray().Count ?? 0;
-            AnsiConsole.MarkupLine($"wrote [green]{Markup.Escape(Path.GetFullPath(settings.Output))}[/]: {set.Count} videos x {set.Dim} dimensions{(skipped > 0 ? $", [yellow]{skipped} skipped[/] (undecodable)" : string.Empty)}; encoder {Markup.Escape(set.ModelFingerprint)}");
-            return 0;
+            using var onnx = settings.LoadOnnx();
+            var embedder = new OnnxVideoEmbedder(onnx, new OnnxEmbedderOptions { Views = settings.EmbedderOptions().ToTestViewOptions(), BatchSize = settings.Batch, Workers = settings.WorkerCount }, settings.Logger);
+            set = CliProgress.Run(progress => embedder.EmbedFolder(settings.Folder, progress: EncoderSettings.Embedding(progress), cancellationToken: cancellationToken));
         }
+        else
+        {
+            var (encoder, description) = settings.CreateEncoder();
+            using (encoder)
+            {
+                settings.Announce(description);
+                var embedder = new VideoEmbedder(encoder, settings.EmbedderOptions(), settings.Logger);
+                set = CliProgress.Run(progress => embedder.EmbedFolder(settings.Folder, progress: progress, cancellationToken: cancellationToken));
+            }
+        }
+
+        set.Save(settings.Output);
+        int skipped = System.Text.Json.Nodes.JsonNode.Parse(set.Metadata)?["skipped"]?.AsArray().Count ?? 0;
+        AnsiConsole.MarkupLine($"wrote [green]{Markup.Escape(Path.GetFullPath(settings.Output))}[/]: {set.Count} videos x {set.Dim} dimensions{(skipped > 0 ? $", [yellow]{skipped} skipped[/] (undecodable)" : string.Empty)}; encoder {Markup.Escape(set.ModelFingerprint)}");
+        return 0;
     }
 }

@@ -2,6 +2,7 @@ using System.ComponentModel;
 using Cvrl.Augment;
 using Cvrl.Augment.Sampling;
 using Cvrl.Augment.Transforms;
+using Cvrl.Video;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -78,7 +79,7 @@ internal sealed class PreviewCommand : Command<PreviewCommand.Settings>
         var entry = Cvrl.Data.VideoIndex.Build([settings.Video], new Cvrl.Data.VideoIndexOptions { UseCache = false, Workers = 1 }).Videos[0];
         if (!entry.IsUsable)
         {
-            throw new Cvrl.Augment.Video.VideoDecodeException(entry.Path, Cvrl.Augment.Video.VideoDecodeFailure.NoDecodableFrames, entry.Problem ?? "no frame decodes");
+            throw new Cvrl.Video.VideoDecodeException(entry.Path, Cvrl.Video.VideoDecodeFailure.NoDecodableFrames, entry.Problem ?? "no frame decodes");
         }
 
         using var views = generator.Generate(settings.Video, settings.Seed, 0, settings.Index, entry.Frames);

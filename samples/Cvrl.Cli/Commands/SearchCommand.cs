@@ -1,6 +1,8 @@
 using System.ComponentModel;
 using Cvrl.Cli.Infrastructure;
 using Cvrl.Embeddings;
+using Cvrl.Onnx;
+using Cvrl.Video;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -45,21 +47,33 @@ internal sealed class SearchCommand : Command<SearchCommand.Settings>
 
         var set = EmbeddingSet.Load(settings.Embeddings);
         var options = (VideoEmbedder.OptionsOf(set) ?? new VideoEmbedderOptions()) with { Workers = settings.WorkerCount };
-        var (encoder, description) = settings.CreateEncoder();
-        using (encoder)
+        IReadOnlyList<SearchHit> hits;
+        if (settings.IsOnnx)
         {
-            settings.Announce(description);
-            var embedder = new VideoEmbedder(encoder, options, settings.Logger);
+            using var onnx = settings.LoadOnnx();
+            var embedder = new OnnxVideoEmbedder(onnx, new OnnxEmbedderOptions { Views = options.ToTestViewOptions(), Workers = settings.WorkerCount }, settings.Logger);
             embedder.CheckCompatible(set);
-            var hits = embedder.Search(set, settings.Video, settings.Top);
-            var table = new Table().AddColumn("rank").AddColumn("similarity").AddColumn("video");
-            for (int i = 0; i < hits.Count; i++)
-            {
-                table.AddRow($"{i + 1}", $"{hits[i].Score:F4}", Markup.Escape(hits[i].Key));
-            }
-
-            AnsiConsole.Write(table);
-            return 0;
+            hits = embedder.Search(set, settings.Video, settings.Top);
         }
+        else
+        {
+            var (encoder, description) = settings.CreateEncoder();
+            using (encoder)
+            {
+                settings.Announce(description);
+                var embedder = new VideoEmbedder(encoder, options, settings.Logger);
+                embedder.CheckCompatible(set);
+                hits = embedder.Search(set, settings.Video, settings.Top);
+            }
+        }
+
+        var table = new Table().AddColumn("rank").AddColumn("similarity").AddColumn("video");
+        for (int i = 0; i < hits.Count; i++)
+        {
+            table.AddRow($"{i + 1}", $"{hits[i].Score:F4}", Markup.Escape(hits[i].Key));
+        }
+
+        AnsiConsole.Write(table);
+        return 0;
     }
 }

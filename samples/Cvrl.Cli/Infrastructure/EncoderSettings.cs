@@ -49,6 +49,26 @@ internal class EncoderSettings : DeviceSettings
     /// <summary>The checkpoint or weight file the encoder comes from (null: a fresh one); commands that take it as an argument override it.</summary>
     public virtual string? EncoderFile => Checkpoint;
 
+    /// <summary>Whether the encoder is an exported ONNX model (run by ONNX Runtime, no TorchSharp).</summary>
+    public bool IsOnnx => EncoderFile is { } f && f.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Loads the ONNX encoder (CPU or, with --device cuda[:N], ONNX Runtime's CUDA provider) and says so.</summary>
+    public Cvrl.Onnx.OnnxEncoder LoadOnnx()
+    {
+        var (type, index) = DeviceSpec.Parse(Device);
+        var encoder = Cvrl.Onnx.OnnxEncoder.Load(EncoderFile!, new Cvrl.Onnx.OnnxSessionOptions
+        {
+            Provider = type == TorchSharp.DeviceType.CUDA ? Cvrl.Onnx.OnnxExecutionProvider.Cuda : Cvrl.Onnx.OnnxExecutionProvider.Cpu,
+            DeviceId = Math.Max(0, index),
+        });
+        Announce($"{encoder.Architecture} from ONNX model {Path.GetFileName(EncoderFile)} (ONNX Runtime)");
+        return encoder;
+    }
+
+    /// <summary>Adapts the ONNX embedder's progress to the console progress bar.</summary>
+    public static IProgress<Cvrl.Onnx.EmbeddingProgress> Embedding(IProgress<Cvrl.Evaluation.EvaluationProgress> sink) =>
+        new Progress<Cvrl.Onnx.EmbeddingProgress>(p => sink.Report(new Cvrl.Evaluation.EvaluationProgress("embedding", p.Done, p.Total, p.Elapsed)));
+
     /// <summary>Builds the encoder on the requested device, and a one-line description of where it came from.</summary>
     public (ResNet3d Encoder, string Description) CreateEncoder()
     {

@@ -1,24 +1,9 @@
 using TorchSharp;
 using static TorchSharp.torch;
 
+using Cvrl.Video;
+
 namespace Cvrl.Augment.Functional;
-
-/// <summary>A crop rectangle in pixels: rows [Top, Top + Height), columns [Left, Left + Width).</summary>
-/// <param name="Top">First row.</param>
-/// <param name="Left">First column.</param>
-/// <param name="Height">Rows.</param>
-/// <param name="Width">Columns.</param>
-public readonly record struct CropBox(int Top, int Left, int Height, int Width)
-{
-    /// <summary>The box covering a whole frame.</summary>
-    public static CropBox Full(int height, int width) => new(0, 0, height, width);
-
-    /// <summary>Whether the box lies inside a frame of the given size and is not empty.</summary>
-    public bool FitsIn(int height, int width) => Top >= 0 && Left >= 0 && Height > 0 && Width > 0 && Top + Height <= height && Left + Width <= width;
-
-    /// <inheritdoc />
-    public override string ToString() => $"{Width}x{Height}+{Left}+{Top}";
-}
 
 /// <summary>
 /// Deterministic clip operations (parameters in, no randomness) on one clip <c>[C, T, H, W]</c>, applied identically
@@ -87,7 +72,7 @@ public static class ClipOps
             throw new ArgumentException($"Cannot centre-crop {width}x{height} from frames of {shape.Width}x{shape.Height}.", nameof(clip));
         }
 
-        return Crop(clip, new CropBox((int)Math.Round((shape.Height - height) / 2.0), (int)Math.Round((shape.Width - width) / 2.0), height, width));
+        return Crop(clip, ViewGeometry.CenterCropBox(shape.Height, shape.Width, height, width));
     }
 
     /// <summary>
@@ -107,22 +92,15 @@ public static class ClipOps
         return [.. ThreeCropBoxes(shape.Height, shape.Width, size).Select(b => Crop(clip, b))];
     }
 
-    /// <summary>The three boxes <see cref="ThreeCrops"/> takes.</summary>
-    public static CropBox[] ThreeCropBoxes(int height, int width, int size)
-    {
-        bool wide = width >= height;
-        int longSide = wide ? width : height;
-        int shortOffset = (int)Math.Round(((wide ? height : width) - size) / 2.0);
-        int[] offsets = [0, (int)Math.Round((longSide / 2.0) - (size / 2.0)), longSide - size];
-        return [.. offsets.Select(o => wide ? new CropBox(shortOffset, o, size, size) : new CropBox(o, shortOffset, size, size))];
-    }
+    /// <summary>The three boxes <see cref="ThreeCrops"/> takes (<see cref="ViewGeometry.ThreeCropBoxes"/>).</summary>
+    public static CropBox[] ThreeCropBoxes(int height, int width, int size) => ViewGeometry.ThreeCropBoxes(height, width, size);
 
     /// <summary>Resizes every frame so its shorter side is <paramref name="size"/> (longer side <c>long * size / short</c>, rounded down).</summary>
     public static Tensor ResizeShortSide(Tensor clip, int size)
     {
         var shape = ClipShape.Of(clip);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(size);
-        var (h, w) = Video.VideoReader.ShortSideSize(shape.Height, shape.Width, size);
+        var (h, w) = ViewGeometry.ShortSideSize(shape.Height, shape.Width, size);
         return ResizedCrop(clip, CropBox.Full(shape.Height, shape.Width), h, w);
     }
 

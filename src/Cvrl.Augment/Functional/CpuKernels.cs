@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using Cvrl.Video;
 using OpenCvSharp;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -180,32 +181,8 @@ internal static unsafe class CpuKernels
         }
 
         var output = torch.empty([clip.shape[0], clip.shape[1], outHeight, outWidth], clip.dtype);
-        int planes = (int)(clip.shape[0] * clip.shape[1]);
-        int h = (int)clip.shape[2];
-        int w = (int)clip.shape[3];
-        bool isByte = clip.dtype == ScalarType.Byte;
-        var type = isByte ? MatType.CV_8UC1 : MatType.CV_32FC1;
-        int elem = isByte ? 1 : sizeof(float);
-        bool identity = top == 0 && left == 0 && height == h && width == w && outHeight == h && outWidth == w;
-        fixed (byte* src = clip.bytes)
-        fixed (byte* dst = output.bytes)
-        {
-            for (int i = 0; i < planes; i++)
-            {
-                using var s = Mat.FromPixelData(h, w, type, (IntPtr)(src + ((long)i * h * w * elem)));
-                using var d = Mat.FromPixelData(outHeight, outWidth, type, (IntPtr)(dst + ((long)i * outHeight * outWidth * elem)));
-                using var roi = new Mat(s, new Rect(left, top, width, height));
-                if (identity)
-                {
-                    roi.CopyTo(d);
-                }
-                else
-                {
-                    Cv2.Resize(roi, d, new OpenCvSharp.Size(outWidth, outHeight), 0, 0, InterpolationFlags.Linear);
-                }
-            }
-        }
-
+        var depth = clip.dtype == ScalarType.Byte ? PixelDepth.UInt8 : PixelDepth.Float32;
+        ViewGeometry.ResizedCrop(clip.bytes, output.bytes, depth, (int)(clip.shape[0] * clip.shape[1]), (int)clip.shape[2], (int)clip.shape[3], new CropBox(top, left, height, width), outHeight, outWidth);
         return output;
     }
 

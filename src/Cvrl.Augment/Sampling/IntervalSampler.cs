@@ -1,3 +1,5 @@
+using Cvrl.Video;
+
 namespace Cvrl.Augment.Sampling;
 
 /// <summary>How <see cref="IntervalSampler"/> draws the start-to-start gap between CVRL's two clips.</summary>

@@ -1,4 +1,5 @@
 using Cvrl.Augment.Functional;
+using Cvrl.Video;
 using static TorchSharp.torch;
 
 namespace Cvrl.Augment.Transforms;
@@ -44,7 +45,7 @@ public sealed class ResizeShortSide : ClipTransform<NoParams>
     /// <inheritdoc />
     public override ClipShape OutputShape(ClipShape input)
     {
-        var (h, w) = Video.VideoReader.ShortSideSize(input.Height, input.Width, Size);
+        var (h, w) = ViewGeometry.ShortSideSize(input.Height, input.Width, Size);
         return input.WithSize(h, w);
     }
 

@@ -1,4 +1,5 @@
 using Cvrl.Augment.Functional;
+using Cvrl.Video;
 using static TorchSharp.torch;
 
 namespace Cvrl.Augment.Transforms;

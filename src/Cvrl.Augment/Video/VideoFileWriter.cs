@@ -1,3 +1,4 @@
+using Cvrl.Video;
 using OpenCvSharp;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Cvrl.Augment;
 using Cvrl.Augment.Video;
+using Cvrl.Video;
 using OpenCvSharp;
 
 namespace Cvrl.Data;

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
+using Cvrl.Video;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -59,7 +60,7 @@ public sealed class DatasetException : IOException
 public sealed class VideoDataset
 {
     /// <summary>The file extensions <see cref="FromFolder"/> and <see cref="FromClassFolders"/> pick up by default.</summary>
-    public static IReadOnlyList<string> DefaultExtensions { get; } = [".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"];
+    public static IReadOnlyList<string> DefaultExtensions => VideoFiles.DefaultExtensions;
 
     private const int ShownMissing = 5;
 
@@ -140,11 +141,7 @@ public sealed class VideoDataset
     {
         string full = RequireDirectory(root);
         var allowed = new HashSet<string>(extensions ?? DefaultExtensions, StringComparer.OrdinalIgnoreCase);
-        var files = Directory.EnumerateFiles(full, "*", recursive ? SearchOption.AllDirectories : SearchOption.TopDirectoryOnly)
-            .Where(f => allowed.Contains(Path.GetExtension(f)))
-            .Order(StringComparer.Ordinal)
-            .Select(f => new VideoItem(f))
-            .ToList();
+        var files = VideoFiles.Find(full, recursive, allowed).Select(f => new VideoItem(f)).ToList();
         if (files.Count == 0)
         {
             throw new DatasetException($"No video files ({string.Join(", ", allowed.Order())}) under '{full}'.");

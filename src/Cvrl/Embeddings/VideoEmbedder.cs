@@ -5,6 +5,7 @@ using System.Text.Json.Serialization;
 using Cvrl.Augment.Video;
 using Cvrl.Data;
 using Cvrl.Evaluation;
+using Cvrl.Video;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using TorchSharp;
@@ -73,6 +74,9 @@ public sealed record VideoEmbedderOptions
             throw new ArgumentOutOfRangeException(name, e.ActualValue, message);
         }
     }
+
+    /// <summary>The test-view part of these options, as the ONNX Runtime embedder (Cvrl.Onnx) takes it.</summary>
+    public TestViewOptions ToTestViewOptions() => ToExtractorOptions().Views.ToTestViewOptions();
 
     internal FeatureExtractorOptions ToExtractorOptions() => new()
     {

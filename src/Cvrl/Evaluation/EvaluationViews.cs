@@ -3,6 +3,7 @@ using Cvrl.Augment.Functional;
 using Cvrl.Augment.Sampling;
 using Cvrl.Augment.Transforms;
 using Cvrl.Augment.Video;
+using Cvrl.Video;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -46,6 +47,18 @@ public sealed record EvaluationViewOptions
 
     /// <summary>Decoding options.</summary>
     public VideoReaderOptions Reader { get; init; } = new();
+
+    /// <summary>The test-view part of these options (the geometry Cvrl.Video implements once for every runtime).</summary>
+    public TestViewOptions ToTestViewOptions() => new()
+    {
+        Clips = TestClips,
+        Crops = TestCrops,
+        FramesPerClip = FramesPerClip,
+        Stride = Stride,
+        ShortSide = TestShortSide,
+        CropSize = TestCropSize,
+        Reader = Reader,
+    };
 
     /// <summary>Test views per video: <see cref="TestClips"/> x <see cref="TestCrops"/>.</summary>
     public int TestViewsPerVideo => TestClips * TestCrops;
@@ -107,9 +120,8 @@ public sealed record EvaluationViewOptions
 public sealed class EvaluationViews
 {
     private readonly RandomClipSampler _trainSampler;
-    private readonly UniformClipSampler _testSampler;
     private readonly ClipPipeline _train;
-    private readonly ClipPipeline _test;
+    private readonly TestViews _test;
 
     /// <summary>Creates the view maker.</summary>
     /// <param name="options">Options (validated); null for the official ones.</param>
@@ -118,9 +130,8 @@ public sealed class EvaluationViews
         Options = options ?? new EvaluationViewOptions();
         Options.Validate();
         _trainSampler = new RandomClipSampler(Options.FramesPerClip, Options.Stride);
-        _testSampler = new UniformClipSampler(Options.TestClips, Options.FramesPerClip, Options.Stride);
         _train = CvrlPresets.LinearEvalTrain(Options.TrainCropSize, Options.TrainColorJitterStrength);
-        _test = CvrlPresets.Test(Options.TestShortSide);
+        _test = new TestViews(Options.ToTestViewOptions());
     }
 
     /// <summary>The options.</summary>
@@ -185,26 +196,10 @@ public sealed class EvaluationViews
     /// <exception cref="VideoDecodeException">The video cannot be decoded.</exception>
     public Tensor TestViews(string path, int? knownFrameCount = null)
     {
-        using var reader = VideoReader.Open(path, Options.Reader);
-        using var scope = torch.NewDisposeScope();
-        var (clips, _) = reader.ReadPlannedClips(count => [.. _testSampler.Sample(count).Select(w => w.Indices(count))], knownFrameCount);
-        var views = new List<Tensor>(Options.TestViewsPerVideo);
-        foreach (var clip in clips)
-        {
-            var resized = _test.Apply(clip, ClipRandom.For(0, 0, 0, 0));
-            if (Options.TestCrops == 3)
-            {
-                views.AddRange(ClipOps.ThreeCrops(resized, Options.TestCropSize));
-            }
-            else
-            {
-                views.Add(ClipOps.CenterCrop(resized, Options.TestCropSize, Options.TestCropSize));
-            }
-
-            resized.Dispose();
-            clip.Dispose();
-        }
-
-        return torch.stack(views).MoveToOuterDisposeScope();
+        Models.TorchNative.EnsureLoaded();
+        using var bytes = torch.empty([Options.TestViewsPerVideo, 3, Options.FramesPerClip, Options.TestCropSize, Options.TestCropSize], ScalarType.Byte);
+        _test.ReadInto(path, bytes.bytes, knownFrameCount);
+        using var floats = bytes.to_type(ScalarType.Float32);
+        return floats.div_(TorchScalars.Byte255).contiguous();
     }
 }

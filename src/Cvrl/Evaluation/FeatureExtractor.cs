@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Cvrl.Augment.Video;
 using Cvrl.Data;
 using Cvrl.Models;
+using Cvrl.Video;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using TorchSharp;

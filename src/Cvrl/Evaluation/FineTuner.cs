@@ -4,6 +4,7 @@ using Cvrl.Augment.Video;
 using Cvrl.Data;
 using Cvrl.Models;
 using Cvrl.Optim;
+using Cvrl.Video;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using TorchSharp;

@@ -5,6 +5,7 @@ using Cvrl.Distributed;
 using Cvrl.Losses;
 using Cvrl.Models;
 using Cvrl.Optim;
+using Cvrl.Video;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using TorchSharp;
@@ -149,7 +150,7 @@ public sealed class CvrlTrainer : IDisposable
     /// <exception cref="ExperimentMismatchException">The checkpoint to resume from was written with other options that change the result, or on other data.</exception>
     /// <exception cref="DatasetException">None of the videos decodes.</exception>
     /// <exception cref="TrainingDivergedException">The loss became NaN or infinite.</exception>
-    /// <exception cref="Augment.Video.VideoDecodeException">With <see cref="BadVideoPolicy.Fail"/>, a bad video.</exception>
+    /// <exception cref="Video.VideoDecodeException">With <see cref="BadVideoPolicy.Fail"/>, a bad video.</exception>
     public TrainingSummary Fit(VideoDataset data, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);

@@ -1,4 +1,4 @@
-namespace Cvrl.Augment.Video;
+namespace Cvrl.Video;
 
 /// <summary>What a video file says about itself, and what decoding has confirmed.</summary>
 /// <param name="Path">The file.</param>

@@ -1,4 +1,4 @@
-namespace Cvrl.Augment.Video;
+namespace Cvrl.Video;
 
 /// <summary>How <see cref="VideoReader"/> reaches a frame that lies ahead of the decoder.</summary>
 public enum SeekMode

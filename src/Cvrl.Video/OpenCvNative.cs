@@ -1,9 +1,7 @@
-using System.Runtime.CompilerServices;
 using Cvrl.Native;
 using OpenCvSharp;
-using TorchSharp;
 
-namespace Cvrl.Augment;
+namespace Cvrl.Video;
 
 /// <summary>
 /// Loads OpenCV's native runtime (<c>libOpenCvSharpExtern.so</c>) and explains in one message what is missing when
@@ -46,7 +44,7 @@ public static class OpenCvNative
 
     /// <summary>
     /// Unless the user set them, sets <c>OPENCV_LOG_LEVEL=ERROR</c> and <c>OPENCV_FFMPEG_LOGLEVEL=-8</c> (quiet) in the
-    /// native environment before OpenCV starts, so that corrupt videos surface as <see cref="Video.VideoDecodeException"/>s
+    /// native environment before OpenCV starts, so that corrupt videos surface as <see cref="VideoDecodeException"/>s
     /// and loader warnings instead of FFmpeg messages on stderr. <c>CVRL_NATIVE_LOGS=1</c> keeps OpenCV's defaults.
     /// </summary>
     private static void QuietNativeLogs()
@@ -123,21 +121,4 @@ public static class OpenCvNative
             }
         }
     }
-}
-
-/// <summary>Makes torch loadable before this assembly's first TorchSharp call (see Cvrl.Models.TorchNative).</summary>
-internal static class ModuleInitializer
-{
-#pragma warning disable CA2255 // A library module initializer is the point: it must run before TorchSharp initialises.
-    [ModuleInitializer]
-    internal static void Initialize() => TorchNativeSetup.Prepare(typeof(torch).Assembly);
-#pragma warning restore CA2255
-}
-
-/// <summary>Internal access to TorchSharp loading for this assembly's entry points.</summary>
-internal static class TorchLoader
-{
-    /// <summary>Makes sure TorchSharp's backend is loaded, or throws the explained <see cref="DllNotFoundException"/>.</summary>
-    public static void EnsureLoaded() =>
-        TorchNativeSetup.EnsureLoaded(typeof(torch).Assembly, static () => torch.TryInitializeDeviceType(DeviceType.CPU));
 }

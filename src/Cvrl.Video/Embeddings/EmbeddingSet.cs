@@ -28,7 +28,7 @@ public sealed class EmbeddingSet
 
     /// <summary>Creates an empty set.</summary>
     /// <param name="dim">Vector dimension.</param>
-    /// <param name="modelFingerprint">Identifies the encoder that made the vectors (see <see cref="VideoEmbedder.Fingerprint"/>).</param>
+    /// <param name="modelFingerprint">Identifies the encoder that made the vectors (the <c>Fingerprint</c> of the embedder that made them).</param>
     /// <param name="metadata">Free-form JSON stored with the set (the embedding settings); null for none.</param>
     public EmbeddingSet(int dim, string modelFingerprint, string? metadata = null)
     {

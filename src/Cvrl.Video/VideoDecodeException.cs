@@ -1,4 +1,4 @@
-namespace Cvrl.Augment.Video;
+namespace Cvrl.Video;
 
 /// <summary>Why a video could not be decoded.</summary>
 public enum VideoDecodeFailure

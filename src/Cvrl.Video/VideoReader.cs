@@ -1,13 +1,12 @@
 using System.Diagnostics;
 using OpenCvSharp;
-using TorchSharp;
-using static TorchSharp.torch;
 
-namespace Cvrl.Augment.Video;
+namespace Cvrl.Video;
 
 /// <summary>
-/// Reads exact frames of a video file through OpenCV's FFmpeg backend and returns them as RGB uint8 clip tensors
-/// <c>[3, T, H, W]</c>. Frame indices count decoded frames from 0 in presentation order ("stored frames").
+/// Reads exact frames of a video file through OpenCV's FFmpeg backend into planar RGB uint8 clips <c>[3, T, H, W]</c>
+/// (byte arrays here; Cvrl.Augment adds <c>ReadClip</c>/<c>ReadClips</c> that return TorchSharp tensors). Frame indices
+/// count decoded frames from 0 in presentation order ("stored frames").
 /// </summary>
 /// <remarks>
 /// <para>
@@ -67,7 +66,7 @@ public sealed class VideoReader : IDisposable
     /// <exception cref="ArgumentException"><paramref name="path"/> is empty.</exception>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of range.</exception>
     /// <exception cref="VideoDecodeException">The file is missing, empty, not a readable video, or has no decodable frame.</exception>
-    /// <exception cref="DllNotFoundException">OpenCV's or TorchSharp's native runtime cannot be loaded; the message says why.</exception>
+    /// <exception cref="DllNotFoundException">OpenCV's native runtime cannot be loaded; the message says why.</exception>
     public static VideoReader Open(string path, VideoReaderOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
@@ -86,7 +85,6 @@ public sealed class VideoReader : IDisposable
         }
 
         OpenCvNative.EnsureLoaded();
-        TorchLoader.EnsureLoaded();
 
         var capture = OpenCapture(full, options);
         var info = new VideoInfo(
@@ -98,7 +96,7 @@ public sealed class VideoReader : IDisposable
             SafeFourCc(capture));
         if (options.ShortSide is int shortSide && info.Width > 0 && info.Height > 0)
         {
-            var (outH, outW) = ShortSideSize(info.Height, info.Width, shortSide);
+            var (outH, outW) = ViewGeometry.ShortSideSize(info.Height, info.Width, shortSide);
             info = info with { OutputHeight = outH, OutputWidth = outW };
         }
         var reader = new VideoReader(full, options, capture, info);
@@ -134,39 +132,24 @@ public sealed class VideoReader : IDisposable
     }
 
     /// <summary>
-    /// Decodes the given frames into an RGB uint8 clip <c>[3, T, H, W]</c>, T = <paramref name="indices"/>.Length, in the
-    /// order given (repeats allowed).
+    /// Decodes several clips in one forward pass over the file into caller-provided buffers: clip k, planar RGB uint8
+    /// <c>[3, T_k, H, W]</c> with H x W = <see cref="VideoInfo.OutputHeight"/> x <see cref="VideoInfo.OutputWidth"/>,
+    /// holding the frames <paramref name="clips"/>[k] in the order given (repeats allowed), goes to
+    /// <paramref name="destination"/>(k), which must be exactly 3 x T_k x H x W bytes.
     /// </summary>
-    /// <param name="indices">Frame indices in [0, <see cref="FrameCount"/>).</param>
-    /// <returns>A new contiguous CPU tensor owned by the caller.</returns>
-    /// <exception cref="ArgumentException"><paramref name="indices"/> is empty.</exception>
+    /// <param name="clips">One array of frame indices per clip; each non-empty.</param>
+    /// <param name="destination">Returns the buffer of clip k (called once per decoded frame; return the same memory each time).</param>
+    /// <exception cref="ArgumentException">No clips, an empty clip, or a buffer of the wrong size.</exception>
     /// <exception cref="ArgumentOutOfRangeException">An index is negative.</exception>
     /// <exception cref="VideoDecodeException">
     /// An index is past the last decodable frame (<see cref="VideoDecodeFailure.FrameOutOfRange"/>, with the real count),
     /// frames changed size, or a limit was exceeded.
     /// </exception>
-    public Tensor ReadClip(ReadOnlySpan<int> indices) => ReadClips([indices.ToArray()])[0];
-
-    /// <inheritdoc cref="ReadClip(ReadOnlySpan{int})"/>
-    public Tensor ReadClip(IReadOnlyList<int> indices)
-    {
-        ArgumentNullException.ThrowIfNull(indices);
-        return ReadClips([[.. indices]])[0];
-    }
-
-    /// <summary>
-    /// Decodes several clips in one forward pass over the file: clip k becomes an RGB uint8 tensor
-    /// <c>[3, T_k, H, W]</c> (contiguous) holding the frames <paramref name="clips"/>[k] in the order given.
-    /// </summary>
-    /// <param name="clips">One array of frame indices per clip; each non-empty.</param>
-    /// <returns>One new CPU tensor per clip, owned by the caller.</returns>
-    /// <exception cref="ArgumentException">No clips, or an empty clip.</exception>
-    /// <exception cref="ArgumentOutOfRangeException">An index is negative.</exception>
-    /// <exception cref="VideoDecodeException">See <see cref="ReadClip(ReadOnlySpan{int})"/>.</exception>
-    public Tensor[] ReadClips(IReadOnlyList<int[]> clips)
+    public void ReadClipsInto(IReadOnlyList<int[]> clips, ClipBuffer destination)
     {
         ThrowIfDisposed();
         ArgumentNullException.ThrowIfNull(clips);
+        ArgumentNullException.ThrowIfNull(destination);
         if (clips.Count == 0 || clips.Any(c => c is null || c.Length == 0))
         {
             throw new ArgumentException("At least one clip with at least one frame index is required.", nameof(clips));
@@ -189,64 +172,58 @@ public sealed class VideoReader : IDisposable
         }
 
         requests.Sort((a, b) => a.Frame != b.Frame ? a.Frame.CompareTo(b.Frame) : a.Clip != b.Clip ? a.Clip.CompareTo(b.Clip) : a.Slot.CompareTo(b.Slot));
-        int h = Info.OutputHeight;
-        int w = Info.OutputWidth;
-        var outputs = new Tensor[clips.Count];
-        try
+        var watch = Stopwatch.StartNew();
+        (int Clip, int Slot) previous = (-1, -1);
+        int previousFrame = -1;
+        foreach (var (frame, clip, slot) in requests)
         {
-            for (int k = 0; k < outputs.Length; k++)
+            var buffer = Buffer(destination, clip, clips[clip].Length);
+            if (frame == previousFrame)
             {
-                outputs[k] = torch.empty([3, clips[k].Length, h, w], ScalarType.Byte);
+                var from = Buffer(destination, previous.Clip, clips[previous.Clip].Length);
+                CopySlot(from, clips[previous.Clip].Length, previous.Slot, buffer, clips[clip].Length, slot);
+                continue;
             }
 
-            var watch = Stopwatch.StartNew();
-            (int Clip, int Slot) previous = (-1, -1);
-            int previousFrame = -1;
-            foreach (var (frame, clip, slot) in requests)
-            {
-                if (frame == previousFrame)
-                {
-                    CopySlot(outputs[previous.Clip], previous.Slot, outputs[clip], slot);
-                    continue;
-                }
-
-                MoveTo(frame, watch);
-                RetrieveInto(outputs[clip], slot, clips[clip].Length);
-                previousFrame = frame;
-                previous = (clip, slot);
-            }
-
-            return outputs;
-        }
-        catch
-        {
-            foreach (var o in outputs)
-            {
-                o?.Dispose();
-            }
-
-            throw;
+            MoveTo(frame, watch);
+            RetrieveInto(buffer, slot, clips[clip].Length);
+            previousFrame = frame;
+            previous = (clip, slot);
         }
     }
 
+    /// <summary>Decodes several clips (see <see cref="ReadClipsInto"/>) into new byte arrays, one per clip.</summary>
+    /// <inheritdoc cref="ReadClipsInto" path="/exception"/>
+    public byte[][] ReadClipBytes(IReadOnlyList<int[]> clips)
+    {
+        ArgumentNullException.ThrowIfNull(clips);
+        long plane = (long)Info.OutputHeight * Info.OutputWidth;
+        var outputs = clips.Select(c => new byte[3 * (c?.Length ?? 0) * plane]).ToArray();
+        ReadClipsInto(clips, k => outputs[k]);
+        return outputs;
+    }
+
     /// <summary>
-    /// Plans clips from the frame count and decodes them. When the container over-reported its length (or its last
-    /// packets do not decode), the clips are planned again from the real count, up to three times, so the result depends
-    /// only on the decodable frames.
+    /// Plans clips from the frame count and decodes them with <paramref name="read"/>. When the container over-reported
+    /// its length (or its last packets do not decode), the clips are planned again from the real count, up to three
+    /// times, so the result depends only on the decodable frames.
     /// </summary>
+    /// <typeparam name="T">What <paramref name="read"/> returns (byte arrays, tensors, ...).</typeparam>
     /// <param name="plan">Returns the clips' frame indices for a frame count; called again after a correction.</param>
+    /// <param name="read">Decodes the planned clips with this reader (for example with <see cref="ReadClipBytes"/>); on failure it must release what it allocated.</param>
     /// <param name="knownFrameCount">A count established earlier, or null for <see cref="FrameCount"/>.</param>
-    /// <returns>The decoded clips (owned by the caller) and the frame count they were planned from.</returns>
+    /// <returns>What <paramref name="read"/> returned and the frame count the clips were planned from.</returns>
     /// <exception cref="VideoDecodeException">The video cannot be decoded.</exception>
-    public (Tensor[] Clips, int FrameCount) ReadPlannedClips(Func<int, IReadOnlyList<int[]>> plan, int? knownFrameCount = null)
+    public (T Clips, int FrameCount) ReadPlanned<T>(Func<int, IReadOnlyList<int[]>> plan, Func<IReadOnlyList<int[]>, T> read, int? knownFrameCount = null)
     {
         ArgumentNullException.ThrowIfNull(plan);
+        ArgumentNullException.ThrowIfNull(read);
         int frames = knownFrameCount ?? FrameCount;
         for (int attempt = 0; ; attempt++)
         {
             try
             {
-                return (ReadClips(plan(frames)), frames);
+                return (read(plan(frames)), frames);
             }
             catch (VideoDecodeException e) when (e.Failure == VideoDecodeFailure.FrameOutOfRange && e.DecodableFrames is int real && real > 0 && real < frames && attempt < 3)
             {
@@ -475,7 +452,19 @@ public sealed class VideoReader : IDisposable
         _position = 0;
     }
 
-    private unsafe void RetrieveInto(Tensor clip, int slot, int frames)
+    private Span<byte> Buffer(ClipBuffer destination, int clip, int frames)
+    {
+        var buffer = destination(clip);
+        long expected = 3L * frames * Info.OutputHeight * Info.OutputWidth;
+        if (buffer.Length != expected)
+        {
+            throw new ArgumentException($"The buffer of clip {clip} holds {buffer.Length} bytes; [3, {frames}, {Info.OutputHeight}, {Info.OutputWidth}] needs {expected}.", nameof(destination));
+        }
+
+        return buffer;
+    }
+
+    private unsafe void RetrieveInto(Span<byte> clip, int slot, int frames)
     {
         if (!_capture.Retrieve(_frame) || _frame.Empty())
         {
@@ -495,7 +484,7 @@ public sealed class VideoReader : IDisposable
         }
 
         long plane = (long)h * w;
-        fixed (byte* basePtr = clip.bytes)
+        fixed (byte* basePtr = clip)
         {
             using var r = Mat.FromPixelData(h, w, MatType.CV_8UC1, (IntPtr)(basePtr + (((0L * frames) + slot) * plane)));
             using var g = Mat.FromPixelData(h, w, MatType.CV_8UC1, (IntPtr)(basePtr + (((1L * frames) + slot) * plane)));
@@ -506,12 +495,13 @@ public sealed class VideoReader : IDisposable
         }
     }
 
-    private static void CopySlot(Tensor fromClip, int from, Tensor toClip, int to)
+    private void CopySlot(Span<byte> fromClip, int fromFrames, int from, Span<byte> toClip, int toFrames, int to)
     {
-        using var noGrad = torch.no_grad();
-        using var src = fromClip.select(1, from);
-        using var dst = toClip.select(1, to);
-        dst.copy_(src);
+        int plane = Info.OutputHeight * Info.OutputWidth;
+        for (int c = 0; c < 3; c++)
+        {
+            fromClip.Slice(((c * fromFrames) + from) * plane, plane).CopyTo(toClip.Slice(((c * toFrames) + to) * plane, plane));
+        }
     }
 
     private VideoDecodeException OutOfRange(int index, int count) =>
@@ -519,10 +509,8 @@ public sealed class VideoReader : IDisposable
             $"frame {index} requested, but only {count} frames decode (the container reports {Info.ReportedFrameCount})", count);
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
-
-    /// <summary>Computes the decode-time output size for a short-side resize (official <c>resize_smallest</c> rule).</summary>
-    internal static (int Height, int Width) ShortSideSize(int height, int width, int shortSide) =>
-        height <= width
-            ? (shortSide, Math.Max(shortSide, (int)((long)width * shortSide / height)))
-            : (Math.Max(shortSide, (int)((long)height * shortSide / width)), shortSide);
 }
+
+/// <summary>Returns the buffer that receives clip <paramref name="clip"/> (see <see cref="VideoReader.ReadClipsInto"/>).</summary>
+/// <param name="clip">The clip's position in the request.</param>
+public delegate Span<byte> ClipBuffer(int clip);

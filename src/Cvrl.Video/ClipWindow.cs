@@ -1,4 +1,4 @@
-namespace Cvrl.Augment.Sampling;
+namespace Cvrl.Video;
 
 /// <summary>
 /// One clip in a video: <see cref="Length"/> frames starting at <see cref="Start"/>, every <see cref="Stride"/>-th
@@ -30,9 +30,3 @@ public readonly record struct ClipWindow(int Start, int Length, int Stride)
     /// <inheritdoc />
     public override string ToString() => $"start {Start}, {Length} x {Stride}";
 }
-
-/// <summary>The two clips CVRL draws from one video, and the start-to-start gap between them.</summary>
-/// <param name="First">The clip that gets view 1's augmentation recipe.</param>
-/// <param name="Second">The clip that gets view 2's recipe.</param>
-/// <param name="Gap">The sampled temporal interval: the distance between the two start frames before the shuffle (0 for the short-video rule).</param>
-public readonly record struct ClipPair(ClipWindow First, ClipWindow Second, int Gap);

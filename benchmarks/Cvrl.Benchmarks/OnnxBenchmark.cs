@@ -1,0 +1,202 @@
+using System.Diagnostics;
+using System.Globalization;
+using Cvrl.Embeddings;
+using Cvrl.Models;
+using Cvrl.Models.Onnx;
+using Cvrl.Onnx;
+using Cvrl.Video;
+using TorchSharp;
+
+namespace Cvrl.Benchmarks;
+
+/// <summary>
+/// Issue 13's benchmark: embedding the same videos with the same encoder through TorchSharp (<see cref="VideoEmbedder"/>)
+/// and through ONNX Runtime (<see cref="OnnxVideoEmbedder"/>) at 1 and 2 threads, and ONNX Runtime's optimisation
+/// levels and memory options at 1 thread. Each row runs in its own process (so that peak memory is the row's own); it
+/// embeds every video once to warm up and then times a second pass. Also reports the native payload of each runtime.
+/// </summary>
+internal static class OnnxBenchmark
+{
+    private static readonly CultureInfo Ci = CultureInfo.InvariantCulture;
+
+    private static readonly (string Name, string Runtime, int Threads, string Variant)[] Rows =
+    [
+        ("TorchSharp, 1 thread", "torch", 1, "-"),
+        ("ONNX Runtime, 1 thread (optimisation All)", "onnx", 1, "all"),
+        ("ONNX Runtime, 1 thread, Extended", "onnx", 1, "extended"),
+        ("ONNX Runtime, 1 thread, Basic", "onnx", 1, "basic"),
+        ("ONNX Runtime, 1 thread, None", "onnx", 1, "none"),
+        ("ONNX Runtime, 1 thread, no memory pattern", "onnx", 1, "no-pattern"),
+        ("ONNX Runtime, 1 thread, no CPU arena", "onnx", 1, "no-arena"),
+        ("TorchSharp, 2 threads", "torch", 2, "-"),
+        ("ONNX Runtime, 2 threads", "onnx", 2, "all"),
+    ];
+
+    public static int Run(string[] args)
+    {
+        int videos = AugmentBenchmark.Option(args, "--videos", 12);
+        int clips = AugmentBenchmark.Option(args, "--clips", 5);
+        int frames = AugmentBenchmark.Option(args, "--frames", 8);
+        int size = AugmentBenchmark.Option(args, "--size", 64);
+        int depth = AugmentBenchmark.Option(args, "--depth", 18);
+        double width = AugmentBenchmark.Option(args, "--width-percent", 50) / 100.0;
+        if (args.Contains("--row"))
+        {
+            return Row(args, clips, frames, size);
+        }
+
+        string dir = Path.Combine(Path.GetTempPath(), $"cvrl-onnx-benchmark-{Environment.ProcessId}");
+        try
+        {
+            return Compare(dir, videos, clips, frames, size, depth, width);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    private static int Compare(string dir, int videos, int clips, int frames, int size, int depth, double width)
+    {
+        TrainerBenchmark.MakeVideos(Path.Combine(dir, "videos"), videos);
+        string model = Path.Combine(dir, "encoder.onnx");
+        string weights = Path.Combine(dir, "encoder.weights");
+        torch.manual_seed(0);
+        using (var encoder = ResNet3d.OfDepth(depth, width))
+        {
+            OnnxExporter.Export(encoder, model);
+            Cvrl.Models.Weights.ModelWeights.Save(weights, encoder);
+        }
+
+        var results = new List<(string Name, double Seconds, double PerSecond, double PeakMiB)>();
+        foreach (var (name, runtime, threads, variant) in Rows)
+        {
+            var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, UseShellExecute = false };
+            string[] childArgs =
+            [
+                typeof(OnnxBenchmark).Assembly.Location, "onnx", "--row", runtime, threads.ToString(Ci), variant, dir,
+                "--clips", clips.ToString(Ci), "--frames", frames.ToString(Ci), "--size", size.ToString(Ci),
+                "--depth", depth.ToString(Ci), "--width-percent", ((int)(width * 100)).ToString(Ci),
+            ];
+            foreach (string a in childArgs)
+            {
+                start.ArgumentList.Add(a);
+            }
+
+            using var child = Process.Start(start)!;
+            string output = child.StandardOutput.ReadToEnd();
+            child.WaitForExit();
+            string? row = output.Split('\n').FirstOrDefault(l => l.StartsWith("ROW ", StringComparison.Ordinal));
+            if (child.ExitCode != 0 || row is null)
+            {
+                Console.Error.WriteLine($"row '{name}' failed:\n{output}");
+                return 1;
+            }
+
+            var parts = row[4..].Split(' ');
+            results.Add((name, double.Parse(parts[0], Ci), videos / double.Parse(parts[0], Ci), double.Parse(parts[1], Ci)));
+        }
+
+        double torch1 = results[0].Seconds;
+        double torch2 = results.First(r => r.Name == "TorchSharp, 2 threads").Seconds;
+        Console.WriteLine("### Embedding with ONNX Runtime against TorchSharp (issue 13)");
+        Console.WriteLine();
+        Console.WriteLine($"Command: `dotnet run -c Release --project benchmarks/Cvrl.Benchmarks -- onnx --videos {videos} --clips {clips} --frames {frames} --size {size}`  ");
+        Console.WriteLine($"Machine: {Machine.Describe()}  ");
+        Console.WriteLine($"Encoder: R3D-{depth} {width:0.##}x, random weights, exported with `OnnxExporter` (BatchNorm folded). {videos} generated videos (64 frames, 160 x 120, MJPEG, a moving disc); " +
+                          $"each embedding averages {clips} centre views of {frames} frames x 2 stride at {size} x {size} (short side {size}), batch 8 views. " +
+                          "Each row is a separate process: one warm-up pass over all videos, then the timed pass; decoding threads = compute threads. Peak memory is the process's peak resident set (VmHWM).");
+        Console.WriteLine();
+        Console.WriteLine("| runtime and settings | seconds for all videos | videos/s | time vs TorchSharp, same threads | peak memory (MiB) |");
+        Console.WriteLine("|---|---|---|---|---|");
+        foreach (var (name, seconds, perSecond, peak) in results)
+        {
+            double baseline = name.Contains("2 threads", StringComparison.Ordinal) ? torch2 : torch1;
+            Console.WriteLine(string.Create(Ci, $"| {name} | {seconds:0.00} | {perSecond:0.0} | {seconds / baseline:0.00}x | {peak:0} |"));
+        }
+
+        Console.WriteLine();
+        Console.WriteLine("Native payload (the shared libraries each deployment loads, from this build's output):");
+        Console.WriteLine();
+        Console.WriteLine("| runtime | files | MiB |");
+        Console.WriteLine("|---|---|---|");
+        foreach (var (name, patterns) in new (string, string[])[]
+        {
+            ("TorchSharp (libtorch and its companions)", ["libtorch", "libc10", "libLibTorchSharp", "libgomp", "libbackend_with_compiler", "libjitbackend_test", "libnnapi_backend", "libshm", "libaoti_custom_ops", "libtorchbind_test"]),
+            ("ONNX Runtime (CPU)", ["libonnxruntime"]),
+            ("OpenCV (both deployments decode with it)", ["libOpenCvSharpExtern"]),
+        })
+        {
+            var files = Directory.EnumerateFiles(AppContext.BaseDirectory, "*.so*", SearchOption.AllDirectories)
+                .Where(f => patterns.Any(p => Path.GetFileName(f).StartsWith(p, StringComparison.Ordinal)))
+                .GroupBy(Path.GetFileName).Select(g => g.First()).ToList();
+            Console.WriteLine(string.Create(Ci, $"| {name} | {files.Count} | {files.Sum(f => new FileInfo(f).Length) / 1048576.0:0} |"));
+        }
+
+        return 0;
+    }
+
+    private static int Row(string[] args, int clips, int frames, int size)
+    {
+        int at = Array.IndexOf(args, "--row");
+        string runtime = args[at + 1];
+        int threads = int.Parse(args[at + 2], Ci);
+        string variant = args[at + 3];
+        string dir = args[at + 4];
+        var views = new TestViewOptions { Clips = clips, Crops = 1, FramesPerClip = frames, Stride = 2, ShortSide = size, CropSize = size };
+        var paths = VideoFiles.Find(Path.Combine(dir, "videos"));
+        Func<EmbeddingSet> embed;
+        IDisposable owner;
+        if (runtime == "torch")
+        {
+            torch.set_num_threads(threads);
+            int depth = AugmentBenchmark.Option(args, "--depth", 18);
+            double width = AugmentBenchmark.Option(args, "--width-percent", 50) / 100.0;
+            var encoder = ResNet3d.OfDepth(depth, width);
+            Cvrl.Models.Weights.ModelWeights.Load(Path.Combine(dir, "encoder.weights"), encoder);
+            var embedder = new VideoEmbedder(encoder, new VideoEmbedderOptions
+            {
+                Clips = clips, Crops = 1, FramesPerClip = frames, Stride = 2, ShortSide = size, CropSize = size, BatchSize = 8, Workers = threads,
+            });
+            embed = () => embedder.EmbedMany(paths);
+            owner = encoder;
+        }
+        else
+        {
+            var session = new OnnxSessionOptions
+            {
+                IntraOpThreads = threads,
+                Optimization = variant switch
+                {
+                    "none" => OnnxGraphOptimization.None,
+                    "basic" => OnnxGraphOptimization.Basic,
+                    "extended" => OnnxGraphOptimization.Extended,
+                    _ => OnnxGraphOptimization.All,
+                },
+                MemoryPattern = variant != "no-pattern",
+                CpuMemoryArena = variant != "no-arena",
+            };
+            var encoder = OnnxEncoder.Load(Path.Combine(dir, "encoder.onnx"), session);
+            var embedder = new OnnxVideoEmbedder(encoder, new OnnxEmbedderOptions { Views = views, BatchSize = 8, Workers = threads });
+            embed = () => embedder.EmbedMany(paths);
+            owner = encoder;
+        }
+
+        using (owner)
+        {
+            embed();
+            var watch = Stopwatch.StartNew();
+            var set = embed();
+            double seconds = watch.Elapsed.TotalSeconds;
+            if (set.Count != paths.Count)
+            {
+                Console.WriteLine($"embedded {set.Count} of {paths.Count} videos");
+                return 1;
+            }
+
+            Console.WriteLine(string.Create(Ci, $"ROW {seconds:0.000} {Machine.PeakRssMiB():0}"));
+        }
+
+        return 0;
+    }
+}
