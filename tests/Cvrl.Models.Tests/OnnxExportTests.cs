@@ -10,7 +10,8 @@ namespace Cvrl.Models.Tests;
 
 /// <summary>
 /// Exported graphs run in ONNX Runtime to the outputs of the TorchSharp module in evaluation mode, for both layouts,
-/// both padding modes, depths 18 and 50, two widths, classifier mode and a projection head.
+/// both padding modes, depths 18 and 50, widths 0.25x to 2x (R3D-18 2x: 133M parameters, 530 MB), classifier mode and a
+/// projection head.
 /// </summary>
 /// <remarks>
 /// Tolerance: the two runtimes sum the same products in different orders and the exported kernels carry BatchNorm's
@@ -23,7 +24,7 @@ namespace Cvrl.Models.Tests;
 /// </remarks>
 public sealed class OnnxExportTests
 {
-    public static TheoryData<string> Configurations => ["r3d18", "r3d18-cvrl-stem", "r3d18-half", "r3d50", "r3d50-tf-same", "r3d18-classifier-head"];
+    public static TheoryData<string> Configurations => ["r3d18", "r3d18-cvrl-stem", "r3d18-half", "r3d18-2x", "r3d50", "r3d50-tf-same", "r3d18-classifier-head"];
 
     [Theory]
     [MemberData(nameof(Configurations))]
@@ -178,6 +179,7 @@ public sealed class OnnxExportTests
         "r3d18" => (new() { Depth = 18, WidthMultiplier = 0.25 }, [[2, 3, 8, 32, 32], [1, 3, 9, 36, 44]], false),
         "r3d18-cvrl-stem" => (new() { Depth = 18, WidthMultiplier = 0.25, StemTemporalKernel = 5, StemTemporalStride = 2, StemPool = true }, [[2, 3, 16, 32, 32], [1, 3, 18, 38, 34]], false),
         "r3d18-half" => (new() { Depth = 18, WidthMultiplier = 0.5 }, [[1, 3, 8, 32, 32]], false),
+        "r3d18-2x" => (new() { Depth = 18, WidthMultiplier = 2 }, [[1, 3, 8, 16, 16]], false),
         "r3d50" => (new() { Depth = 50, WidthMultiplier = 0.25 }, [[2, 3, 8, 32, 32], [1, 3, 5, 40, 36]], false),
         "r3d50-tf-same" => (new() { Depth = 50, WidthMultiplier = 0.25, Padding = ConvPadding.TensorFlowSame }, [[1, 3, 9, 33, 35], [2, 3, 8, 32, 32]], false),
         "r3d18-classifier-head" => (new() { Depth = 18, WidthMultiplier = 0.25, NumClasses = 5 }, [[2, 3, 8, 32, 32]], true),
