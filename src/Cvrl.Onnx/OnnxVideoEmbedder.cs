@@ -267,7 +267,6 @@ public sealed class OnnxVideoEmbedder
         int total = videos.Count * views;
         int t = Views.FramesPerClip;
         int s = Views.CropSize;
-        var result = videos.Select(_ => (float[]?)null).ToArray();
         var sums = new double[videos.Count][];
         for (int start = 0; start < total; start += Options.BatchSize)
         {
@@ -305,11 +304,6 @@ public sealed class OnnxVideoEmbedder
             }
         }
 
-        for (int v = 0; v < videos.Count; v++)
-        {
-            result[v] = [.. sums[v].Select(x => (float)(x / views))];
-        }
-
-        return result!;
+        return [.. sums.Select(sum => sum.Select(x => (float)(x / views)).ToArray())];
     }
 }
