@@ -2,6 +2,8 @@
 # Installs what a fresh Debian/Ubuntu machine lacks to build, test and run Cvrl, and nothing else:
 #   - libgtk-3-0: OpenCvSharp's Linux runtime links GTK 3 (docs/installation.md);
 #   - mpich: the MPI launcher and library for multi-process pre-training (docs/distributed.md) and its tests;
+#   - ffmpeg: the tests make long-GOP H.264, VP9, MPEG-TS and elementary-stream fixtures with it (OpenCV's writer
+#     cannot), and the data benchmark makes its minutes-long videos with it;
 #   - dotnet-repl (pinned in .config/dotnet-tools.json): runs the C# notebooks in samples/.
 # Everything comes from the package registries (Debian/Ubuntu apt, NuGet). Idempotent: when all is present it only
 # checks, in about a second.
@@ -19,6 +21,7 @@ missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   have_pkg libgtk-3-0 || have_pkg libgtk-3-0t64 || missing+=(libgtk-3-0)
   have_pkg mpich || missing+=(mpich)
+  have_pkg ffmpeg || missing+=(ffmpeg)
 fi
 
 if ((${#missing[@]})); then

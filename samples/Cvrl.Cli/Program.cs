@@ -36,9 +36,13 @@ app.Configure(config =>
         .WithExample("results", "--seeds", "3")
         .WithExample("results", "--seeds", "1", "--epochs", "20", "--out", "/tmp/results.md");
     config.AddCommand<IndexCommand>("index")
-        .WithDescription("Build or refresh the verified index of a folder of videos and list what it holds: frames that decode, frames the container claims, fps, size, status; bad files named.")
+        .WithDescription("Build or refresh the verified index of a folder of videos (or one file) and list what it holds: frames that decode, frames the container claims, fps, size, how frames are reached (seek, sequential, direct), status; bad files and files left out for their extension named.")
         .WithExample("index", "videos/")
         .WithExample("index", "videos/", "--bad-only");
+    config.AddCommand<PrepareCommand>("prepare")
+        .WithDescription("Make a training-ready copy of a folder of videos, once: every video decoded, resized (short side 256) and stored frame by frame (JPEG or raw) for direct access; class folders, list files and the verified index come along; resumable.")
+        .WithExample("prepare", "videos/", "--out", "prepared/")
+        .WithExample("prepare", "ucf101/", "--out", "ucf101-prepared/", "--format", "raw", "--short-side", "128");
     config.AddCommand<PretrainCommand>("pretrain")
         .WithDescription("Pre-train a 3D-ResNet with CVRL on a folder of unlabelled videos (checkpoints, resume, metrics, Ctrl+C writes a checkpoint).")
         .WithExample("pretrain", "videos/", "--out", "runs/a", "--depth", "50", "--epochs", "200")

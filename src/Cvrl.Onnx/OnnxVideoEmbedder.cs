@@ -120,7 +120,7 @@ public sealed class OnnxVideoEmbedder
     }
 
     /// <summary>Embeds every video in <paramref name="folder"/>; keys are paths relative to it, with '/' separators.</summary>
-    /// <param name="folder">The folder.</param>
+    /// <param name="folder">The folder (a prepared folder too), or one video file (its key is its file name).</param>
     /// <param name="recursive">Include subfolders (default true).</param>
     /// <param name="progress">Reports videos done.</param>
     /// <param name="cancellationToken">Stops the run.</param>
@@ -129,7 +129,7 @@ public sealed class OnnxVideoEmbedder
     public EmbeddingSet EmbedFolder(string folder, bool recursive = true, IProgress<EmbeddingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         var files = VideoFiles.Find(folder, recursive);
-        string root = Path.GetFullPath(folder);
+        string root = File.Exists(folder) ? Path.GetDirectoryName(Path.GetFullPath(folder))! : Path.GetFullPath(folder);
         return EmbedMany(files, root, progress, cancellationToken);
     }
 

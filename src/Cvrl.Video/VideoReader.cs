@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using OpenCvSharp;
 
 namespace Cvrl.Video;
@@ -10,8 +11,10 @@ namespace Cvrl.Video;
 /// </summary>
 /// <remarks>
 /// <para>
-/// Frames are reached by decoding forward (<see cref="SeekMode.Sequential"/>, the default), which is exact for every
-/// codec; OpenCV's frame-index seek is not (opencv#9053). Container frame counts can be wrong: <see cref="FrameCount"/>
+/// Frames ahead are reached by seeking to an earlier key frame where that was verified to be exact for the file
+/// (<see cref="SeekMode.Auto"/>, the default: the file's <see cref="VideoTimeline"/> says <see cref="FrameAccess.Seek"/>),
+/// and by decoding forward otherwise, which is exact for every codec; OpenCV's frame-index seek on its own is not
+/// (opencv#9053). Prepared videos (<see cref="PreparedVideo"/>) are read frame by frame, directly. Container frame counts can be wrong: <see cref="FrameCount"/>
 /// starts as the container's count and is corrected as soon as decoding reaches the real end, and a request past the
 /// real end throws <see cref="VideoDecodeException"/> with <see cref="VideoDecodeFailure.FrameOutOfRange"/> and the
 /// real count, so no frame is ever invented. OpenCV decodes to BGR; the reader converts to RGB here, once.
@@ -24,21 +27,45 @@ public sealed class VideoReader : IDisposable
     private const int CapPropReadTimeoutMsec = 54;
     private const int CapPropThreads = 70;
 
+    private const int CapPropLastPacketIsKeyFrame = 67;
+
+    /// <summary>Frames OpenCV's seek decodes before the frame asked for (its fixed lead, cap_ffmpeg_impl.hpp).</summary>
+    private const int OpenCvSeekLead = 16;
+
     private readonly VideoReaderOptions _options;
     private readonly Mat _frame = new();
     private readonly Mat _resized = new();
-    private VideoCapture _capture;
+    private readonly PreparedVideoFile? _prepared;
+    private VideoCapture? _capture;
     private int _position; // index of the next frame the decoder will produce
     private int? _verifiedFrameCount;
     private double _firstPtsMs = double.NaN;
+    private bool _seekAllowed;
     private bool _disposed;
 
-    private VideoReader(string path, VideoReaderOptions options, VideoCapture capture, VideoInfo info)
+    private VideoReader(string path, VideoReaderOptions options, VideoCapture? capture, PreparedVideoFile? prepared, VideoInfo info, VideoTimeline? timeline)
     {
         Path = path;
         _options = options;
         _capture = capture;
+        _prepared = prepared;
         Info = info;
+        Timeline = timeline;
+        if (prepared is not null)
+        {
+            _verifiedFrameCount = prepared.Header.Frames;
+        }
+        else if (timeline is not null)
+        {
+            _verifiedFrameCount = timeline.FrameCount;
+        }
+
+        _seekAllowed = prepared is null && options.Seek switch
+        {
+            SeekMode.KeyframeVerified => true,
+            SeekMode.Auto => timeline?.Access == FrameAccess.Seek,
+            _ => false,
+        };
     }
 
     /// <summary>The file being read.</summary>
@@ -56,18 +83,42 @@ public sealed class VideoReader : IDisposable
     /// </summary>
     public int FrameCount => _verifiedFrameCount ?? Math.Max(1, Info.ReportedFrameCount);
 
-    /// <summary>True once decoding has established the real frame count.</summary>
+    /// <summary>True once decoding (or the file's <see cref="Timeline"/>) has established the real frame count.</summary>
     public bool IsFrameCountVerified => _verifiedFrameCount.HasValue;
 
+    /// <summary>
+    /// What an earlier pass established about this file (given to <see cref="Open(string, VideoReaderOptions?, VideoTimeline?)"/>
+    /// or registered with <see cref="VideoTimeline.Register"/>), or null. For a prepared video, its own
+    /// <see cref="FrameAccess.Direct"/> timeline.
+    /// </summary>
+    public VideoTimeline? Timeline { get; }
+
+    /// <summary>How this reader reaches frames ahead: directly, by verified seeking, or by decoding forward.</summary>
+    public FrameAccess Access => _prepared is not null ? FrameAccess.Direct : _seekAllowed ? FrameAccess.Seek : FrameAccess.Sequential;
+
+    /// <summary>Frames this reader decoded so far (frames OpenCV decodes inside a seek are not visible and not counted).</summary>
+    public long FramesDecoded { get; private set; }
+
+    /// <summary>Seeks that landed where they were verified to land.</summary>
+    public int Seeks { get; private set; }
+
+    /// <summary>Seeks abandoned because a landing could not be verified (the reader then decoded forward; results are unaffected).</summary>
+    public int SeekFallbacks { get; private set; }
+
     /// <summary>Opens a video and decodes its first frame to make sure it is readable.</summary>
-    /// <param name="path">The video file (any container and codec OpenCV's FFmpeg backend reads).</param>
+    /// <param name="path">The video file (any container and codec OpenCV's FFmpeg backend reads, or a prepared <c>.cvrlvid</c> file).</param>
     /// <param name="options">Reader options (validated here); null for <see cref="VideoReaderOptions.Default"/>.</param>
+    /// <param name="timeline">
+    /// What an earlier pass over this file established (its index's <see cref="VideoTimeline"/>); null to use the one
+    /// registered for the unchanged file (<see cref="VideoTimeline.Register"/>), if any. Its frame count is trusted, and
+    /// with <see cref="SeekMode.Auto"/> it decides whether the reader seeks.
+    /// </param>
     /// <returns>An open reader owned by the caller.</returns>
     /// <exception cref="ArgumentException"><paramref name="path"/> is empty.</exception>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of range.</exception>
     /// <exception cref="VideoDecodeException">The file is missing, empty, not a readable video, or has no decodable frame.</exception>
     /// <exception cref="DllNotFoundException">OpenCV's native runtime cannot be loaded; the message says why.</exception>
-    public static VideoReader Open(string path, VideoReaderOptions? options = null)
+    public static VideoReader Open(string path, VideoReaderOptions? options = null, VideoTimeline? timeline = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         options ??= VideoReaderOptions.Default;
@@ -76,7 +127,8 @@ public sealed class VideoReader : IDisposable
         var file = new FileInfo(full);
         if (!file.Exists)
         {
-            throw new VideoDecodeException(full, VideoDecodeFailure.FileNotFound, "the file does not exist");
+            throw new VideoDecodeException(full, Directory.Exists(full) ? VideoDecodeFailure.CannotOpen : VideoDecodeFailure.FileNotFound,
+                Directory.Exists(full) ? "it is a folder, not a video file" : "the file does not exist");
         }
 
         if (file.Length == 0)
@@ -85,6 +137,16 @@ public sealed class VideoReader : IDisposable
         }
 
         OpenCvNative.EnsureLoaded();
+        if (PreparedVideo.IsPrepared(full))
+        {
+            return OpenPrepared(full, options);
+        }
+
+        timeline ??= VideoTimeline.Find(file);
+        if (timeline is not null && timeline.FrameCount < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(timeline), timeline.FrameCount, "A timeline's FrameCount must be at least 1.");
+        }
 
         var capture = OpenCapture(full, options);
         var info = new VideoInfo(
@@ -94,12 +156,8 @@ public sealed class VideoReader : IDisposable
             capture.Fps,
             capture.FrameCount,
             SafeFourCc(capture));
-        if (options.ShortSide is int shortSide && info.Width > 0 && info.Height > 0)
-        {
-            var (outH, outW) = ViewGeometry.ShortSideSize(info.Height, info.Width, shortSide);
-            info = info with { OutputHeight = outH, OutputWidth = outW };
-        }
-        var reader = new VideoReader(full, options, capture, info);
+        info = WithOutputSize(info, options);
+        var reader = new VideoReader(full, options, capture, null, info, timeline);
         try
         {
             reader.Initialise();
@@ -129,6 +187,121 @@ public sealed class VideoReader : IDisposable
         }
 
         return _verifiedFrameCount!.Value;
+    }
+
+    /// <summary>
+    /// Decodes the whole file once, front to back, and returns what that establishes: the real frame count, whether
+    /// seeking in this file returns exactly the frames decoding forward does (every frame's timestamp lies on the
+    /// constant-rate grid at its own position, and trial seeks to two frames far into the file, made with a seeking
+    /// reader, return the same pixels as this pass), the mean key-frame interval, and what a seek costs here compared
+    /// with decoding one frame.
+    /// </summary>
+    /// <param name="cancellationToken">Stops between frames.</param>
+    /// <returns>The file's timeline (for a prepared video, its direct-access timeline at once).</returns>
+    /// <exception cref="VideoDecodeException">Decoding exceeded a limit.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled.</exception>
+    public VideoTimeline Measure(CancellationToken cancellationToken = default)
+    {
+        ThrowIfDisposed();
+        if (_prepared is not null)
+        {
+            return Timeline!;
+        }
+
+        // Measuring means counting: a count known from a timeline is not trusted here.
+        var watch = Stopwatch.StartNew();
+        _verifiedFrameCount = null;
+        if (_position != 1)
+        {
+            Rewind();
+            GrabNext(watch);
+        }
+
+        double fps = Info.FramesPerSecond;
+        bool gridKnown = double.IsFinite(fps) && fps > 0 && double.IsFinite(_firstPtsMs);
+        double frameMs = gridKnown ? 1000.0 / fps : double.NaN;
+        string? offGrid = gridKnown ? null : "the container gives no frame rate or no first timestamp";
+        int keys = KeyFlag() ? 1 : 0;
+        int untimedFrom = -1;
+
+        // Trial frames far enough into the file that reading them seeks (planned from the claimed count; frames that turn
+        // out not to exist are not tried).
+        int claimed = Info.ReportedFrameCount;
+        int lead = 2 * OpenCvSeekLead;
+        int[] probes = claimed > 4 * lead ? [claimed / 2, claimed - 1 - lead] : [];
+        var expected = new Dictionary<int, byte[]>();
+        long plane = (long)Info.OutputHeight * Info.OutputWidth;
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (!GrabNext(watch))
+            {
+                break;
+            }
+
+            int index = _position - 1;
+            keys += KeyFlag() ? 1 : 0;
+            if (offGrid is null)
+            {
+                double pts = _capture!.Get(VideoCaptureProperties.PosMsec);
+                double at = (pts - _firstPtsMs) / frameMs;
+                if (pts == 0 && _firstPtsMs != 0 && untimedFrom < 0)
+                {
+                    // No timestamp (OpenCV reports 0): acceptable only for the last few frames a decoder flushes at the
+                    // end (B-frames in AVI); a seeking reader never lands on them, it decodes forward to them.
+                    untimedFrom = index;
+                }
+                else if (untimedFrom >= 0 && pts != 0)
+                {
+                    offGrid = string.Create(CultureInfo.InvariantCulture, $"frame {untimedFrom} has no timestamp");
+                }
+                else if (untimedFrom < 0 && (!double.IsFinite(pts) || Math.Abs(at - index) > 0.25))
+                {
+                    offGrid = string.Create(CultureInfo.InvariantCulture, $"frame {index} has timestamp {pts:0.###} ms, {(_firstPtsMs + (index * frameMs)):0.###} ms on the constant {fps:0.###} fps grid (variable frame rate, missing frames or no timestamps)");
+                }
+            }
+
+            if (Array.IndexOf(probes, index) >= 0 && offGrid is null)
+            {
+                var bytes = new byte[3 * plane];
+                RetrieveInto(bytes, 0, 1);
+                expected[index] = bytes;
+            }
+        }
+
+        int frames = _verifiedFrameCount!.Value;
+        if (offGrid is null && untimedFrom >= 0 && frames - untimedFrom > 4)
+        {
+            offGrid = string.Create(CultureInfo.InvariantCulture, $"frames {untimedFrom} to {frames - 1} have no timestamps");
+        }
+
+        double msPerFrame = watch.Elapsed.TotalMilliseconds / Math.Max(1, frames);
+        int interval = keys > 0 ? (int)Math.Round((double)frames / keys) : 0;
+        var timeline = new VideoTimeline { FrameCount = frames, KeyFrameInterval = interval };
+        if (offGrid is not null)
+        {
+            return timeline with { Access = FrameAccess.Sequential, Note = offGrid };
+        }
+
+        timeline = timeline with { Access = FrameAccess.Seek };
+        double slowest = 0;
+        foreach (var (index, bytes) in expected)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            using var trial = Open(Path, _options with { Seek = SeekMode.Auto, CountFramesOnOpen = false, SeekThreshold = 1 }, timeline);
+            var time = Stopwatch.StartNew();
+            byte[] seen = trial.ReadClipBytes([[index]])[0];
+            slowest = Math.Max(slowest, time.Elapsed.TotalMilliseconds);
+            if (trial.Seeks == 0 || !seen.AsSpan().SequenceEqual(bytes))
+            {
+                string why = trial.Seeks == 0 ? "could not be verified" : "returned other pixels than decoding forward";
+                return timeline with { Access = FrameAccess.Sequential, Note = string.Create(CultureInfo.InvariantCulture, $"a trial seek to frame {index} {why}") };
+            }
+        }
+
+        // A seek pays when the frame is further ahead than the frames that could be decoded in the time a seek took.
+        int cost = expected.Count > 0 && msPerFrame > 0 ? (int)Math.Clamp(Math.Ceiling(slowest / msPerFrame), OpenCvSeekLead, int.MaxValue / 2) : 0;
+        return timeline with { SeekCostFrames = cost };
     }
 
     /// <summary>
@@ -241,7 +414,8 @@ public sealed class VideoReader : IDisposable
         }
 
         _disposed = true;
-        _capture.Dispose();
+        _capture?.Dispose();
+        _prepared?.Dispose();
         _frame.Dispose();
         _resized.Dispose();
     }
@@ -289,6 +463,34 @@ public sealed class VideoReader : IDisposable
         }
     }
 
+    private static VideoReader OpenPrepared(string full, VideoReaderOptions options)
+    {
+        var prepared = PreparedVideoFile.Open(full);
+        try
+        {
+            var h = prepared.Header;
+            var info = WithOutputSize(new VideoInfo(full, h.Width, h.Height, h.FramesPerSecond, h.Frames, "CVRL-" + h.Encoding.ToString().ToUpperInvariant()), options);
+            var timeline = new VideoTimeline { FrameCount = h.Frames, Access = FrameAccess.Direct, KeyFrameInterval = 1 };
+            return new VideoReader(full, options, null, prepared, info, timeline);
+        }
+        catch
+        {
+            prepared.Dispose();
+            throw;
+        }
+    }
+
+    private static VideoInfo WithOutputSize(VideoInfo info, VideoReaderOptions options)
+    {
+        if (options.ShortSide is int shortSide && info.Width > 0 && info.Height > 0)
+        {
+            var (outH, outW) = ViewGeometry.ShortSideSize(info.Height, info.Width, shortSide);
+            return info with { OutputHeight = outH, OutputWidth = outW };
+        }
+
+        return info;
+    }
+
     private void Initialise()
     {
         if (Info.Width <= 0 || Info.Height <= 0)
@@ -302,17 +504,17 @@ public sealed class VideoReader : IDisposable
             throw new VideoDecodeException(Path, VideoDecodeFailure.NoDecodableFrames, "no frame could be decoded", 0);
         }
 
-        if (!_capture.Retrieve(_frame) || _frame.Empty())
+        if (!_capture!.Retrieve(_frame) || _frame.Empty())
         {
             throw new VideoDecodeException(Path, VideoDecodeFailure.NoDecodableFrames, "the first frame could not be retrieved", 0);
         }
 
         CheckFrame(_frame);
         _firstPtsMs = _capture.Get(VideoCaptureProperties.PosMsec);
-        if (_options.CountFramesOnOpen || Info.ReportedFrameCount <= 0 || Info.ReportedFrameCount > _options.MaxFrames)
+        if (Timeline is null && (_options.CountFramesOnOpen || Info.ReportedFrameCount <= 0 || Info.ReportedFrameCount > _options.MaxFrames))
         {
             // A container without a usable count (elementary streams report 0 or a huge negative number): counting is
-            // the only way to plan clips over the whole video instead of over one frame.
+            // the only way to plan clips over the whole video instead of over one frame. A timeline already knows it.
             CountFrames();
         }
     }
@@ -329,6 +531,19 @@ public sealed class VideoReader : IDisposable
         {
             throw new VideoDecodeException(Path, VideoDecodeFailure.InconsistentFrames,
                 $"frame {_position - 1} is {frame.Cols}x{frame.Rows}, the stream declared {Info.Width}x{Info.Height}");
+        }
+    }
+
+    /// <summary>Whether the packet behind the frame just grabbed carried a key frame (approximate with B-frames; only counted).</summary>
+    private bool KeyFlag()
+    {
+        try
+        {
+            return _capture!.Get((VideoCaptureProperties)CapPropLastPacketIsKeyFrame) > 0;
+        }
+        catch (OpenCVException)
+        {
+            return false;
         }
     }
 
@@ -350,19 +565,77 @@ public sealed class VideoReader : IDisposable
             throw new VideoDecodeException(Path, VideoDecodeFailure.TooManyFrames, $"more than {_options.MaxFrames} frames (VideoReaderOptions.MaxFrames)");
         }
 
-        if (!_capture.Grab())
+        if (!_capture!.Grab())
         {
+            if (_verifiedFrameCount is int known && _position < known)
+            {
+                throw new VideoDecodeException(Path, VideoDecodeFailure.InconsistentFrames,
+                    $"only {_position} frames decode, but its timeline says {known} (the file changed since it was indexed?)", _position);
+            }
+
             _verifiedFrameCount = _position;
             return false;
         }
 
         _position++;
+        FramesDecoded++;
         return true;
+    }
+
+    /// <summary>Decodes every frame from the start, in order, handing each (BGR, at the output size) to <paramref name="onFrame"/>.</summary>
+    internal void ForEachFrame(Action<int, Mat> onFrame, CancellationToken cancellationToken)
+    {
+        ThrowIfDisposed();
+        if (_prepared is not null)
+        {
+            for (int i = 0; i < _prepared.Header.Frames; i++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                using var decoded = _prepared.Decode(i);
+                onFrame(i, Resized(decoded));
+            }
+
+            return;
+        }
+
+        if (_position != 1)
+        {
+            Rewind();
+            if (!GrabNext(Stopwatch.StartNew()))
+            {
+                throw new VideoDecodeException(Path, VideoDecodeFailure.NoDecodableFrames, "no frame could be decoded", 0);
+            }
+        }
+
+        var watch = Stopwatch.StartNew();
+        int index = 0;
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            onFrame(index, Resized(RetrieveCurrent(index)));
+            if (!GrabNext(watch))
+            {
+                return;
+            }
+
+            index++;
+        }
     }
 
     /// <summary>Makes frame <paramref name="target"/> the decoder's current (last grabbed) frame.</summary>
     private void MoveTo(int target, Stopwatch watch)
     {
+        if (_prepared is not null)
+        {
+            if (target >= _prepared.Header.Frames)
+            {
+                throw OutOfRange(target, _prepared.Header.Frames);
+            }
+
+            _position = target + 1;
+            return;
+        }
+
         if (_position - 1 == target)
         {
             return;
@@ -373,9 +646,9 @@ public sealed class VideoReader : IDisposable
             Rewind();
         }
 
-        if (_options.Seek == SeekMode.KeyframeVerified && target - _position >= _options.SeekThreshold)
+        if (_seekAllowed && target - _position >= EffectiveSeekThreshold())
         {
-            TrySeek(target);
+            TrySeek(target, watch);
         }
 
         while (_position - 1 < target)
@@ -388,66 +661,107 @@ public sealed class VideoReader : IDisposable
     }
 
     /// <summary>
-    /// Seeks so that the next grab returns frame <paramref name="target"/>, verified on the timestamp grid; on any
-    /// doubt, restores a sequential state (reopen) so the caller decodes forward instead.
+    /// How far ahead a frame must be before seeking pays: an explicit <see cref="VideoReaderOptions.SeekThreshold"/>, else
+    /// the seek cost the file's timeline measured, else the expected cost from its key-frame interval (OpenCV's lead plus
+    /// half an interval), else 96.
     /// </summary>
-    private void TrySeek(int target)
+    private int EffectiveSeekThreshold() =>
+        _options.SeekThreshold
+        ?? (Timeline?.SeekCostFrames > 0 ? Timeline.SeekCostFrames
+            : Timeline?.KeyFrameInterval > 0 ? OpenCvSeekLead + 8 + (Timeline.KeyFrameInterval / 2)
+            : 96);
+
+    /// <summary>
+    /// Tries to make frame <paramref name="target"/> the current frame by seeking: OpenCV seeks to an earlier key frame and
+    /// decodes forward; the frame it lands on is identified by its timestamp on the constant-rate grid, and every frame up
+    /// to the target must step exactly one grid position. A landing after the target (some demuxers seek forward) is
+    /// retried further back. On any doubt the reader is put back to a sequential state (reopened at frame 0, or left
+    /// untouched when nothing was moved), seeking is given up for this reader, and the caller decodes forward.
+    /// </summary>
+    private void TrySeek(int target, Stopwatch watch)
     {
         double fps = Info.FramesPerSecond;
-        if (!(fps > 0) || double.IsNaN(_firstPtsMs))
+        if (!(fps > 0) || !double.IsFinite(fps) || double.IsNaN(_firstPtsMs))
         {
+            _seekAllowed = false;
             return;
         }
 
         double frameMs = 1000.0 / fps;
-        int landing = Math.Max(0, target - 1);
-        if (!_capture.Set(VideoCaptureProperties.PosFrames, landing))
+        int interval = Math.Max(Timeline?.KeyFrameInterval ?? 0, 32);
+        int back = 0;
+        bool moved = false;
+        for (int attempt = 0; attempt < 4; attempt++)
         {
-            Rewind();
-            return;
-        }
-
-        // The capture now sits before some frame; grab it and read its timestamp.
-        if (!_capture.Grab())
-        {
-            Rewind();
-            return;
-        }
-
-        double pts = _capture.Get(VideoCaptureProperties.PosMsec);
-        double exact = (pts - _firstPtsMs) / frameMs;
-        int index = (int)Math.Round(exact);
-        if (Math.Abs(exact - index) > 0.25 || index > target || index < 0)
-        {
-            Rewind();
-            return;
-        }
-
-        _position = index + 1;
-
-        // Walk forward to target, checking that every frame steps exactly one grid position.
-        while (_position <= target)
-        {
-            if (!_capture.Grab())
+            int request = target - back;
+            if (request - Math.Max(_position, 0) < OpenCvSeekLead)
             {
-                Rewind();
-                return;
+                break;
             }
 
-            double next = (_capture.Get(VideoCaptureProperties.PosMsec) - _firstPtsMs) / frameMs;
-            if (Math.Abs(next - _position) > 0.25)
+            moved = true;
+            if (!_capture!.Set(VideoCaptureProperties.PosFrames, request) || !_capture.Grab())
             {
-                Rewind();
-                return;
+                break;
             }
 
-            _position++;
+            double exact = (_capture.Get(VideoCaptureProperties.PosMsec) - _firstPtsMs) / frameMs;
+            int index = (int)Math.Round(exact);
+            if (!double.IsFinite(exact) || Math.Abs(exact - index) > 0.25 || index < 0)
+            {
+                break;
+            }
+
+            if (index > target)
+            {
+                // Landed past the target: ask for a point further back (at least one key-frame interval before it).
+                back = Math.Max(2 * back, (index - target) + interval);
+                _position = -1; // the capture has moved: only a verified landing or a rewind restores a known state
+                continue;
+            }
+
+            _position = index + 1;
+            FramesDecoded++;
+            while (_position <= target)
+            {
+                if (watch.Elapsed > _options.Timeout || !_capture.Grab())
+                {
+                    Fallback();
+                    return;
+                }
+
+                double next = (_capture.Get(VideoCaptureProperties.PosMsec) - _firstPtsMs) / frameMs;
+                if (Math.Abs(next - _position) > 0.25)
+                {
+                    Fallback();
+                    return;
+                }
+
+                _position++;
+                FramesDecoded++;
+            }
+
+            Seeks++;
+            return;
         }
+
+        if (moved)
+        {
+            Fallback();
+        }
+    }
+
+    /// <summary>Gives up seeking in this reader and restores a sequential state.</summary>
+    private void Fallback()
+    {
+        SeekFallbacks++;
+        _seekAllowed = false;
+        Rewind();
     }
 
     private void Rewind()
     {
-        _capture.Dispose();
+        _capture!.Dispose();
         _capture = OpenCapture(Path, _options);
         _position = 0;
     }
@@ -464,9 +778,17 @@ public sealed class VideoReader : IDisposable
         return buffer;
     }
 
-    private unsafe void RetrieveInto(Span<byte> clip, int slot, int frames)
+    /// <summary>The current frame (index <paramref name="index"/>) as a stored-size BGR Mat, owned by the reader.</summary>
+    private Mat RetrieveCurrent(int index)
     {
-        if (!_capture.Retrieve(_frame) || _frame.Empty())
+        if (_prepared is not null)
+        {
+            using var decoded = _prepared.Decode(index);
+            decoded.CopyTo(_frame);
+            return _frame;
+        }
+
+        if (!_capture!.Retrieve(_frame) || _frame.Empty())
         {
             // The demuxer delivered a packet the decoder cannot turn into a picture: treat it as the real end.
             _verifiedFrameCount = _position - 1;
@@ -474,15 +796,28 @@ public sealed class VideoReader : IDisposable
         }
 
         CheckFrame(_frame);
-        Mat source = _frame;
+        return _frame;
+    }
+
+    /// <summary><paramref name="frame"/> at the output size (itself, or the reader's resize buffer).</summary>
+    private Mat Resized(Mat frame)
+    {
         int h = Info.OutputHeight;
         int w = Info.OutputWidth;
-        if (h != Info.Height || w != Info.Width)
+        if (h == frame.Rows && w == frame.Cols)
         {
-            Cv2.Resize(_frame, _resized, new OpenCvSharp.Size(w, h), 0, 0, InterpolationFlags.Linear);
-            source = _resized;
+            return frame;
         }
 
+        Cv2.Resize(frame, _resized, new OpenCvSharp.Size(w, h), 0, 0, InterpolationFlags.Linear);
+        return _resized;
+    }
+
+    private unsafe void RetrieveInto(Span<byte> clip, int slot, int frames)
+    {
+        Mat source = Resized(RetrieveCurrent(_position - 1));
+        int h = Info.OutputHeight;
+        int w = Info.OutputWidth;
         long plane = (long)h * w;
         fixed (byte* basePtr = clip)
         {

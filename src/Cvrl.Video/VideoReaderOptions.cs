@@ -5,17 +5,26 @@ public enum SeekMode
 {
     /// <summary>
     /// Decode forward from the current position (from frame 0 after opening). Exact by construction, whatever the
-    /// codec and container; costs decoding every frame up to the last one requested. The default.
+    /// codec and container; costs decoding every frame up to the last one requested.
     /// </summary>
     Sequential,
 
     /// <summary>
     /// For a frame far ahead, let FFmpeg seek to an earlier key frame, then decode forward and check each frame's
-    /// position against its presentation time on the constant-frame-rate grid measured at open. Any doubt
-    /// (variable frame rate, a timestamp off the grid, a landing after the target) falls back to
-    /// <see cref="Sequential"/>, so results are the same as sequential decoding, only faster on long videos.
+    /// position against its presentation time on the constant-frame-rate grid measured at open. Any doubt (a timestamp
+    /// off the grid, a landing that cannot be placed) falls back to <see cref="Sequential"/>. Without the file's
+    /// <see cref="VideoTimeline"/> this trusts the grid: a stream that lost frames but kept a constant-rate grid of
+    /// timestamps would be read at the wrong positions. Prefer <see cref="Auto"/>.
     /// </summary>
     KeyframeVerified,
+
+    /// <summary>
+    /// Exact and as fast as the file allows, the default: seek as <see cref="KeyframeVerified"/> does where the file's
+    /// <see cref="VideoTimeline"/> (measured by Cvrl's video index, <see cref="VideoReader.Measure"/>) says every frame
+    /// lies on its grid and trial seeks matched (<see cref="FrameAccess.Seek"/>); decode forward where it says otherwise
+    /// or where no timeline is known; read prepared videos directly.
+    /// </summary>
+    Auto,
 }
 
 /// <summary>Options for <see cref="VideoReader"/>. Validated by <see cref="Validate"/> when a reader opens.</summary>
@@ -31,11 +40,15 @@ public sealed record VideoReaderOptions
     /// </summary>
     public int? ShortSide { get; init; }
 
-    /// <summary>How frames ahead of the decoder are reached. Default: <see cref="SeekMode.Sequential"/>.</summary>
-    public SeekMode Seek { get; init; } = SeekMode.Sequential;
+    /// <summary>How frames ahead of the decoder are reached. Default: <see cref="SeekMode.Auto"/>.</summary>
+    public SeekMode Seek { get; init; } = SeekMode.Auto;
 
-    /// <summary>With <see cref="SeekMode.KeyframeVerified"/>: seek only when the next frame is at least this many frames ahead. Default 96.</summary>
-    public int SeekThreshold { get; init; } = 96;
+    /// <summary>
+    /// When seeking: seek only when the next frame is at least this many frames ahead. Null (the default) takes the seek
+    /// cost its <see cref="VideoTimeline"/> measured, else derives one from its key-frame interval (the 16 frames
+    /// OpenCV's seek decodes before its target, plus half an interval, plus 8), else uses 96.
+    /// </summary>
+    public int? SeekThreshold { get; init; }
 
     /// <summary>FFmpeg decoder threads per reader (0 lets FFmpeg choose). Default 1: Cvrl parallelises across videos.</summary>
     public int DecoderThreads { get; init; } = 1;
@@ -66,7 +79,7 @@ public sealed record VideoReaderOptions
             throw new ArgumentOutOfRangeException(nameof(Seek), Seek, "Unknown seek mode.");
         }
 
-        if (SeekThreshold < 1)
+        if (SeekThreshold is < 1)
         {
             throw new ArgumentOutOfRangeException(nameof(SeekThreshold), SeekThreshold, "SeekThreshold must be at least 1 frame.");
         }

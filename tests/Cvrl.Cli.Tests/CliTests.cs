@@ -283,11 +283,14 @@ public sealed class CliTests(TinyQuickstart quickstart) : IClassFixture<TinyQuic
 
     public static TheoryData<string[], int, string> BadInputs => new()
     {
-        { ["pretrain", "no-such-folder"], 1, "folder 'no-such-folder' does not exist" },
+        { ["pretrain", "no-such-folder"], 1, "neither a folder nor a video file exists at 'no-such-folder'" },
+        { ["index", "no-such-folder"], 1, "neither a folder nor a video file exists at 'no-such-folder'" },
+        { ["prepare", "no-such-folder", "--out", "x"], 1, "neither a folder nor a video file exists at 'no-such-folder'" },
+        { ["prepare", "no-such-folder"], 2, "--out <FOLDER> is required" },
         { ["probe", "no-such-folder"], 1, "data folder 'no-such-folder' does not exist" },
         { ["knn", "no-such-folder"], 1, "data folder 'no-such-folder' does not exist" },
         { ["finetune", "no-such-folder"], 1, "data folder 'no-such-folder' does not exist" },
-        { ["embed", "no-such-folder"], 1, "folder 'no-such-folder' does not exist" },
+        { ["embed", "no-such-folder"], 1, "neither a folder nor a video file exists at 'no-such-folder'" },
         { ["preview", "no-such-video.mp4"], 1, "no-such-video.mp4" },
         { ["pretrain", "empty"], 1, "No video files" },
         { ["knn", "empty"], 1, "is not a labelled data folder" },

@@ -12,6 +12,7 @@ public static class TestVideos
     /// <summary>Writes a video of <paramref name="frames"/> frames; frame i shows i in binary blocks and a moving texture.</summary>
     public static string Create(string path, int frames, int width = 160, int height = 120, VideoCodec codec = VideoCodec.Mjpeg, double fps = 25)
     {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         using var writer = new VideoFileWriter(path, width, height, fps, codec);
         using var frame = new Mat(height, width, MatType.CV_8UC3);
         for (int i = 0; i < frames; i++)

@@ -276,7 +276,7 @@ public sealed class TrainerTests
         // and once Fit returns (loader threads joined) exactly the tensors that existed before it remain.
         string trace = $"live tensors per step: {string.Join(", ", live)}; before {before}, after {after}";
         var o = trainer.Options;
-        int inFlight = 2 * ((((o.PrefetchBatches + 1) * o.BatchSize) + o.Workers) + ((o.PrefetchBatches + 2) * o.BatchSize));
+        int inFlight = 2 * ((((o.PrefetchBatches + 1) * o.BatchSize) + (o.Workers ?? Environment.ProcessorCount)) + ((o.PrefetchBatches + 2) * o.BatchSize));
         Assert.True(live.Max() - live.Min() <= inFlight, trace);
         Assert.True(live[^1] <= live[1] + 2, trace);
         Assert.True(after == before, trace);

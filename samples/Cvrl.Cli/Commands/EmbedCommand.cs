@@ -12,8 +12,8 @@ internal sealed class EmbedCommand : Command<EmbedCommand.Settings>
 {
     public sealed class Settings : EncoderSettings
     {
-        [CommandArgument(0, "<FOLDER>")]
-        [Description("Folder of videos (searched recursively).")]
+        [CommandArgument(0, "<VIDEOS>")]
+        [Description("Folder of videos (searched recursively; a prepared folder too), or one video file.")]
         public string Folder { get; init; } = string.Empty;
 
         [CommandOption("-o|--out <FILE>")]
@@ -77,9 +77,9 @@ internal sealed class EmbedCommand : Command<EmbedCommand.Settings>
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
-        if (!Directory.Exists(settings.Folder))
+        if (!Directory.Exists(settings.Folder) && !File.Exists(settings.Folder))
         {
-            throw new DirectoryNotFoundException($"folder '{settings.Folder}' does not exist");
+            throw new DirectoryNotFoundException($"neither a folder nor a video file exists at '{settings.Folder}'");
         }
 
         EmbeddingSet set;

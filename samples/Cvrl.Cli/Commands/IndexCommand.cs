@@ -3,6 +3,7 @@ using System.Globalization;
 using Cvrl.Cli.Infrastructure;
 using Cvrl.Data;
 using Cvrl.Evaluation;
+using Cvrl.Video;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -16,8 +17,8 @@ internal sealed class IndexCommand : Command<IndexCommand.Settings>
 {
     public sealed class Settings : CommandSettings
     {
-        [CommandArgument(0, "<FOLDER>")]
-        [Description("The folder of videos (searched recursively).")]
+        [CommandArgument(0, "<VIDEOS>")]
+        [Description("The folder of videos (searched recursively), or one video file.")]
         public string Folder { get; init; } = string.Empty;
 
         [CommandOption("--extensions <LIST>")]
@@ -48,7 +49,12 @@ internal sealed class IndexCommand : Command<IndexCommand.Settings>
     {
         var extensions = settings.Extensions?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(e => e.StartsWith('.') ? e : "." + e).ToList();
-        var data = VideoDataset.FromFolder(settings.Folder, extensions);
+        if (!Directory.Exists(settings.Folder) && !File.Exists(settings.Folder))
+        {
+            throw new DirectoryNotFoundException($"neither a folder nor a video file exists at '{settings.Folder}'");
+        }
+
+        var data = VideoDataset.FromPath(settings.Folder, extensions);
         var options = new VideoIndexOptions { UseCache = !settings.NoCache, Workers = settings.Workers ?? Environment.ProcessorCount };
         var index = CliProgress.Run(progress => VideoIndex.Build(
             data.Items.Select(i => i.Path),
@@ -60,7 +66,7 @@ internal sealed class IndexCommand : Command<IndexCommand.Settings>
 
         var ci = CultureInfo.InvariantCulture;
         var table = new Table().AddColumn("video").AddColumn(new TableColumn("frames").RightAligned()).AddColumn(new TableColumn("claimed").RightAligned())
-            .AddColumn(new TableColumn("fps").RightAligned()).AddColumn("size").AddColumn("status");
+            .AddColumn(new TableColumn("fps").RightAligned()).AddColumn("size").AddColumn("access").AddColumn("status");
         foreach (var v in index.Videos.Where(v => !settings.BadOnly || v.Status != VideoStatus.Ok))
         {
             string status = v.Status switch
@@ -75,13 +81,24 @@ internal sealed class IndexCommand : Command<IndexCommand.Settings>
                 v.ClaimedFrames > 0 ? v.ClaimedFrames.ToString(ci) : "none",
                 v.FramesPerSecond.ToString("0.##", ci),
                 v.Width > 0 ? $"{v.Width}x{v.Height}" : "-",
+                v.IsUsable ? v.Access switch
+                {
+                    FrameAccess.Seek => "seek",
+                    FrameAccess.Direct => "direct",
+                    _ => $"sequential: {Markup.Escape(v.AccessNote ?? string.Empty)}",
+                } : "-",
                 status);
         }
 
         AnsiConsole.Write(table);
+        foreach (string file in data.LeftOut)
+        {
+            AnsiConsole.MarkupLine($"[yellow]left out (not a video extension):[/] {Markup.Escape(Path.GetRelativePath(data.Root, file))}");
+        }
+
         int bad = index.Videos.Count(v => v.Status == VideoStatus.Bad);
         int corrected = index.Videos.Count(v => v.Status == VideoStatus.CountCorrected);
-        AnsiConsole.MarkupLine($"{index.Videos.Count} videos: {index.Videos.Count - bad - corrected} ok, {corrected} with a wrong container count (the verified count is used), {bad} bad (left out); {index.Videos.Sum(v => (long)v.Frames).ToString("N0", ci)} frames in all");
+        AnsiConsole.MarkupLine($"{index.Videos.Count} videos: {index.Videos.Count - bad - corrected} ok, {corrected} with a wrong container count (the verified count is used), {bad} bad (left out); {index.Videos.Sum(v => (long)v.Frames).ToString("N0", ci)} frames in all; reached by seeking {index.Videos.Count(v => v.IsUsable && v.Access == FrameAccess.Seek)}, directly {index.Videos.Count(v => v.IsUsable && v.Access == FrameAccess.Direct)}, sequentially {index.Videos.Count(v => v.IsUsable && v.Access == FrameAccess.Sequential)}{(data.LeftOut.Count > 0 ? $"; {data.LeftOut.Count} file(s) left out for their extension (--extensions adds more)" : string.Empty)}");
         AnsiConsole.MarkupLine(index.CachePath is null
             ? "no index cache written (--no-cache)"
             : $"index: [green]{Markup.Escape(index.CachePath)}[/] ({index.FromCache} of {index.Videos.Count} from the cache)");

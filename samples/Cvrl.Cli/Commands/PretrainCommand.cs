@@ -19,8 +19,8 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
 {
     public sealed class Settings : DeviceSettings
     {
-        [CommandArgument(0, "<FOLDER>")]
-        [Description("Folder of videos, searched recursively (labels and class folders are ignored).")]
+        [CommandArgument(0, "<VIDEOS>")]
+        [Description("Folder of videos, searched recursively (labels and class folders are ignored), a prepared folder (cvrl prepare), or one video file.")]
         public string Folder { get; init; } = string.Empty;
 
         [CommandOption("-o|--out <DIR>")]
@@ -160,16 +160,12 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
-        if (!Directory.Exists(settings.Folder))
+        if (!Directory.Exists(settings.Folder) && !File.Exists(settings.Folder))
         {
-            throw new DirectoryNotFoundException($"folder '{settings.Folder}' does not exist");
+            throw new DirectoryNotFoundException($"neither a folder nor a video file exists at '{settings.Folder}'");
         }
 
-        var videos = VideoDataset.FromFolder(settings.Folder);
-        if (videos.Count == 0)
-        {
-            throw new InvalidDataException($"folder '{settings.Folder}' holds no videos (looked recursively for the usual video extensions)");
-        }
+        var videos = VideoDataset.FromPath(settings.Folder);
 
         // Under mpiexec (or srun) every process runs this command; --batch stays the global batch.
         using var communicator = Communicators.FromEnvironment();

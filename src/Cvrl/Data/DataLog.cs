@@ -17,6 +17,9 @@ internal static partial class DataLog
     [LoggerMessage(EventId = 403, Level = LogLevel.Warning, Message = "Video index cache {Path} not written: {Reason}")]
     public static partial void CacheNotWritten(ILogger logger, string path, string reason);
 
+    [LoggerMessage(EventId = 405, Level = LogLevel.Warning, Message = "{Count} file(s) under {Root} left out for their extension (not a video extension), first: {First}")]
+    public static partial void FilesLeftOut(ILogger logger, int count, string root, string first);
+
     [LoggerMessage(EventId = 404, Level = LogLevel.Information, Message = "Indexed {Videos} videos ({FromCache} from {Cache}): {Bad} bad, {Corrected} with a corrected frame count, in {Elapsed}")]
     public static partial void Indexed(ILogger logger, int videos, int fromCache, string cache, int bad, int corrected, TimeSpan elapsed);
 }

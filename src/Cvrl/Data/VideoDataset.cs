@@ -64,8 +64,9 @@ public sealed class VideoDataset
 
     private const int ShownMissing = 5;
 
-    private VideoDataset(string root, IReadOnlyList<VideoItem> items, IReadOnlyList<string> classes, IReadOnlyList<string> missing, IReadOnlyList<IndexedVideo>? rejected = null, bool hasDataRoot = true)
+    private VideoDataset(string root, IReadOnlyList<VideoItem> items, IReadOnlyList<string> classes, IReadOnlyList<string> missing, IReadOnlyList<IndexedVideo>? rejected = null, bool hasDataRoot = true, IReadOnlyList<string>? leftOut = null)
     {
+        LeftOut = leftOut ?? [];
         HasDataRoot = hasDataRoot;
         Root = root;
         Items = items;
@@ -91,6 +92,13 @@ public sealed class VideoDataset
 
     /// <summary>Files named by the source that do not exist (only with <c>skipMissing</c>).</summary>
     public IReadOnlyList<string> Missing { get; }
+
+    /// <summary>
+    /// Files under the data root that were not taken because their extension is not a video's (<see cref="FromFolder"/>,
+    /// <see cref="FromPath"/>, <see cref="FromClassFolders"/>; hidden files and Cvrl's own files aside). <see cref="Verify"/>
+    /// logs how many and the first few.
+    /// </summary>
+    public IReadOnlyList<string> LeftOut { get; }
 
     /// <summary>Videos <see cref="Verify"/> left out because no frame of theirs decodes, with the reason.</summary>
     public IReadOnlyList<IndexedVideo> Rejected { get; }
@@ -141,13 +149,40 @@ public sealed class VideoDataset
     {
         string full = RequireDirectory(root);
         var allowed = new HashSet<string>(extensions ?? DefaultExtensions, StringComparer.OrdinalIgnoreCase);
-        var files = VideoFiles.Find(full, recursive, allowed).Select(f => new VideoItem(f)).ToList();
-        if (files.Count == 0)
+        var scan = VideoFiles.Scan(full, recursive, allowed);
+        if (scan.Videos.Count == 0)
         {
-            throw new DatasetException($"No video files ({string.Join(", ", allowed.Order())}) under '{full}'.");
+            string others = scan.LeftOut.Count == 0 ? string.Empty
+                : $"; {scan.LeftOut.Count} other file(s) left out for their extension, first: {string.Join(", ", scan.LeftOut.Take(ShownMissing).Select(f => Path.GetRelativePath(full, f)))}";
+            throw new DatasetException($"No video files ({string.Join(", ", allowed.Order())}) under '{full}'{others}.");
         }
 
-        return new VideoDataset(full, files, [], []);
+        return new VideoDataset(full, [.. scan.Videos.Select(f => new VideoItem(f))], [], [], leftOut: scan.LeftOut);
+    }
+
+    /// <summary>
+    /// A folder of videos (as <see cref="FromFolder"/>) or a single video file, unlabeled: what every command that takes
+    /// videos accepts. A single file's data root is its folder, and the file is taken whatever its extension.
+    /// </summary>
+    /// <param name="path">A folder or a video file.</param>
+    /// <param name="extensions">Extensions to include when <paramref name="path"/> is a folder; default <see cref="DefaultExtensions"/>.</param>
+    /// <exception cref="DirectoryNotFoundException">Neither a folder nor a file exists at <paramref name="path"/>.</exception>
+    /// <exception cref="DatasetException">The folder holds no video.</exception>
+    public static VideoDataset FromPath(string path, IEnumerable<string>? extensions = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        string full = Path.GetFullPath(path);
+        if (File.Exists(full))
+        {
+            return new VideoDataset(Path.GetDirectoryName(full)!, [new VideoItem(full)], [], []);
+        }
+
+        if (!Directory.Exists(full))
+        {
+            throw new DirectoryNotFoundException($"Neither a video file nor a data folder exists at '{full}'.");
+        }
+
+        return FromFolder(full, extensions);
     }
 
     /// <summary>A folder of class folders: every subfolder is a class (sorted by name), every video inside it (recursively) an example.</summary>
@@ -164,12 +199,12 @@ public sealed class VideoDataset
         }
 
         var items = new List<VideoItem>();
+        var leftOut = new List<string>();
         for (int label = 0; label < classes.Count; label++)
         {
-            var files = Directory.EnumerateFiles(Path.Combine(full, classes[label]!), "*", SearchOption.AllDirectories)
-                .Where(f => allowed.Contains(Path.GetExtension(f)))
-                .Order(StringComparer.Ordinal)
-                .ToList();
+            var scan = VideoFiles.Scan(Path.Combine(full, classes[label]!), true, allowed);
+            var files = scan.Videos;
+            leftOut.AddRange(scan.LeftOut);
             if (files.Count == 0)
             {
                 throw new DatasetException($"Class folder '{classes[label]}' under '{full}' holds no videos.");
@@ -178,7 +213,7 @@ public sealed class VideoDataset
             items.AddRange(files.Select(f => new VideoItem(f, label)));
         }
 
-        return new VideoDataset(full, items, classes!, []);
+        return new VideoDataset(full, items, classes!, [], leftOut: leftOut);
     }
 
     /// <summary>
@@ -311,6 +346,12 @@ public sealed class VideoDataset
             }
 
             string path = ResolveInside(full, relative, list, n);
+            if (!File.Exists(path) && File.Exists(path + PreparedVideo.Extension))
+            {
+                // The list names the original; the folder holds its prepared copy (cvrl prepare).
+                path += PreparedVideo.Extension;
+            }
+
             if (File.Exists(path))
             {
                 found.Add(new VideoItem(path, label));
@@ -380,7 +421,7 @@ public sealed class VideoDataset
     }
 
     /// <summary>The same videos with labels hidden (for pre-training on a labelled set).</summary>
-    public VideoDataset Unlabeled() => new(Root, [.. Items.Select(i => i with { Label = -1 })], [], Missing, Rejected, HasDataRoot);
+    public VideoDataset Unlabeled() => new(Root, [.. Items.Select(i => i with { Label = -1 })], [], Missing, Rejected, HasDataRoot, LeftOut);
 
     /// <summary>
     /// Establishes every video's real frame count with a <see cref="VideoIndex"/> (decoding each file once; unchanged
@@ -403,6 +444,11 @@ public sealed class VideoDataset
         }
 
         logger ??= NullLogger.Instance;
+        if (LeftOut.Count > 0)
+        {
+            DataLog.FilesLeftOut(logger, LeftOut.Count, Root, string.Join(", ", LeftOut.Take(ShownMissing).Select(f => Path.GetRelativePath(Root, f))));
+        }
+
         var watch = System.Diagnostics.Stopwatch.StartNew();
         var index = VideoIndex.Build(Items.Select(i => i.Path), options, HasDataRoot ? Root : null, progress, logger, cancellationToken);
         var kept = new List<VideoItem>(Count);
@@ -426,7 +472,7 @@ public sealed class VideoDataset
             throw new DatasetException($"None of the {Count} videos under '{Root}' decodes (first: {rejected[^1].Path}: {rejected[^1].Problem}).");
         }
 
-        return new VideoDataset(Root, kept, Classes, Missing, rejected, HasDataRoot);
+        return new VideoDataset(Root, kept, Classes, Missing, rejected, HasDataRoot, LeftOut);
     }
 
     /// <summary>A short description: count, classes, root.</summary>
@@ -469,6 +515,12 @@ public sealed class VideoDataset
                 if (File.Exists(candidate))
                 {
                     return candidate;
+                }
+
+                // A prepared copy (cvrl prepare) keeps the original's name and adds its own extension.
+                if (File.Exists(candidate + PreparedVideo.Extension))
+                {
+                    return candidate + PreparedVideo.Extension;
                 }
             }
         }

@@ -54,8 +54,29 @@ public sealed record IndexedVideo
     /// <summary>Why a video is bad, or how its count was corrected; null when <see cref="VideoStatus.Ok"/>.</summary>
     public string? Problem { get; init; }
 
+    /// <summary>
+    /// How its frames are reached: <see cref="FrameAccess.Seek"/> where every frame's timestamp lies on the constant-rate
+    /// grid at its own position and trial seeks returned the frames decoding forward does, <see cref="FrameAccess.Direct"/>
+    /// for a prepared video, <see cref="FrameAccess.Sequential"/> otherwise (see <see cref="AccessNote"/>).
+    /// </summary>
+    public FrameAccess Access { get; init; }
+
+    /// <summary>Why the video is read sequentially; null otherwise.</summary>
+    public string? AccessNote { get; init; }
+
+    /// <summary>The mean key-frame interval in frames (0 when unknown).</summary>
+    public int KeyFrameInterval { get; init; }
+
+    /// <summary>What a seek cost when the video was indexed, in frames decoded in the same time (0 when not measured).</summary>
+    public int SeekCostFrames { get; init; }
+
     /// <summary>Whether the video can be used (it has at least one decodable frame).</summary>
     public bool IsUsable => Status != VideoStatus.Bad;
+
+    /// <summary>What readers need of this entry (null for a bad video).</summary>
+    public VideoTimeline? Timeline => IsUsable
+        ? new VideoTimeline { FrameCount = Frames, Access = Access, KeyFrameInterval = KeyFrameInterval, SeekCostFrames = SeekCostFrames, Note = AccessNote }
+        : null;
 }
 
 /// <summary>Progress of <see cref="VideoIndex.Build"/>.</summary>
@@ -99,10 +120,12 @@ public sealed record VideoIndexOptions
 
 /// <summary>
 /// The verified facts about a set of video files: for each, the number of frames that really decode (counted by
-/// decoding the file once), the frame count its container claims, frame rate, size and a status. Built in parallel,
-/// kept in a cache file (JSON, keyed by path, size and modification time), and used by pre-training, evaluation and
-/// embedding so that clips are planned from verified frame counts only: a container that claims too many frames, too
-/// few, or none (elementary streams, cut files) can neither produce repeated frames nor hide part of a video.
+/// decoding the file once), the frame count its container claims, frame rate, size, a status, and whether seeking in it
+/// is exact (<see cref="VideoReader.Measure"/>). Built in parallel, kept in a cache file (JSON, keyed by path, size and
+/// modification time), and used by pre-training, evaluation and embedding so that clips are planned from verified frame
+/// counts only (a container that claims too many frames, too few, or none can neither produce repeated frames nor hide
+/// part of a video) and readers seek only where seeking was verified: every usable entry's
+/// <see cref="IndexedVideo.Timeline"/> is registered for the process (<see cref="VideoTimeline.Register"/>).
 /// </summary>
 /// <example>
 /// <code>
@@ -115,7 +138,7 @@ public sealed class VideoIndex
     /// <summary>The cache file's name when it lives in a data set's root folder.</summary>
     public const string DefaultFileName = ".cvrl-index.json";
 
-    private const int FormatVersion = 1;
+    private const int FormatVersion = 2;
     private readonly Dictionary<string, IndexedVideo> _byPath;
 
     private VideoIndex(IReadOnlyList<IndexedVideo> videos, string? cachePath, int fromCache)
@@ -192,7 +215,7 @@ public sealed class VideoIndex
 
         int done = fromCache;
         progress?.Report(new IndexProgress(done, files.Count, fromCache, watch.Elapsed));
-        foreach (var (entry, index) in OrderedParallel.Map(todo, (i, _) => (Inspect(files[i], options.Reader), i), options.Workers, 2 * options.Workers, null, cancellationToken))
+        foreach (var (entry, index) in OrderedParallel.Map(todo, (i, _) => (Inspect(files[i], options.Reader, cancellationToken), i), options.Workers, 2 * options.Workers, null, cancellationToken))
         {
             results[index] = entry;
             if (entry.Status == VideoStatus.Bad)
@@ -205,6 +228,14 @@ public sealed class VideoIndex
             }
 
             progress?.Report(new IndexProgress(++done, files.Count, fromCache, watch.Elapsed));
+        }
+
+        foreach (var entry in results)
+        {
+            if (entry.Timeline is { } timeline)
+            {
+                VideoTimeline.Register(entry.Path, entry.SizeBytes, entry.ModifiedUtc, timeline);
+            }
         }
 
         if (cachePath is not null && todo.Count > 0)
@@ -221,16 +252,19 @@ public sealed class VideoIndex
     }
 
     /// <summary>Decodes one file to its end and describes it; never throws for a bad video.</summary>
-    internal static IndexedVideo Inspect(string path, VideoReaderOptions reader)
+    internal static IndexedVideo Inspect(string path, VideoReaderOptions reader, CancellationToken cancellationToken = default)
     {
         var file = new FileInfo(path);
         var entry = new IndexedVideo { Path = path, SizeBytes = file.Exists ? file.Length : 0, ModifiedUtc = file.Exists ? file.LastWriteTimeUtc : default };
         try
         {
+            // An explicit empty timeline would be wrong here: the point is to measure the file, so no registered one is used.
             using var video = VideoReader.Open(path, reader with { CountFramesOnOpen = false });
             var info = video.Info;
             entry = entry with { ClaimedFrames = info.ReportedFrameCount, FramesPerSecond = double.IsFinite(info.FramesPerSecond) ? info.FramesPerSecond : 0, Width = info.Width, Height = info.Height };
-            int frames = video.CountFrames();
+            var timeline = video.Measure(cancellationToken);
+            int frames = timeline.FrameCount;
+            entry = entry with { Access = timeline.Access, AccessNote = timeline.Note, KeyFrameInterval = timeline.KeyFrameInterval, SeekCostFrames = timeline.SeekCostFrames };
             if (frames == info.ReportedFrameCount)
             {
                 return entry with { Frames = frames, Status = VideoStatus.Ok };
@@ -275,6 +309,21 @@ public sealed class VideoIndex
         }
 
         return entries;
+    }
+
+    /// <summary>Writes <paramref name="entries"/> as the index cache file <paramref name="path"/> and registers their timelines.</summary>
+    internal static void Save(string path, IEnumerable<IndexedVideo> entries, ILogger logger)
+    {
+        var list = entries.ToList();
+        foreach (var entry in list)
+        {
+            if (entry.Timeline is { } timeline)
+            {
+                VideoTimeline.Register(entry.Path, entry.SizeBytes, entry.ModifiedUtc, timeline);
+            }
+        }
+
+        WriteCache(path, list, logger);
     }
 
     private static void WriteCache(string path, IEnumerable<IndexedVideo> entries, ILogger logger)

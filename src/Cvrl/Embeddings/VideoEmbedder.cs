@@ -157,7 +157,7 @@ public sealed class VideoEmbedder
     }
 
     /// <summary>Embeds every video found in <paramref name="folder"/>; keys are paths relative to it, with '/' separators.</summary>
-    /// <param name="folder">The folder.</param>
+    /// <param name="folder">The folder (a prepared folder too), or one video file (its key is its file name).</param>
     /// <param name="recursive">Include subfolders (default true).</param>
     /// <param name="progress">Reports videos done.</param>
     /// <param name="cancellationToken">Stops the run.</param>
@@ -165,7 +165,8 @@ public sealed class VideoEmbedder
     /// <exception cref="DatasetException">It holds no videos, or none could be decoded.</exception>
     public EmbeddingSet EmbedFolder(string folder, bool recursive = true, IProgress<EvaluationProgress>? progress = null, CancellationToken cancellationToken = default)
     {
-        var data = VideoDataset.FromFolder(folder, recursive: recursive);
+        ArgumentException.ThrowIfNullOrWhiteSpace(folder);
+        var data = File.Exists(folder) ? VideoDataset.FromPath(folder) : VideoDataset.FromFolder(folder, recursive: recursive);
         return Embed(data, progress, cancellationToken);
     }
 

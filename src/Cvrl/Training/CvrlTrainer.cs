@@ -266,7 +266,8 @@ public sealed class CvrlTrainer : IDisposable
         /// <summary>Verifies the data (rank 0 first, so the others read its index), builds the loader and schedule, resumes, and opens rank 0's outputs.</summary>
         private VideoDataset Prepare(VideoDataset data)
         {
-            var index = new VideoIndexOptions { Workers = Options.Workers, Reader = Options.Views.Reader };
+            int workers = Options.Workers ?? Comm.ThreadsPerProcess();
+            var index = new VideoIndexOptions { Workers = workers, Reader = Options.Views.Reader };
             if (!trainer.IsRoot)
             {
                 Comm.Barrier();
@@ -283,12 +284,13 @@ public sealed class CvrlTrainer : IDisposable
             _loader = new PretrainLoader(data, trainer.Generator, new LoaderOptions
             {
                 BatchSize = Options.BatchSize,
-                Workers = Options.Workers,
+                Workers = workers,
                 PrefetchBatches = Options.PrefetchBatches,
                 Seed = Options.Seed,
                 BadVideos = sharded ? BadVideoPolicy.Fail : Options.BadVideos,
                 ShardCount = Comm.Size,
                 ShardIndex = Comm.Rank,
+                PinMemory = trainer._device.type == DeviceType.CUDA,
             }, trainer._logger);
             _stepsPerEpoch = _loader.PlannedBatchesPerEpoch;
             _totalSteps = (long)_stepsPerEpoch * Options.Epochs;
@@ -523,8 +525,10 @@ public sealed class CvrlTrainer : IDisposable
     {
         var watch = Stopwatch.StartNew();
         using var scope = torch.NewDisposeScope();
-        var view1 = batch.View1.to(_device);
-        var view2 = batch.View2.to(_device);
+        // From pinned host memory (see LoaderOptions.PinMemory) the copy to a CUDA device is asynchronous.
+        bool async = _device.type == DeviceType.CUDA && batch.View1.is_pinned();
+        var view1 = batch.View1.to(_device, non_blocking: async);
+        var view2 = batch.View2.to(_device, non_blocking: async);
         _optimizer.ZeroGrad();
         NtXentOutput output;
         bool backwardDone = cache is not null || _communicator.Size > 1;

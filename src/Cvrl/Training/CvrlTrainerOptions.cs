@@ -47,8 +47,12 @@ public sealed record CvrlTrainerOptions
     /// <summary>Experiment seed: epoch order, clips, augmentations and the head's initialisation. Default 0.</summary>
     public long Seed { get; init; }
 
-    /// <summary>Loader threads. Default: one per core.</summary>
-    public int Workers { get; init; } = Environment.ProcessorCount;
+    /// <summary>
+    /// Decoding and augmentation threads of the loader (and of indexing). Null (the default): one per core of this
+    /// process's share of the machine, that is every core for one process and the cores divided by the processes on the
+    /// machine under MPI (<see cref="Cvrl.Distributed.Communicators.ThreadsPerProcess"/>).
+    /// </summary>
+    public int? Workers { get; init; }
 
     /// <summary>Batches prepared ahead. Default 2.</summary>
     public int PrefetchBatches { get; init; } = 2;
@@ -116,7 +120,7 @@ public sealed record CvrlTrainerOptions
         Require(LearningRate is null || (LearningRate > 0 && !double.IsInfinity(LearningRate.Value)), nameof(LearningRate), LearningRate, "LearningRate must be positive and finite, or null for the scaled official rate.");
         Require(WarmupFraction is >= 0 and < 1, nameof(WarmupFraction), WarmupFraction, "WarmupFraction must lie in [0, 1).");
         Require(Temperature > 0 && !double.IsInfinity(Temperature), nameof(Temperature), Temperature, "Temperature must be positive and finite.");
-        Require(Workers >= 1, nameof(Workers), Workers, "Workers must be at least 1.");
+        Require(Workers is null or >= 1, nameof(Workers), Workers, "Workers must be at least 1, or null for one per core of this process's share.");
         Require(PrefetchBatches >= 1, nameof(PrefetchBatches), PrefetchBatches, "PrefetchBatches must be at least 1.");
         Require(GradientCacheChunk is null or >= 1, nameof(GradientCacheChunk), GradientCacheChunk, "GradientCacheChunk must be at least 1 video, or null.");
         Require(CheckpointEverySteps >= 1, nameof(CheckpointEverySteps), CheckpointEverySteps, "CheckpointEverySteps must be at least 1.");
