@@ -118,7 +118,7 @@ internal static class AugmentBenchmark
         using var views = generator.Generate(path, 1, 0, index);
     }
 
-    private static double Time(int samples, Action<int> work)
+    internal static double Time(int samples, Action<int> work)
     {
         var watch = Stopwatch.StartNew();
         for (int i = 0; i < samples; i++)
@@ -129,7 +129,7 @@ internal static class AugmentBenchmark
         return samples / watch.Elapsed.TotalSeconds;
     }
 
-    private static double TimeParallel(int samples, int workers, Action<int> work)
+    internal static double TimeParallel(int samples, int workers, Action<int> work)
     {
         var watch = Stopwatch.StartNew();
         int next = -1;

@@ -13,6 +13,7 @@ return which switch
     "evaluation" => EvaluationBenchmark.Run(rest),
     "distributed" => DistributedBenchmark.Run(rest),
     "onnx" => OnnxBenchmark.Run(rest),
+    "data" => DataBenchmark.Run(rest),
     _ => Usage(),
 };
 
@@ -24,6 +25,7 @@ static int Usage()
     Console.WriteLine("  trainer [--small-steps N] [--mid-steps N]");
     Console.WriteLine("  evaluation [--videos N] [--clips N] [--probe-only]");
     Console.WriteLine("  distributed [--steps N] [--batch N]   (needs mpiexec: it runs 1 process, then 2 under mpiexec)");
+    Console.WriteLine("  data [--seconds N] [--cut-seconds N] [--samples N] [--videos-per-size N] [--sizes WxH,...] [--raw] [--dir PATH]   (needs ffmpeg)");
     Console.WriteLine("  onnx [--videos N] [--clips N] [--frames N] [--size N] [--depth N] [--width-percent N]");
     return 2;
 }

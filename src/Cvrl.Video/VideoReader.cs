@@ -96,7 +96,10 @@ public sealed class VideoReader : IDisposable
     /// <summary>How this reader reaches frames ahead: directly, by verified seeking, or by decoding forward.</summary>
     public FrameAccess Access => _prepared is not null ? FrameAccess.Direct : _seekAllowed ? FrameAccess.Seek : FrameAccess.Sequential;
 
-    /// <summary>Frames this reader decoded so far (frames OpenCV decodes inside a seek are not visible and not counted).</summary>
+    /// <summary>
+    /// Frames this reader decoded so far: video frames grabbed (frames OpenCV decodes inside a seek are not visible and
+    /// not counted), or prepared frames decoded.
+    /// </summary>
     public long FramesDecoded { get; private set; }
 
     /// <summary>Seeks that landed where they were verified to land.</summary>
@@ -547,7 +550,10 @@ public sealed class VideoReader : IDisposable
         }
     }
 
-    /// <summary>Grabs the frame at <see cref="_position"/>. Returns false at the real end (and records the count).</summary>
+    /// <summary>
+    /// Grabs the frame at <see cref="_position"/>. Returns false at the real end (and records the count). Throws when the
+    /// time since <paramref name="watch"/> was last restarted (by the previous frame) exceeds the timeout.
+    /// </summary>
     private bool GrabNext(Stopwatch watch)
     {
         if (_verifiedFrameCount is int count && _position >= count)
@@ -557,7 +563,7 @@ public sealed class VideoReader : IDisposable
 
         if (watch.Elapsed > _options.Timeout)
         {
-            throw new VideoDecodeException(Path, VideoDecodeFailure.Timeout, $"decoding took longer than {_options.Timeout.TotalSeconds:0.#} s (frame {_position})");
+            throw new VideoDecodeException(Path, VideoDecodeFailure.Timeout, $"decoding one frame took longer than {_options.Timeout.TotalSeconds:0.#} s (frame {_position}): the stream stalls");
         }
 
         if (_position >= _options.MaxFrames)
@@ -579,6 +585,7 @@ public sealed class VideoReader : IDisposable
 
         _position++;
         FramesDecoded++;
+        watch.Restart(); // the limit is on the time to the next frame, so a long video is never cut short for its length
         return true;
     }
 
@@ -785,6 +792,7 @@ public sealed class VideoReader : IDisposable
         {
             using var decoded = _prepared.Decode(index);
             decoded.CopyTo(_frame);
+            FramesDecoded++;
             return _frame;
         }
 

@@ -53,7 +53,10 @@ public sealed record VideoReaderOptions
     /// <summary>FFmpeg decoder threads per reader (0 lets FFmpeg choose). Default 1: Cvrl parallelises across videos.</summary>
     public int DecoderThreads { get; init; } = 1;
 
-    /// <summary>Upper bound on the wall-clock time of one open or read call. Default 60 s.</summary>
+    /// <summary>
+    /// Upper bound on the wall-clock time of opening the file and of decoding one frame (a stream that stalls or loops);
+    /// a whole pass over a long video may take longer (<see cref="MaxFrames"/> bounds its length). Default 60 s.
+    /// </summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(60);
 
     /// <summary>Upper bound on the number of frames decoded from one file, so a broken stream cannot loop forever. Default 1,000,000.</summary>

@@ -49,10 +49,7 @@ internal sealed class IndexCommand : Command<IndexCommand.Settings>
     {
         var extensions = settings.Extensions?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(e => e.StartsWith('.') ? e : "." + e).ToList();
-        if (!Directory.Exists(settings.Folder) && !File.Exists(settings.Folder))
-        {
-            throw new DirectoryNotFoundException($"neither a folder nor a video file exists at '{settings.Folder}'");
-        }
+        VideoSource.RequireExists(settings.Folder);
 
         var data = VideoDataset.FromPath(settings.Folder, extensions);
         var options = new VideoIndexOptions { UseCache = !settings.NoCache, Workers = settings.Workers ?? Environment.ProcessorCount };
@@ -60,7 +57,7 @@ internal sealed class IndexCommand : Command<IndexCommand.Settings>
             data.Items.Select(i => i.Path),
             options,
             data.Root,
-            new Reporter(p => progress.Report(new EvaluationProgress("indexing videos", p.Done, p.Total, p.Elapsed))),
+            new ForwardingProgress<IndexProgress>(p => progress.Report(new EvaluationProgress("indexing videos", p.Done, p.Total, p.Elapsed))),
             CliLogger.For(settings.Verbose),
             cancellationToken));
 
@@ -103,10 +100,5 @@ internal sealed class IndexCommand : Command<IndexCommand.Settings>
             ? "no index cache written (--no-cache)"
             : $"index: [green]{Markup.Escape(index.CachePath)}[/] ({index.FromCache} of {index.Videos.Count} from the cache)");
         return bad == index.Videos.Count ? CliErrors.FailureExitCode : 0;
-    }
-
-    private sealed class Reporter(Action<IndexProgress> report) : IProgress<IndexProgress>
-    {
-        public void Report(IndexProgress value) => report(value);
     }
 }

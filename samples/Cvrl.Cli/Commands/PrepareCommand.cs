@@ -88,16 +88,13 @@ internal sealed class PrepareCommand : Command<PrepareCommand.Settings>
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
-        if (!Directory.Exists(settings.Source) && !File.Exists(settings.Source))
-        {
-            throw new DirectoryNotFoundException($"neither a folder nor a video file exists at '{settings.Source}'");
-        }
+        VideoSource.RequireExists(settings.Source);
 
         var report = CliProgress.Run(progress => VideoPreparation.Prepare(
             settings.Source,
             settings.Output,
             settings.Options(),
-            new Reporter(p => progress.Report(new EvaluationProgress("preparing videos", p.Done, p.Total, p.Elapsed))),
+            new ForwardingProgress<PreparationProgress>(p => progress.Report(new EvaluationProgress("preparing videos", p.Done, p.Total, p.Elapsed))),
             CliLogger.For(settings.Verbose),
             cancellationToken));
 
@@ -126,10 +123,5 @@ internal sealed class PrepareCommand : Command<PrepareCommand.Settings>
 
         AnsiConsole.MarkupLine($"prepared folder: [green]{Markup.Escape(report.Destination)}[/] (index {Markup.Escape(Path.GetFileName(report.IndexPath))}); use it wherever the original folder went");
         return 0;
-    }
-
-    private sealed class Reporter(Action<PreparationProgress> report) : IProgress<PreparationProgress>
-    {
-        public void Report(PreparationProgress value) => report(value);
     }
 }

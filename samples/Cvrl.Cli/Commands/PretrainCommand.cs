@@ -160,10 +160,7 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
-        if (!Directory.Exists(settings.Folder) && !File.Exists(settings.Folder))
-        {
-            throw new DirectoryNotFoundException($"neither a folder nor a video file exists at '{settings.Folder}'");
-        }
+        VideoSource.RequireExists(settings.Folder);
 
         var videos = VideoDataset.FromPath(settings.Folder);
 
