@@ -22,6 +22,17 @@ public static class VideoFiles
         PreparedVideo.Extension,
     ];
 
+    private static readonly HashSet<string> s_companions = new(
+        [".txt", ".csv", ".tsv", ".json", ".lst", ".md", ".srt", ".vtt", ".ass", ".sub", ".xml", ".yaml", ".yml", ".nfo"],
+        StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// Whether a file is one that lives beside videos and is clearly not one (lists, subtitles, notes: <c>.txt .csv .json
+    /// .lst .md .srt .vtt .xml .yaml ...</c>): reports of files left out do not warn about these.
+    /// </summary>
+    /// <param name="path">A file path.</param>
+    public static bool IsCompanionFile(string path) => s_companions.Contains(Path.GetExtension(path));
+
     /// <summary>The video files in <paramref name="folder"/>, full paths in ordinal order.</summary>
     /// <param name="folder">The folder.</param>
     /// <param name="recursive">Include subfolders.</param>

@@ -187,6 +187,53 @@ public sealed class CliTests(TinyQuickstart quickstart) : IClassFixture<TinyQuic
     }
 
     [Fact]
+    public void The_encoder_geometry_follows_it_to_embed_and_search_through_both_runtimes()
+    {
+        // The tiny quickstart trains on clips of 4 frames at stride 2, 32 x 32: embed uses that without being told, with
+        // the checkpoint (TorchSharp) and with its ONNX export, and search finds the encoder from the set alone.
+        string checkpoint = Directory.GetFiles(Path.Combine(quickstart.Output, "checkpoints"), "*.cvrl").Order(StringComparer.Ordinal).Last();
+        string folder = Path.Combine(quickstart.Data, "move_up");
+        string query = Directory.GetFiles(folder, "*.avi").Order(StringComparer.Ordinal).First();
+        string work = Path.Combine(quickstart.Temp, "geometry");
+        Directory.CreateDirectory(work);
+        string onnx = Path.Combine(work, "encoder.onnx");
+        Assert.Equal(0, CliRunner.Run(work, "export", checkpoint, "--out", onnx).ExitCode);
+        foreach (var (encoder, source) in new[] { (checkpoint, "the checkpoint's training geometry"), (onnx, "the ONNX model's metadata") })
+        {
+            string set = Path.Combine(work, Path.GetFileName(encoder) + ".cvrlemb");
+            var embed = CliRunner.Run(work, "embed", folder, "--checkpoint", encoder, "--out", set);
+            Assert.True(embed.ExitCode == 0, embed.All);
+            Assert.Contains($"views: 10 clip(s) x 1 crop(s) of 4 frames at stride 2, short side 32, crop 32 ({source})", embed.Text);
+            var metadata = JsonNode.Parse(Cvrl.Embeddings.EmbeddingSet.Load(set).Metadata)!;
+            Assert.Equal(4, (int)metadata["options"]!["FramesPerClip"]!);
+            Assert.Equal(32, (int)metadata["options"]!["CropSize"]!);
+            Assert.Equal(Path.GetFullPath(encoder), (string)metadata["encoder"]!["path"]!);
+
+            var search = CliRunner.Run(work, "search", set, query, "--top", "2");
+            Assert.True(search.ExitCode == 0, search.All);
+            Assert.Contains($"encoder from the embedding file: {Path.GetFullPath(encoder)}", search.Text);
+            var first = search.Output.Split('\n').First(l => l.Contains(".avi", StringComparison.Ordinal));
+            Assert.Contains(Path.GetFileName(query), first);
+            Assert.Contains("1.0000", first);
+        }
+
+        // The encoder's file is gone: search says which file it needs.
+        string moved = Path.Combine(work, "moved.onnx");
+        File.Move(onnx, moved);
+        var missing = CliRunner.Run(work, "search", Path.Combine(work, "encoder.onnx.cvrlemb"), query);
+        Assert.Equal(1, missing.ExitCode);
+        Assert.Contains($"made by the encoder '{Path.GetFullPath(onnx)}', which no longer exists", missing.Text);
+        File.Move(moved, onnx);
+
+        // Explicit options still win, and probe reports the geometry it evaluates with.
+        var explicitViews = CliRunner.Run(work, "embed", folder, "--checkpoint", checkpoint, "--frames", "6", "--out", Path.Combine(work, "six.cvrlemb"));
+        Assert.Contains("of 6 frames at stride 2, short side 32, crop 32 (the checkpoint's training geometry, with the options given)", explicitViews.Text);
+        var knn = CliRunner.Run(work, "knn", quickstart.Data, "--checkpoint", checkpoint, "--clips", "2", "--crops", "1", "--neighbours", "3");
+        Assert.True(knn.ExitCode == 0, knn.All);
+        Assert.Contains("views: 4 frames at stride 2, training crop 32, test 2 clip(s) x 1 crop(s) at 32 (the checkpoint's training geometry)", knn.Text);
+    }
+
+    [Fact]
     public void Preview_and_demo_write_and_report()
     {
         string sheet = Path.Combine(quickstart.Temp, "sheet.png");

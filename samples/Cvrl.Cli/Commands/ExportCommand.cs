@@ -67,14 +67,18 @@ internal sealed class ExportCommand : Command<ExportCommand.Settings>
             return Checked(() => ExportOptions(null).Validate());
         }
 
-        public OnnxExportOptions ExportOptions(CvrlTrainerOptions? trained) => new()
+        public OnnxExportOptions ExportOptions(CheckpointState? trained)
         {
-            ExternalDataThreshold = ExternalDataMiB << 20,
-            ClipFrames = Frames ?? trained?.Views.Sampler.FramesPerClip,
-            ClipStride = Stride ?? trained?.Views.Sampler.Stride,
-            ShortSide = Size ?? trained?.Views.CropSize,
-            CropSize = Size ?? trained?.Views.CropSize,
-        };
+            var views = trained?.MatchingTestViews();
+            return new()
+            {
+                ExternalDataThreshold = ExternalDataMiB << 20,
+                ClipFrames = Frames ?? views?.FramesPerClip,
+                ClipStride = Stride ?? views?.Stride,
+                ShortSide = Size ?? views?.ShortSide,
+                CropSize = Size ?? views?.CropSize,
+            };
+        }
     }
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
@@ -90,7 +94,7 @@ internal sealed class ExportCommand : Command<ExportCommand.Settings>
         using (encoder)
         {
             settings.Announce(description);
-            var trained = isCheckpoint ? CvrlCheckpoint.ReadState(file!).Trainer : null;
+            var trained = isCheckpoint ? CvrlCheckpoint.ReadState(file!) : null;
             using var head = settings.Head ? CvrlCheckpoint.LoadHead(file!) : null;
             encoder.to(torch.CPU);
             var result = OnnxExporter.Export(encoder, settings.Output, settings.ExportOptions(trained), head);

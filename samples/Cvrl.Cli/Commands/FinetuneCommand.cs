@@ -64,6 +64,7 @@ internal sealed class FinetuneCommand : Command<FinetuneCommand.Settings>
         using (encoder)
         {
             settings.Announce(description);
+            settings.AnnounceViews(settings.Features);
             var tuner = new FineTuner(settings.TuneOptions, settings.Logger);
             using var run = CliProgress.Run(progress => tuner.Fit(encoder, train, test, progress, cancellationToken));
             settings.Report(run.Result);

@@ -88,14 +88,14 @@ internal sealed class IndexCommand : Command<IndexCommand.Settings>
         }
 
         AnsiConsole.Write(table);
-        foreach (string file in data.LeftOut)
+        foreach (string file in data.LeftOut.Where(f => !VideoFiles.IsCompanionFile(f)))
         {
             AnsiConsole.MarkupLine($"[yellow]left out (not a video extension):[/] {Markup.Escape(Path.GetRelativePath(data.Root, file))}");
         }
 
         int bad = index.Videos.Count(v => v.Status == VideoStatus.Bad);
         int corrected = index.Videos.Count(v => v.Status == VideoStatus.CountCorrected);
-        AnsiConsole.MarkupLine($"{index.Videos.Count} videos: {index.Videos.Count - bad - corrected} ok, {corrected} with a wrong container count (the verified count is used), {bad} bad (left out); {index.Videos.Sum(v => (long)v.Frames).ToString("N0", ci)} frames in all; reached by seeking {index.Videos.Count(v => v.IsUsable && v.Access == FrameAccess.Seek)}, directly {index.Videos.Count(v => v.IsUsable && v.Access == FrameAccess.Direct)}, sequentially {index.Videos.Count(v => v.IsUsable && v.Access == FrameAccess.Sequential)}{(data.LeftOut.Count > 0 ? $"; {data.LeftOut.Count} file(s) left out for their extension (--extensions adds more)" : string.Empty)}");
+        AnsiConsole.MarkupLine($"{index.Videos.Count} videos: {index.Videos.Count - bad - corrected} ok, {corrected} with a wrong container count (the verified count is used), {bad} bad (left out); {index.Videos.Sum(v => (long)v.Frames).ToString("N0", ci)} frames in all; reached by seeking {index.Videos.Count(v => v.IsUsable && v.Access == FrameAccess.Seek)}, directly {index.Videos.Count(v => v.IsUsable && v.Access == FrameAccess.Direct)}, sequentially {index.Videos.Count(v => v.IsUsable && v.Access == FrameAccess.Sequential)}{(data.LeftOut.Count > 0 ? $"; {data.LeftOut.Count} other file(s) left out for their extension ({data.LeftOut.Count(f => !VideoFiles.IsCompanionFile(f))} not lists, subtitles or notes; --extensions adds more)" : string.Empty)}");
         AnsiConsole.MarkupLine(index.CachePath is null
             ? "no index cache written (--no-cache)"
             : $"index: [green]{Markup.Escape(index.CachePath)}[/] ({index.FromCache} of {index.Videos.Count} from the cache)");

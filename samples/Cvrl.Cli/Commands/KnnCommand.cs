@@ -44,6 +44,7 @@ internal sealed class KnnCommand : Command<KnnCommand.Settings>
         using (encoder)
         {
             settings.Announce(description);
+            settings.AnnounceViews(settings.Features);
             var knn = new KnnClassifier(settings.KnnOptions, settings.Logger);
             using var run = CliProgress.Run(progress => knn.Fit(encoder, train, test, progress, cancellationToken));
             settings.Report(run.Result);

@@ -104,9 +104,10 @@ internal sealed class PrepareCommand : Command<PrepareCommand.Settings>
             AnsiConsole.MarkupLine($"[red]bad:[/] {Markup.Escape(Path.GetRelativePath(report.Source, bad.Path))}: {Markup.Escape(bad.Reason)}");
         }
 
-        if (report.LeftOut.Count > 0)
+        var unexpected = report.LeftOut.Where(f => !VideoFiles.IsCompanionFile(f)).ToList();
+        if (unexpected.Count > 0)
         {
-            AnsiConsole.MarkupLine($"[yellow]{report.LeftOut.Count} file(s) left out for their extension[/]: {Markup.Escape(string.Join(", ", report.LeftOut.Take(5).Select(f => Path.GetRelativePath(report.Source, f))))}{(report.LeftOut.Count > 5 ? ", ..." : string.Empty)}");
+            AnsiConsole.MarkupLine($"[yellow]{unexpected.Count} file(s) left out for their extension[/]: {Markup.Escape(string.Join(", ", unexpected.Take(5).Select(f => Path.GetRelativePath(report.Source, f))))}{(unexpected.Count > 5 ? ", ..." : string.Empty)}");
         }
 
         double perCore = report.Elapsed.TotalSeconds > 0 ? report.SecondsPrepared / report.Elapsed.TotalSeconds / Math.Max(1, settings.Workers ?? Environment.ProcessorCount) : 0;

@@ -64,6 +64,7 @@ internal sealed class ProbeCommand : Command<ProbeCommand.Settings>
         using (encoder)
         {
             settings.Announce(description);
+            settings.AnnounceViews(settings.Features);
             var probe = new LinearProbe(settings.ProbeOptions, settings.Logger);
             using var run = CliProgress.Run(progress => probe.Fit(encoder, train, test, progress, cancellationToken));
             settings.Report(run.Result);

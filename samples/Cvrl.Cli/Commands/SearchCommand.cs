@@ -47,17 +47,45 @@ internal sealed class SearchCommand : Command<SearchCommand.Settings>
 
         var set = EmbeddingSet.Load(settings.Embeddings);
         var options = (VideoEmbedder.OptionsOf(set) ?? new VideoEmbedderOptions()) with { Workers = settings.WorkerCount };
-        IReadOnlyList<SearchHit> hits;
-        if (settings.IsOnnx)
+
+        // Without --checkpoint (or --depth/--width), the encoder the set records: the file it was made with, or the same
+        // fresh initialisation.
+        string? file = settings.EncoderFile;
+        var architecture = settings.Architecture;
+        long seed = settings.InitSeed;
+        if (file is null && settings.Depth is null && settings.Width is null && EncoderSource.Of(set) is { } source)
         {
-            using var onnx = settings.LoadOnnx();
+            if (source.Path is not null)
+            {
+                if (!File.Exists(source.Path))
+                {
+                    throw new FileNotFoundException($"'{settings.Embeddings}' was made by the encoder '{source.Path}', which no longer exists; give the same encoder with --checkpoint");
+                }
+
+                file = source.Path;
+            }
+
+            if (source.Depth is int depth)
+            {
+                architecture = new Cvrl.Models.ResNet3dOptions { Depth = depth, WidthMultiplier = source.Width ?? 1 };
+            }
+
+            seed = source.InitSeed ?? seed;
+
+            AnsiConsole.MarkupLine($"encoder from the embedding file: {Markup.Escape(source.Path ?? $"fresh, seed {seed}")}");
+        }
+
+        IReadOnlyList<SearchHit> hits;
+        if (file is not null && file.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))
+        {
+            using var onnx = settings.LoadOnnx(file);
             var embedder = new OnnxVideoEmbedder(onnx, new OnnxEmbedderOptions { Views = options.ToTestViewOptions(), Workers = settings.WorkerCount }, settings.Logger);
             embedder.CheckCompatible(set);
             hits = embedder.Search(set, settings.Video, settings.Top);
         }
         else
         {
-            var (encoder, description) = settings.CreateEncoder();
+            var (encoder, description) = settings.CreateEncoder(file, architecture, seed);
             using (encoder)
             {
                 settings.Announce(description);

@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using Cvrl.Models;
 using Cvrl.Models.Weights;
+using System.Text.Json;
 using Cvrl.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -53,15 +54,16 @@ internal class EncoderSettings : DeviceSettings
     public bool IsOnnx => EncoderFile is { } f && f.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>Loads the ONNX encoder (CPU or, with --device cuda[:N], ONNX Runtime's CUDA provider) and says so.</summary>
-    public Cvrl.Onnx.OnnxEncoder LoadOnnx()
+    public Cvrl.Onnx.OnnxEncoder LoadOnnx(string? file = null)
     {
+        file ??= EncoderFile!;
         var (type, index) = DeviceSpec.Parse(Device);
-        var encoder = Cvrl.Onnx.OnnxEncoder.Load(EncoderFile!, new Cvrl.Onnx.OnnxSessionOptions
+        var encoder = Cvrl.Onnx.OnnxEncoder.Load(file, new Cvrl.Onnx.OnnxSessionOptions
         {
             Provider = type == TorchSharp.DeviceType.CUDA ? Cvrl.Onnx.OnnxExecutionProvider.Cuda : Cvrl.Onnx.OnnxExecutionProvider.Cpu,
             DeviceId = Math.Max(0, index),
         });
-        Announce($"{encoder.Architecture} from ONNX model {Path.GetFileName(EncoderFile)} (ONNX Runtime)");
+        Announce($"{encoder.Architecture} from ONNX model {Path.GetFileName(file)} (ONNX Runtime)");
         return encoder;
     }
 
@@ -70,15 +72,37 @@ internal class EncoderSettings : DeviceSettings
         new Progress<Cvrl.Onnx.EmbeddingProgress>(p => sink.Report(new Cvrl.Evaluation.EvaluationProgress("embedding", p.Done, p.Total, p.Elapsed)));
 
     /// <summary>Builds the encoder on the requested device, and a one-line description of where it came from.</summary>
-    public (ResNet3d Encoder, string Description) CreateEncoder()
+    public (ResNet3d Encoder, string Description) CreateEncoder() => CreateEncoder(EncoderFile, Architecture, InitSeed);
+
+    /// <summary>Where the encoder comes from, as recorded in the embedding sets it makes (so that search can find it again).</summary>
+    public EncoderSource Source()
+    {
+        if (EncoderFile is not { } file)
+        {
+            return new EncoderSource("fresh", null, Architecture.Depth, Architecture.WidthMultiplier, InitSeed);
+        }
+
+        string full = Path.GetFullPath(file);
+        return IsOnnx ? new EncoderSource("onnx", full, null, null, null)
+            : IsCvrlCheckpoint(file) ? new EncoderSource("checkpoint", full, Depth, Width, null)
+            : new EncoderSource("weights", full, Architecture.Depth, Architecture.WidthMultiplier, null);
+    }
+
+    /// <summary>The test views that match a Cvrl checkpoint's training geometry, or null for other encoders.</summary>
+    public static Cvrl.Video.TestViewOptions? TrainedViews(string? file) =>
+        file is not null && File.Exists(file) && !file.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) && IsCvrlCheckpoint(file)
+            ? CvrlCheckpoint.ReadState(file).MatchingTestViews()
+            : null;
+
+    /// <summary>Builds an encoder from a file (null: a fresh one of <paramref name="architecture"/> with <paramref name="seed"/>).</summary>
+    public (ResNet3d Encoder, string Description) CreateEncoder(string? file, ResNet3dOptions architecture, long seed)
     {
         var device = DeviceSpec.Resolve(Device);
-        string? file = EncoderFile;
         if (file is null)
         {
-            torch.manual_seed(InitSeed);
-            var fresh = ResNet3d.Create(Architecture, device);
-            return (fresh, $"freshly initialised {Architecture.ArchitectureName} (seed {InitSeed})");
+            torch.manual_seed(seed);
+            var fresh = ResNet3d.Create(architecture, device);
+            return (fresh, $"freshly initialised {architecture.ArchitectureName} (seed {seed})");
         }
 
         if (!File.Exists(file))
@@ -90,16 +114,16 @@ internal class EncoderSettings : DeviceSettings
         {
             var encoder = Depth is null && Width is null
                 ? CvrlCheckpoint.LoadEncoder(file, device)
-                : CvrlCheckpoint.LoadEncoder(file, Architecture, device);
+                : CvrlCheckpoint.LoadEncoder(file, architecture, device);
             return (encoder, $"{encoder.Options.ArchitectureName} from checkpoint {Path.GetFileName(file)}");
         }
 
-        var model = ResNet3d.Create(Architecture);
+        var model = ResNet3d.Create(architecture);
         try
         {
             ModelWeights.Load(file, model, strict: true);
             model.to(device);
-            return (model, $"{Architecture.ArchitectureName} from weights {Path.GetFileName(file)}");
+            return (model, $"{architecture.ArchitectureName} from weights {Path.GetFileName(file)}");
         }
         catch
         {
@@ -130,4 +154,42 @@ internal class EncoderSettings : DeviceSettings
     /// <summary>Prints which encoder runs where.</summary>
     public void Announce(string description) =>
         AnsiConsole.MarkupLine($"encoder: {Markup.Escape(description)} on {Markup.Escape(Device)}");
+}
+
+/// <summary>Where an embedding set's encoder came from (the "encoder" entry of the set's metadata).</summary>
+/// <param name="Kind">"checkpoint", "onnx", "weights" or "fresh".</param>
+/// <param name="Path">The encoder file's full path (null for a fresh encoder).</param>
+/// <param name="Depth">The architecture's depth for weight files and fresh encoders (checkpoints and ONNX models carry theirs).</param>
+/// <param name="Width">The width multiplier, likewise.</param>
+/// <param name="InitSeed">A fresh encoder's seed.</param>
+internal sealed record EncoderSource(string Kind, string? Path, int? Depth, double? Width, long? InitSeed)
+{
+    private static readonly System.Text.Json.JsonSerializerOptions Json = new() { PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase };
+
+    /// <summary>A copy of <paramref name="set"/> whose metadata also records this source.</summary>
+    public Cvrl.Embeddings.EmbeddingSet Stamp(Cvrl.Embeddings.EmbeddingSet set)
+    {
+        var metadata = (System.Text.Json.Nodes.JsonNode.Parse(string.IsNullOrWhiteSpace(set.Metadata) ? "{}" : set.Metadata) as System.Text.Json.Nodes.JsonObject) ?? [];
+        metadata["encoder"] = System.Text.Json.JsonSerializer.SerializeToNode(this, Json);
+        var stamped = new Cvrl.Embeddings.EmbeddingSet(set.Dim, set.ModelFingerprint, metadata.ToJsonString());
+        for (int i = 0; i < set.Count; i++)
+        {
+            stamped.Add(set.Keys[i], set[i]);
+        }
+
+        return stamped;
+    }
+
+    /// <summary>The source recorded in a set, or null (sets made before it was recorded, or by the API).</summary>
+    public static EncoderSource? Of(Cvrl.Embeddings.EmbeddingSet set)
+    {
+        try
+        {
+            return System.Text.Json.Nodes.JsonNode.Parse(set.Metadata)?["encoder"]?.Deserialize<EncoderSource>(Json);
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
+        }
+    }
 }

@@ -19,24 +19,20 @@ internal class EvaluationSettings : EncoderSettings
     public int Split { get; init; } = 1;
 
     [CommandOption("--frames <N>")]
-    [Description("Frames per clip (paper: 32).")]
-    [DefaultValue(32)]
-    public int Frames { get; init; } = 32;
+    [Description("Frames per clip (paper: 32). [grey]Default: a Cvrl checkpoint's training clip length, else 32[/]")]
+    public int? Frames { get; init; }
 
     [CommandOption("--stride <N>")]
-    [Description("Stride between frames (paper: 2).")]
-    [DefaultValue(2)]
-    public int Stride { get; init; } = 2;
+    [Description("Stride between frames (paper: 2). [grey]Default: a checkpoint's, else 2[/]")]
+    public int? Stride { get; init; }
 
     [CommandOption("--size <PIXELS>")]
-    [Description("Training crop size (paper: 224).")]
-    [DefaultValue(224)]
-    public int Size { get; init; } = 224;
+    [Description("Training crop size (paper: 224). [grey]Default: a checkpoint's training crop, else 224[/]")]
+    public int? Size { get; init; }
 
     [CommandOption("--test-size <PIXELS>")]
-    [Description("Test short side and crop size (paper: 256).")]
-    [DefaultValue(256)]
-    public int TestSize { get; init; } = 256;
+    [Description("Test short side and crop size (paper: 256). [grey]Default: a checkpoint's training crop, else 256[/]")]
+    public int? TestSize { get; init; }
 
     [CommandOption("--clips <N>")]
     [Description("Evenly spaced test clips per video (paper: 10).")]
@@ -62,21 +58,39 @@ internal class EvaluationSettings : EncoderSettings
     [Description("Where to write the result (JSON). [grey]Default: none[/]")]
     public string? Output { get; init; }
 
-    public FeatureExtractorOptions Features => new()
+    /// <summary>The feature options: the options given, else the encoder's training geometry (a Cvrl checkpoint's), else the paper's.</summary>
+    public FeatureExtractorOptions Features => FeaturesFor(TrainedViews(EncoderFile));
+
+    /// <summary>The feature options over <paramref name="trained"/> (the encoder's geometry, or null for the paper's defaults).</summary>
+    public FeatureExtractorOptions FeaturesFor(Cvrl.Video.TestViewOptions? trained) => new()
     {
         Views = new EvaluationViewOptions
         {
-            FramesPerClip = Frames,
-            Stride = Stride,
-            TrainCropSize = Size,
-            TestShortSide = TestSize,
-            TestCropSize = TestSize,
+            FramesPerClip = Frames ?? trained?.FramesPerClip ?? 32,
+            Stride = Stride ?? trained?.Stride ?? 2,
+            TrainCropSize = Size ?? trained?.CropSize ?? 224,
+            TestShortSide = TestSize ?? trained?.CropSize ?? 256,
+            TestCropSize = TestSize ?? trained?.CropSize ?? 256,
             TestClips = Clips,
             TestCrops = Crops,
         },
         BatchSize = Batch,
         Workers = WorkerCount,
     };
+
+    /// <summary>Prints the views an evaluation uses and where they come from.</summary>
+    public void AnnounceViews(FeatureExtractorOptions features)
+    {
+        var v = features.Views;
+        bool trained = TrainedViews(EncoderFile) is not null;
+        string source = trained ? "the checkpoint's training geometry" : "the paper's defaults";
+        if (Frames is not null || Stride is not null || Size is not null || TestSize is not null)
+        {
+            source += ", with the options given";
+        }
+
+        AnsiConsole.MarkupLine(Markup.Escape($"views: {v.FramesPerClip} frames at stride {v.Stride}, training crop {v.TrainCropSize}, test {v.TestClips} clip(s) x {v.TestCrops} crop(s) at {v.TestCropSize} ({source})"));
+    }
 
     public override ValidationResult Validate()
     {
@@ -91,7 +105,7 @@ internal class EvaluationSettings : EncoderSettings
             return ValidationResult.Error("--split must be at least 1");
         }
 
-        return Checked(() => Features.Validate());
+        return Checked(() => FeaturesFor(null).Validate());
     }
 
     /// <summary>Opens the data (before any model is built, so bad input fails first) and prints what was found.</summary>

@@ -444,9 +444,10 @@ public sealed class VideoDataset
         }
 
         logger ??= NullLogger.Instance;
-        if (LeftOut.Count > 0)
+        var unexpected = LeftOut.Where(f => !VideoFiles.IsCompanionFile(f)).ToList();
+        if (unexpected.Count > 0)
         {
-            DataLog.FilesLeftOut(logger, LeftOut.Count, Root, string.Join(", ", LeftOut.Take(ShownMissing).Select(f => Path.GetRelativePath(Root, f))));
+            DataLog.FilesLeftOut(logger, unexpected.Count, Root, string.Join(", ", unexpected.Take(ShownMissing).Select(f => Path.GetRelativePath(Root, f))));
         }
 
         var watch = System.Diagnostics.Stopwatch.StartNew();

@@ -309,9 +309,10 @@ public static class VideoPreparation
             throw new DatasetException($"None of the {sources.Count} videos under '{sourceFull}' decodes (first: {badList[0].Path}: {badList[0].Reason}).");
         }
 
-        if (leftOut.Count > 0)
+        var unexpected = leftOut.Where(f => !VideoFiles.IsCompanionFile(f)).ToList();
+        if (unexpected.Count > 0)
         {
-            DataLog.FilesLeftOut(logger, leftOut.Count, root, string.Join(", ", leftOut.Take(5).Select(f => Path.GetRelativePath(root, f))));
+            DataLog.FilesLeftOut(logger, unexpected.Count, root, string.Join(", ", unexpected.Take(5).Select(f => Path.GetRelativePath(root, f))));
         }
 
         var report = new PreparationReport

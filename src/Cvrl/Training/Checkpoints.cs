@@ -49,6 +49,21 @@ public sealed record CheckpointState
 
     /// <summary>The Cvrl version that wrote it.</summary>
     public string CvrlVersion { get; init; } = typeof(CheckpointState).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
+
+    /// <summary>
+    /// The test views that match the encoder's training geometry: 10 evenly spaced centre crops of clips with the trained
+    /// clip length and stride, at the trained crop size (short side = crop size). What <c>cvrl embed</c> and
+    /// <c>cvrl search</c> use for this encoder unless told otherwise, and what <c>cvrl export</c> records in an ONNX
+    /// model's metadata. (The paper's linear evaluation uses longer clips than pre-training, 32 frames at 256: pass those
+    /// explicitly to follow its protocol.)
+    /// </summary>
+    public Cvrl.Video.TestViewOptions MatchingTestViews() => new()
+    {
+        FramesPerClip = Trainer.Views.Sampler.FramesPerClip,
+        Stride = Trainer.Views.Sampler.Stride,
+        ShortSide = Trainer.Views.CropSize,
+        CropSize = Trainer.Views.CropSize,
+    };
 }
 
 /// <summary>
