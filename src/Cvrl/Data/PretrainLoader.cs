@@ -11,16 +11,6 @@ using static TorchSharp.torch;
 
 namespace Cvrl.Data;
 
-/// <summary>What the loader does with a video that cannot be decoded.</summary>
-public enum BadVideoPolicy
-{
-    /// <summary>Skip it (logging a warning with the path and reason once, counting it) and keep batches full with the next videos. The default.</summary>
-    Skip,
-
-    /// <summary>Stop: the <see cref="VideoDecodeException"/> reaches the caller.</summary>
-    Fail,
-}
-
 /// <summary>Options for <see cref="PretrainLoader"/>.</summary>
 public sealed record LoaderOptions
 {

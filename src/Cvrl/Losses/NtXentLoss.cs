@@ -112,7 +112,7 @@ public sealed class NtXentLoss
         using var scope = torch.NewDisposeScope();
         var h1 = nn.functional.normalize(z1.to_type(ScalarType.Float32), p: 2, dim: 1);
         var h2 = nn.functional.normalize(z2.to_type(ScalarType.Float32), p: 2, dim: 1);
-        // Explicit scalars, disposed after use: see Cvrl.Augment.Functional.Scalars for why.
+        // Explicit scalars, disposed after use: see TorchScalars (src/Shared/Common/TorchScalars.cs) for why.
         using var inv = ((float)(1.0 / Temperature)).ToScalar();
         using var maskValue = ((float)MaskValue).ToScalar();
         using var half = 0.5f.ToScalar();

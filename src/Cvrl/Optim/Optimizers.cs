@@ -290,7 +290,7 @@ public sealed class MomentumSgd : CvrlOptimizer
         ArgumentNullException.ThrowIfNull(buffers);
         var g = CoupledDecay(parameter, grad);
         var momentum = buffers[0];
-        // Explicit scalars, disposed after use: see Cvrl.Augment.Functional.Scalars for why.
+        // Explicit scalars, disposed after use: see TorchScalars (src/Shared/Common/TorchScalars.cs) for why.
         using var m = Options.Momentum.ToScalar();
         using var lr = (-LearningRate).ToScalar();
         momentum.mul_(m).add_(g, alpha: lr);

@@ -1,4 +1,5 @@
-// Shared source: compiled into Cvrl.Models and Cvrl (internal in each), the one atomic-write helper.
+// Shared source: compiled into Cvrl.Augment, Cvrl.Models and Cvrl (Common.props) and into Cvrl.Video (linked in its
+// project file), internal in each: the one atomic-write helper.
 namespace Cvrl;
 
 /// <summary>Writes files so that readers see the old content or the complete new one, never a partial file.</summary>

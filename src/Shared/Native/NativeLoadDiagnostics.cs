@@ -1,4 +1,5 @@
-// Shared source: compiled into Cvrl.Augment and Cvrl.Models (internal in both).
+// Shared source: compiled into Cvrl.Augment and Cvrl.Models (Native.props) and into Cvrl.Video (linked in its project
+// file), internal in each.
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.RegularExpressions;
