@@ -21,13 +21,13 @@ internal static class DataBenchmark
 {
     public static int Run(string[] args)
     {
-        int seconds = Option(args, "--seconds", 120);
-        int cutSeconds = Option(args, "--cut-seconds", 10);
-        int samples = Option(args, "--samples", 8);
-        int perSize = Option(args, "--videos-per-size", 1);
+        int seconds = AugmentBenchmark.Option(args, "--seconds", 120);
+        int cutSeconds = AugmentBenchmark.Option(args, "--cut-seconds", 10);
+        int samples = AugmentBenchmark.Option(args, "--samples", 8);
+        int perSize = AugmentBenchmark.Option(args, "--videos-per-size", 1);
         bool raw = args.Contains("--raw");
-        string[] sizes = OptionText(args, "--sizes", "640x360,1280x720").Split(',', StringSplitOptions.RemoveEmptyEntries);
-        string dir = OptionText(args, "--dir", Path.Combine(Path.GetTempPath(), "cvrl-bench-data"));
+        string[] sizes = AugmentBenchmark.OptionText(args, "--sizes", "640x360,1280x720").Split(',', StringSplitOptions.RemoveEmptyEntries);
+        string dir = AugmentBenchmark.OptionText(args, "--dir", Path.Combine(Path.GetTempPath(), "cvrl-bench-data"));
         var ci = CultureInfo.InvariantCulture;
 
         torch.set_num_threads(1);
@@ -301,17 +301,5 @@ internal static class DataBenchmark
 
         File.Move(tmp, path);
         return path;
-    }
-
-    private static int Option(string[] args, string name, int fallback)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
-    }
-
-    private static string OptionText(string[] args, string name, string fallback)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
     }
 }

@@ -389,17 +389,7 @@ internal sealed class PreparedVideoFile : IDisposable
         }
 
         var span = _buffer.AsSpan(0, length);
-        int read = 0;
-        while (read < length)
-        {
-            int n = RandomAccess.Read(_handle, span[read..], start + read);
-            if (n == 0)
-            {
-                throw new VideoDecodeException(Path, VideoDecodeFailure.InconsistentFrames, $"frame {index} is cut short (the file was truncated)");
-            }
-
-            read += n;
-        }
+        ReadExactly(Path, _handle, span, start, $"frame {index}");
 
         Mat frame;
         if (Header.Encoding == FrameEncoding.Jpeg)
@@ -455,8 +445,8 @@ internal sealed class PreparedVideoFile : IDisposable
 
         Span<byte> head = stackalloc byte[8];
         Span<byte> trailer = stackalloc byte[PreparedVideo.TrailerBytes];
-        ReadExactly(handle, head, 0);
-        ReadExactly(handle, trailer, length - PreparedVideo.TrailerBytes);
+        ReadExactly(path, handle, head, 0, "the magic");
+        ReadExactly(path, handle, trailer, length - PreparedVideo.TrailerBytes, "the trailer");
         if (!PreparedVideo.HasHead(head))
         {
             throw Bad("it does not start with the CVRLVID1 magic");
@@ -476,7 +466,7 @@ internal sealed class PreparedVideoFile : IDisposable
         }
 
         var json = new byte[headerLength];
-        ReadExactly(handle, json, headerOffset);
+        ReadExactly(path, handle, json, headerOffset, "the header");
         PreparedVideoHeader? header;
         try
         {
@@ -501,7 +491,7 @@ internal sealed class PreparedVideoFile : IDisposable
         var table = ArrayPool<byte>.Shared.Rent(checked((int)(entries * 8)));
         try
         {
-            ReadExactly(handle, table.AsSpan(0, (int)(entries * 8)), tableOffset);
+            ReadExactly(path, handle, table.AsSpan(0, (int)(entries * 8)), tableOffset, "the frame table");
             var offsets = new long[entries];
             for (int i = 0; i < entries; i++)
             {
@@ -525,7 +515,8 @@ internal sealed class PreparedVideoFile : IDisposable
         }
     }
 
-    private static void ReadExactly(SafeFileHandle handle, Span<byte> buffer, long offset)
+    /// <summary>Fills <paramref name="buffer"/> from <paramref name="offset"/>; a file that ends first is a damaged one.</summary>
+    private static void ReadExactly(string path, SafeFileHandle handle, Span<byte> buffer, long offset, string what)
     {
         int read = 0;
         while (read < buffer.Length)
@@ -533,7 +524,7 @@ internal sealed class PreparedVideoFile : IDisposable
             int n = RandomAccess.Read(handle, buffer[read..], offset + read);
             if (n == 0)
             {
-                throw new EndOfStreamException();
+                throw new VideoDecodeException(path, VideoDecodeFailure.InconsistentFrames, $"{what} is cut short (the file was truncated)");
             }
 
             read += n;

@@ -32,6 +32,9 @@ public sealed class VideoReader : IDisposable
     /// <summary>Frames OpenCV's seek decodes before the frame asked for (its fixed lead, cap_ffmpeg_impl.hpp).</summary>
     private const int OpenCvSeekLead = 16;
 
+    /// <summary>How far (in frames) a timestamp may lie from its grid position and still identify that frame.</summary>
+    private const double GridTolerance = 0.25;
+
     private readonly VideoReaderOptions _options;
     private readonly Mat _frame = new();
     private readonly Mat _resized = new();
@@ -220,10 +223,8 @@ public sealed class VideoReader : IDisposable
             GrabNext(watch);
         }
 
-        double fps = Info.FramesPerSecond;
-        bool gridKnown = double.IsFinite(fps) && fps > 0 && double.IsFinite(_firstPtsMs);
-        double frameMs = gridKnown ? 1000.0 / fps : double.NaN;
-        string? offGrid = gridKnown ? null : "the container gives no frame rate or no first timestamp";
+        double frameMs = FrameMs;
+        string? offGrid = double.IsNaN(frameMs) ? "the container gives no frame rate or no first timestamp" : null;
         int keys = KeyFlag() ? 1 : 0;
         int untimedFrom = -1;
 
@@ -247,7 +248,7 @@ public sealed class VideoReader : IDisposable
             if (offGrid is null)
             {
                 double pts = _capture!.Get(VideoCaptureProperties.PosMsec);
-                double at = (pts - _firstPtsMs) / frameMs;
+                double at = GridPosition(pts, frameMs);
                 if (pts == 0 && _firstPtsMs != 0 && untimedFrom < 0)
                 {
                     // No timestamp (OpenCV reports 0): acceptable only for the last few frames a decoder flushes at the
@@ -258,9 +259,9 @@ public sealed class VideoReader : IDisposable
                 {
                     offGrid = string.Create(CultureInfo.InvariantCulture, $"frame {untimedFrom} has no timestamp");
                 }
-                else if (untimedFrom < 0 && (!double.IsFinite(pts) || Math.Abs(at - index) > 0.25))
+                else if (untimedFrom < 0 && (!double.IsFinite(pts) || Math.Abs(at - index) > GridTolerance))
                 {
-                    offGrid = string.Create(CultureInfo.InvariantCulture, $"frame {index} has timestamp {pts:0.###} ms, {(_firstPtsMs + (index * frameMs)):0.###} ms on the constant {fps:0.###} fps grid (variable frame rate, missing frames or no timestamps)");
+                    offGrid = string.Create(CultureInfo.InvariantCulture, $"frame {index} has timestamp {pts:0.###} ms, {(_firstPtsMs + (index * frameMs)):0.###} ms on the constant {Info.FramesPerSecond:0.###} fps grid (variable frame rate, missing frames or no timestamps)");
                 }
             }
 
@@ -687,14 +688,13 @@ public sealed class VideoReader : IDisposable
     /// </summary>
     private void TrySeek(int target, Stopwatch watch)
     {
-        double fps = Info.FramesPerSecond;
-        if (!(fps > 0) || !double.IsFinite(fps) || double.IsNaN(_firstPtsMs))
+        double frameMs = FrameMs;
+        if (double.IsNaN(frameMs))
         {
             _seekAllowed = false;
             return;
         }
 
-        double frameMs = 1000.0 / fps;
         int interval = Math.Max(Timeline?.KeyFrameInterval ?? 0, 32);
         int back = 0;
         bool moved = false;
@@ -712,9 +712,9 @@ public sealed class VideoReader : IDisposable
                 break;
             }
 
-            double exact = (_capture.Get(VideoCaptureProperties.PosMsec) - _firstPtsMs) / frameMs;
+            double exact = GridPosition(_capture.Get(VideoCaptureProperties.PosMsec), frameMs);
             int index = (int)Math.Round(exact);
-            if (!double.IsFinite(exact) || Math.Abs(exact - index) > 0.25 || index < 0)
+            if (!double.IsFinite(exact) || Math.Abs(exact - index) > GridTolerance || index < 0)
             {
                 break;
             }
@@ -737,8 +737,8 @@ public sealed class VideoReader : IDisposable
                     return;
                 }
 
-                double next = (_capture.Get(VideoCaptureProperties.PosMsec) - _firstPtsMs) / frameMs;
-                if (Math.Abs(next - _position) > 0.25)
+                double next = GridPosition(_capture.Get(VideoCaptureProperties.PosMsec), frameMs);
+                if (Math.Abs(next - _position) > GridTolerance)
                 {
                     Fallback();
                     return;
@@ -757,6 +757,19 @@ public sealed class VideoReader : IDisposable
             Fallback();
         }
     }
+
+    /// <summary>The frame duration of the constant-rate grid (ms), or NaN when the container gives no frame rate or first timestamp.</summary>
+    private double FrameMs
+    {
+        get
+        {
+            double fps = Info.FramesPerSecond;
+            return double.IsFinite(fps) && fps > 0 && double.IsFinite(_firstPtsMs) ? 1000.0 / fps : double.NaN;
+        }
+    }
+
+    /// <summary>Where a timestamp lies on the grid that starts at the first frame's, in frames.</summary>
+    private double GridPosition(double ptsMs, double frameMs) => (ptsMs - _firstPtsMs) / frameMs;
 
     /// <summary>Gives up seeking in this reader and restores a sequential state.</summary>
     private void Fallback()

@@ -106,7 +106,7 @@ internal sealed class EmbedCommand : Command<EmbedCommand.Settings>
         }
         else
         {
-            var trained = EncoderSettings.TrainedViews(settings.EncoderFile);
+            var trained = settings.TrainedViews;
             var views = settings.Views(trained ?? new TestViewOptions());
             var (encoder, description) = settings.CreateEncoder();
             using (encoder)

@@ -84,7 +84,8 @@ internal sealed class ExportCommand : Command<ExportCommand.Settings>
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         string? file = settings.EncoderFile;
-        bool isCheckpoint = file is not null && System.IO.File.Exists(file) && EncoderSettings.IsCvrlCheckpoint(file);
+        var trained = settings.TrainedState;
+        bool isCheckpoint = trained is not null;
         if (settings.Head && !isCheckpoint)
         {
             throw new ArgumentException($"--head needs a Cvrl checkpoint (it holds the projection head); '{file ?? "a fresh encoder"}' is not one");
@@ -94,7 +95,6 @@ internal sealed class ExportCommand : Command<ExportCommand.Settings>
         using (encoder)
         {
             settings.Announce(description);
-            var trained = isCheckpoint ? CvrlCheckpoint.ReadState(file!) : null;
             using var head = settings.Head ? CvrlCheckpoint.LoadHead(file!) : null;
             encoder.to(torch.CPU);
             var result = OnnxExporter.Export(encoder, settings.Output, settings.ExportOptions(trained), head);

@@ -12,6 +12,9 @@ namespace Cvrl.Cli.Infrastructure;
 /// <summary>Options shared by every command that needs an encoder: a checkpoint, or a freshly initialised network.</summary>
 internal class EncoderSettings : DeviceSettings
 {
+    private CheckpointState? _state;
+    private bool _stateRead;
+
     [CommandOption("-c|--checkpoint <FILE>")]
     [Description("A Cvrl checkpoint (from pretrain), or a weight file (.pt/.pth/.safetensors/TorchSharp) for --depth/--width. Default: a freshly initialised encoder.")]
     public string? Checkpoint { get; init; }
@@ -84,15 +87,12 @@ internal class EncoderSettings : DeviceSettings
 
         string full = Path.GetFullPath(file);
         return IsOnnx ? new EncoderSource("onnx", full, null, null, null)
-            : IsCvrlCheckpoint(file) ? new EncoderSource("checkpoint", full, Depth, Width, null)
+            : TrainedState is not null ? new EncoderSource("checkpoint", full, Depth, Width, null)
             : new EncoderSource("weights", full, Architecture.Depth, Architecture.WidthMultiplier, null);
     }
 
-    /// <summary>The test views that match a Cvrl checkpoint's training geometry, or null for other encoders.</summary>
-    public static Cvrl.Video.TestViewOptions? TrainedViews(string? file) =>
-        file is not null && File.Exists(file) && !file.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) && IsCvrlCheckpoint(file)
-            ? CvrlCheckpoint.ReadState(file).MatchingTestViews()
-            : null;
+    /// <summary>The test views that match the encoder's training geometry when it is a Cvrl checkpoint, or null for other encoders.</summary>
+    public Cvrl.Video.TestViewOptions? TrainedViews => TrainedState?.MatchingTestViews();
 
     /// <summary>Builds an encoder from a file (null: a fresh one of <paramref name="architecture"/> with <paramref name="seed"/>).</summary>
     public (ResNet3d Encoder, string Description) CreateEncoder(string? file, ResNet3dOptions architecture, long seed)
@@ -133,21 +133,41 @@ internal class EncoderSettings : DeviceSettings
     }
 
     /// <summary>Whether <paramref name="path"/> is a checkpoint written by the trainer (rather than a plain weight file).</summary>
-    public static bool IsCvrlCheckpoint(string path)
+    public static bool IsCvrlCheckpoint(string path) => StateOf(path) is not null;
+
+    /// <summary>
+    /// The trainer state of <see cref="EncoderFile"/> when it is a Cvrl checkpoint, else null (an ONNX model, a weight
+    /// file, a fresh encoder, a missing file). Read once per command: a checkpoint is read whole to get at it.
+    /// </summary>
+    public CheckpointState? TrainedState
+    {
+        get
+        {
+            if (!_stateRead)
+            {
+                _state = EncoderFile is { } file && File.Exists(file) && !IsOnnx ? StateOf(file) : null;
+                _stateRead = true;
+            }
+
+            return _state;
+        }
+    }
+
+    /// <summary>The state of a Cvrl checkpoint, or null when <paramref name="path"/> is another kind of weight file.</summary>
+    private static CheckpointState? StateOf(string path)
     {
         if (StateDictFile.DetectFormat(path) != WeightFormat.TorchSharp)
         {
-            return false;
+            return null;
         }
 
         try
         {
-            CvrlCheckpoint.ReadState(path);
-            return true;
+            return CvrlCheckpoint.ReadState(path);
         }
         catch (InvalidDataException e) when (e.Message.Contains("not a Cvrl checkpoint", StringComparison.Ordinal))
         {
-            return false;
+            return null;
         }
     }
 

@@ -59,7 +59,7 @@ internal class EvaluationSettings : EncoderSettings
     public string? Output { get; init; }
 
     /// <summary>The feature options: the options given, else the encoder's training geometry (a Cvrl checkpoint's), else the paper's.</summary>
-    public FeatureExtractorOptions Features => FeaturesFor(TrainedViews(EncoderFile));
+    public FeatureExtractorOptions Features => FeaturesFor(TrainedViews);
 
     /// <summary>The feature options over <paramref name="trained"/> (the encoder's geometry, or null for the paper's defaults).</summary>
     public FeatureExtractorOptions FeaturesFor(Cvrl.Video.TestViewOptions? trained) => new()
@@ -82,7 +82,7 @@ internal class EvaluationSettings : EncoderSettings
     public void AnnounceViews(FeatureExtractorOptions features)
     {
         var v = features.Views;
-        bool trained = TrainedViews(EncoderFile) is not null;
+        bool trained = TrainedViews is not null;
         string source = trained ? "the checkpoint's training geometry" : "the paper's defaults";
         if (Frames is not null || Stride is not null || Size is not null || TestSize is not null)
         {

@@ -20,6 +20,16 @@ internal static partial class DataLog
     [LoggerMessage(EventId = 405, Level = LogLevel.Warning, Message = "{Count} file(s) under {Root} left out for their extension (not a video extension), first: {First}")]
     public static partial void FilesLeftOut(ILogger logger, int count, string root, string first);
 
+    /// <summary>Warns about the files left out for their extension, except lists, subtitles and notes; names the first five.</summary>
+    public static void LeftOut(ILogger logger, string root, IEnumerable<string> files)
+    {
+        var unexpected = files.Where(f => !Cvrl.Video.VideoFiles.IsCompanionFile(f)).ToList();
+        if (unexpected.Count > 0)
+        {
+            FilesLeftOut(logger, unexpected.Count, root, string.Join(", ", unexpected.Take(5).Select(f => Path.GetRelativePath(root, f))));
+        }
+    }
+
     [LoggerMessage(EventId = 404, Level = LogLevel.Information, Message = "Indexed {Videos} videos ({FromCache} from {Cache}): {Bad} bad, {Corrected} with a corrected frame count, in {Elapsed}")]
     public static partial void Indexed(ILogger logger, int videos, int fromCache, string cache, int bad, int corrected, TimeSpan elapsed);
 }

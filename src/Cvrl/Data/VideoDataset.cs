@@ -346,15 +346,9 @@ public sealed class VideoDataset
             }
 
             string path = ResolveInside(full, relative, list, n);
-            if (!File.Exists(path) && File.Exists(path + PreparedVideo.Extension))
+            if (OriginalOrPrepared(path) is { } existing)
             {
-                // The list names the original; the folder holds its prepared copy (cvrl prepare).
-                path += PreparedVideo.Extension;
-            }
-
-            if (File.Exists(path))
-            {
-                found.Add(new VideoItem(path, label));
+                found.Add(new VideoItem(existing, label));
             }
             else
             {
@@ -444,11 +438,7 @@ public sealed class VideoDataset
         }
 
         logger ??= NullLogger.Instance;
-        var unexpected = LeftOut.Where(f => !VideoFiles.IsCompanionFile(f)).ToList();
-        if (unexpected.Count > 0)
-        {
-            DataLog.FilesLeftOut(logger, unexpected.Count, Root, string.Join(", ", unexpected.Take(ShownMissing).Select(f => Path.GetRelativePath(Root, f))));
-        }
+        DataLog.LeftOut(logger, Root, LeftOut);
 
         var watch = System.Diagnostics.Stopwatch.StartNew();
         var index = VideoIndex.Build(Items.Select(i => i.Path), options, HasDataRoot ? Root : null, progress, logger, cancellationToken);
@@ -512,22 +502,22 @@ public sealed class VideoDataset
         {
             foreach (string ext in DefaultExtensions)
             {
-                string candidate = Path.Combine(folder, stem + ext);
-                if (File.Exists(candidate))
+                if (OriginalOrPrepared(Path.Combine(folder, stem + ext)) is { } existing)
                 {
-                    return candidate;
-                }
-
-                // A prepared copy (cvrl prepare) keeps the original's name and adds its own extension.
-                if (File.Exists(candidate + PreparedVideo.Extension))
-                {
-                    return candidate + PreparedVideo.Extension;
+                    return existing;
                 }
             }
         }
 
         return null;
     }
+
+    /// <summary>
+    /// <paramref name="path"/> when it exists, else its prepared copy (cvrl prepare keeps the original's name and adds its
+    /// own extension) when that exists, else null: lists and CSVs that name originals work on a prepared folder.
+    /// </summary>
+    private static string? OriginalOrPrepared(string path) =>
+        File.Exists(path) ? path : File.Exists(path + PreparedVideo.Extension) ? path + PreparedVideo.Extension : null;
 
     private static string ResolveInside(string root, string relative, string source, int line)
     {

@@ -230,14 +230,7 @@ public sealed class VideoIndex
             progress?.Report(new IndexProgress(++done, files.Count, fromCache, watch.Elapsed));
         }
 
-        foreach (var entry in results)
-        {
-            if (entry.Timeline is { } timeline)
-            {
-                VideoTimeline.Register(entry.Path, entry.SizeBytes, entry.ModifiedUtc, timeline);
-            }
-        }
-
+        Register(results);
         if (cachePath is not null && todo.Count > 0)
         {
             foreach (var entry in results)
@@ -315,15 +308,20 @@ public sealed class VideoIndex
     internal static void Save(string path, IEnumerable<IndexedVideo> entries, ILogger logger)
     {
         var list = entries.ToList();
-        foreach (var entry in list)
+        Register(list);
+        WriteCache(path, list, logger);
+    }
+
+    /// <summary>Registers every usable entry's timeline for the process, so that readers of those files find it.</summary>
+    private static void Register(IEnumerable<IndexedVideo> entries)
+    {
+        foreach (var entry in entries)
         {
             if (entry.Timeline is { } timeline)
             {
                 VideoTimeline.Register(entry.Path, entry.SizeBytes, entry.ModifiedUtc, timeline);
             }
         }
-
-        WriteCache(path, list, logger);
     }
 
     private static void WriteCache(string path, IEnumerable<IndexedVideo> entries, ILogger logger)

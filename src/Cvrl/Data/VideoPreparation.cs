@@ -207,6 +207,7 @@ public static class VideoPreparation
         var bad = new SkippedVideo?[sources.Count];
         var todo = new List<int>();
         int upToDate = 0;
+        int badCount = 0;
         for (int i = 0; i < sources.Count; i++)
         {
             var original = new FileInfo(sources[i]);
@@ -219,6 +220,7 @@ public static class VideoPreparation
             else if (knownBad.TryGetValue(relative, out var entry) && entry.SizeBytes == original.Length && entry.ModifiedUtc == original.LastWriteTimeUtc)
             {
                 bad[i] = new SkippedVideo(sources[i], entry.Reason);
+                badCount++;
             }
             else
             {
@@ -229,7 +231,7 @@ public static class VideoPreparation
         int done = sources.Count - todo.Count;
         int prepared = 0;
         double seconds = 0;
-        progress?.Report(new PreparationProgress(done, sources.Count, 0, upToDate, bad.Count(b => b is not null), 0, watch.Elapsed));
+        progress?.Report(new PreparationProgress(done, sources.Count, 0, upToDate, badCount, 0, watch.Elapsed));
         try
         {
             var results = OrderedParallel.Map(
@@ -260,6 +262,7 @@ public static class VideoPreparation
                 else
                 {
                     bad[i] = new SkippedVideo(sources[i], error!.Message);
+                    badCount++;
                     DataLog.BadVideoIndexed(logger, sources[i], error.Message);
                     if (File.Exists(targets[i]))
                     {
@@ -268,7 +271,7 @@ public static class VideoPreparation
                     }
                 }
 
-                progress?.Report(new PreparationProgress(++done, sources.Count, prepared, upToDate, bad.Count(b => b is not null), seconds, watch.Elapsed));
+                progress?.Report(new PreparationProgress(++done, sources.Count, prepared, upToDate, badCount, seconds, watch.Elapsed));
             }
         }
         finally
@@ -309,11 +312,7 @@ public static class VideoPreparation
             throw new DatasetException($"None of the {sources.Count} videos under '{sourceFull}' decodes (first: {badList[0].Path}: {badList[0].Reason}).");
         }
 
-        var unexpected = leftOut.Where(f => !VideoFiles.IsCompanionFile(f)).ToList();
-        if (unexpected.Count > 0)
-        {
-            DataLog.FilesLeftOut(logger, unexpected.Count, root, string.Join(", ", unexpected.Take(5).Select(f => Path.GetRelativePath(root, f))));
-        }
+        DataLog.LeftOut(logger, root, leftOut);
 
         var report = new PreparationReport
         {
