@@ -1,3 +1,4 @@
+using Cvrl.Video;
 using System.Diagnostics;
 using System.Globalization;
 using Cvrl.Augment.Video;
@@ -44,7 +45,7 @@ internal static class EvaluationBenchmark
             {
                 torch.manual_seed(0);
                 using var encoder = ResNet3d.Create(new ResNet3dOptions { Depth = depth });
-                var options = new VideoEmbedderOptions { Clips = clips, BatchSize = 5, Workers = 2 };
+                var options = new EmbeddingOptions { Views = new TestViewOptions { Clips = clips }, BatchSize = 5, Workers = 2 };
                 var embedder = new VideoEmbedder(encoder, options);
                 embedder.Embed(paths[0]);
                 var watch = Stopwatch.StartNew();

@@ -163,10 +163,7 @@ internal static class OnnxBenchmark
             double width = AugmentBenchmark.Option(args, "--width-percent", 50) / 100.0;
             var encoder = ResNet3d.OfDepth(depth, width);
             Cvrl.Models.Weights.ModelWeights.Load(Path.Combine(dir, "encoder.weights"), encoder);
-            var embedder = new VideoEmbedder(encoder, new VideoEmbedderOptions
-            {
-                Clips = clips, Crops = 1, FramesPerClip = frames, Stride = 2, ShortSide = size, CropSize = size, BatchSize = 8, Workers = threads,
-            });
+            var embedder = new VideoEmbedder(encoder, new EmbeddingOptions { Views = views, BatchSize = 8, Workers = threads });
             embed = () => embedder.EmbedMany(paths);
             var batch = torch.tensor(input, [8, 3, frames, size, size]);
             encoder.eval();
@@ -193,7 +190,7 @@ internal static class OnnxBenchmark
                 CpuMemoryArena = variant != "no-arena",
             };
             var encoder = OnnxEncoder.Load(Path.Combine(dir, "encoder.onnx"), session);
-            var embedder = new OnnxVideoEmbedder(encoder, new OnnxEmbedderOptions { Views = views, BatchSize = 8, Workers = threads });
+            var embedder = new OnnxVideoEmbedder(encoder, new EmbeddingOptions { Views = views, BatchSize = 8, Workers = threads });
             embed = () => embedder.EmbedMany(paths);
             forward = () => encoder.Features(input, 8, frames, size, size);
             owner = encoder;

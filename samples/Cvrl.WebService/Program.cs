@@ -23,7 +23,7 @@ builder.WebHost.ConfigureKestrel(o => o.Limits.MaxRequestBodySize = MaxUpload);
 // Everything is loaded and checked before the service listens: a wrong file fails the start, not the first request.
 var encoder = OnnxEncoder.Load(encoderPath);
 var library = EmbeddingSet.Load(setPath);
-var embedder = new OnnxVideoEmbedder(encoder, new OnnxEmbedderOptions { Views = OnnxVideoEmbedder.ViewsOf(library), Workers = 1 });
+var embedder = new OnnxVideoEmbedder(encoder, new EmbeddingOptions { Views = Embedder.ViewsOf(library), Workers = 1 });
 embedder.CheckCompatible(library);
 builder.Services.AddSingleton(encoder);
 builder.Services.AddSingleton(embedder);

@@ -1,6 +1,7 @@
 // An app that runs a Cvrl encoder without TorchSharp: it references only the Cvrl.Onnx package and ONNX Runtime's CPU
 // package. scripts/check-package.sh builds and runs it in a temporary folder against the packed packages, with an
 // encoder the other consumer exported, and checks that no libtorch library was loaded into the process.
+using Cvrl.Embeddings;
 using Cvrl.Onnx;
 using OpenCvSharp;
 
@@ -25,7 +26,7 @@ using (var writer = new VideoWriter(video, FourCC.MJPG, 25, new Size(48, 40)))
 }
 
 using var encoder = OnnxEncoder.Load(args[0], new OnnxSessionOptions { IntraOpThreads = 1 });
-var embedder = new OnnxVideoEmbedder(encoder, new OnnxEmbedderOptions { Workers = 1 });
+var embedder = new OnnxVideoEmbedder(encoder, new EmbeddingOptions { Workers = 1 });
 float[] embedding = embedder.Embed(video);
 var set = embedder.EmbedFolder(folder);
 double norm = Math.Sqrt(embedding.Sum(x => (double)x * x));

@@ -98,6 +98,13 @@ public sealed class ResNet3d : Module<Tensor, Tensor>
     public bool IsClassifier => _fc is not null;
 
     /// <summary>
+    /// The clips this encoder was trained on, or null when unknown (a fresh network, plain weight files). Cvrl's trainer
+    /// sets it when training starts and loading a Cvrl checkpoint restores it; the embedders take their default views
+    /// from it and the ONNX exporter records it in the model. Not part of the weights or the fingerprint.
+    /// </summary>
+    public ClipGeometry? TrainedClips { get; set; }
+
+    /// <summary>
     /// The smallest input (T, H, W) the network accepts: each at least the product of the strides along it, so that
     /// the last stage still sees one position per stride.
     /// </summary>

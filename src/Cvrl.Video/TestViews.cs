@@ -1,9 +1,12 @@
 namespace Cvrl.Video;
 
 /// <summary>
-/// The test views of the evaluation protocol (and of embedding): <see cref="Clips"/> evenly spaced clips of
+/// The test views of a video, the one record of them in Cvrl: <see cref="Clips"/> evenly spaced clips of
 /// <see cref="FramesPerClip"/> frames at <see cref="Stride"/>, short side resized to <see cref="ShortSide"/>,
-/// <see cref="Crops"/> crops of <see cref="CropSize"/> (3: along the long side; 1: centred).
+/// <see cref="Crops"/> crops of <see cref="CropSize"/> (3: along the long side; 1: centred). Used by evaluation (inside
+/// its <c>EvaluationViewOptions</c>), by both embedders (<see cref="Embeddings.EmbeddingOptions"/>), recorded in every
+/// embedding set, and built by the CLI. The defaults are the paper's test geometry (docs/method.md): 10 clips of 32
+/// frames at stride 2, short side and crop 256; one centre crop (embedding), where the linear evaluation uses 3.
 /// </summary>
 public sealed record TestViewOptions
 {
@@ -30,6 +33,24 @@ public sealed record TestViewOptions
 
     /// <summary>Views per video: <see cref="Clips"/> x <see cref="Crops"/>.</summary>
     public int ViewsPerVideo => Clips * Crops;
+
+    /// <summary>
+    /// The test views that match an encoder trained on clips of <paramref name="framesPerClip"/> frames at
+    /// <paramref name="stride"/> cropped to <paramref name="cropSize"/>: the same clip length and stride, short side and
+    /// crop equal to the training crop, and the other fields at their defaults. The one rule by which a checkpoint's,
+    /// a trained encoder's or an exported ONNX model's geometry becomes its default views.
+    /// </summary>
+    /// <param name="framesPerClip">Frames per training clip.</param>
+    /// <param name="stride">Training stride.</param>
+    /// <param name="cropSize">Training crop size.</param>
+    /// <returns>The views (not validated).</returns>
+    public static TestViewOptions ForClips(int framesPerClip, int stride, int cropSize) => new()
+    {
+        FramesPerClip = framesPerClip,
+        Stride = stride,
+        ShortSide = cropSize,
+        CropSize = cropSize,
+    };
 
     /// <summary>Checks every option.</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of range; the message names it.</exception>

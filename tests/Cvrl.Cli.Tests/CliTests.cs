@@ -198,15 +198,15 @@ public sealed class CliTests(TinyQuickstart quickstart) : IClassFixture<TinyQuic
         Directory.CreateDirectory(work);
         string onnx = Path.Combine(work, "encoder.onnx");
         Assert.Equal(0, CliRunner.Run(work, "export", checkpoint, "--out", onnx).ExitCode);
-        foreach (var (encoder, source) in new[] { (checkpoint, "the checkpoint's training geometry"), (onnx, "the ONNX model's metadata") })
+        foreach (var encoder in new[] { checkpoint, onnx })
         {
             string set = Path.Combine(work, Path.GetFileName(encoder) + ".cvrlemb");
             var embed = CliRunner.Run(work, "embed", folder, "--checkpoint", encoder, "--out", set);
             Assert.True(embed.ExitCode == 0, embed.All);
-            Assert.Contains($"views: 10 clip(s) x 1 crop(s) of 4 frames at stride 2, short side 32, crop 32 ({source})", embed.Text);
+            Assert.Contains("views: 10 clip(s) x 1 crop(s) of 4 frames at stride 2, short side 32, crop 32 (the encoder's training clips)", embed.Text);
             var metadata = JsonNode.Parse(Cvrl.Embeddings.EmbeddingSet.Load(set).Metadata)!;
-            Assert.Equal(4, (int)metadata["options"]!["FramesPerClip"]!);
-            Assert.Equal(32, (int)metadata["options"]!["CropSize"]!);
+            Assert.Equal(4, (int)metadata["views"]!["FramesPerClip"]!);
+            Assert.Equal(32, (int)metadata["views"]!["CropSize"]!);
             Assert.Equal(Path.GetFullPath(encoder), (string)metadata["encoder"]!["path"]!);
 
             var search = CliRunner.Run(work, "search", set, query, "--top", "2");
@@ -227,10 +227,10 @@ public sealed class CliTests(TinyQuickstart quickstart) : IClassFixture<TinyQuic
 
         // Explicit options still win, and probe reports the geometry it evaluates with.
         var explicitViews = CliRunner.Run(work, "embed", folder, "--checkpoint", checkpoint, "--frames", "6", "--out", Path.Combine(work, "six.cvrlemb"));
-        Assert.Contains("of 6 frames at stride 2, short side 32, crop 32 (the checkpoint's training geometry, with the options given)", explicitViews.Text);
+        Assert.Contains("of 6 frames at stride 2, short side 32, crop 32 (the encoder's training clips, with the options given)", explicitViews.Text);
         var knn = CliRunner.Run(work, "knn", quickstart.Data, "--checkpoint", checkpoint, "--clips", "2", "--crops", "1", "--neighbours", "3");
         Assert.True(knn.ExitCode == 0, knn.All);
-        Assert.Contains("views: 4 frames at stride 2, training crop 32, test 2 clip(s) x 1 crop(s) at 32 (the checkpoint's training geometry)", knn.Text);
+        Assert.Contains("views: 4 frames at stride 2, training crop 32, test 2 clip(s) x 1 crop(s) at 32 (the encoder's training clips)", knn.Text);
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using Cvrl.Data;
 using Cvrl.Testing;
+using Cvrl.Video;
 
 namespace Cvrl.Tests;
 

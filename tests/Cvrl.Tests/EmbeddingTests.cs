@@ -13,13 +13,9 @@ namespace Cvrl.Tests;
 [Collection("Torch")]
 public sealed class EmbeddingTests
 {
-    internal static VideoEmbedderOptions Small(int workers = 2) => new()
+    internal static EmbeddingOptions Small(int workers = 2) => new()
     {
-        Clips = 3,
-        FramesPerClip = 4,
-        Stride = 2,
-        ShortSide = 32,
-        CropSize = 32,
+        Views = new TestViewOptions { Clips = 3, FramesPerClip = 4, Stride = 2, ShortSide = 32, CropSize = 32 },
         BatchSize = 4,
         Workers = workers,
     };
@@ -138,7 +134,7 @@ public sealed class EmbeddingTests
         Assert.Contains(set.ModelFingerprint, e.Message, StringComparison.Ordinal);
 
         // The set remembers how it was made, so queries can use the same settings.
-        Assert.Equal(Small(), VideoEmbedder.OptionsOf(set)! with { Reader = Small().Reader });
+        Assert.Equal(Small().Views, Embedder.ViewsOf(set)! with { Reader = Small().Views!.Reader });
         Assert.Throws<DatasetException>(() => new VideoEmbedder(encoder, Small()).EmbedMany([dir.File("missing.avi")]));
     }
 }

@@ -37,7 +37,7 @@ public sealed class EvaluationOptionsTests
         var train = VideoDataset.FromClassFolders(ColourClasses.Create(dir.File("train"), 2, 4, seed: 1));
         using var encoder = new BatchNormEncoder();
         encoder.eval();
-        var views = EvaluationTests.SmallViews with { TestCrops = 1 }; // 3 clips per video: 24 views, 3 batches of 8
+        var views = EvaluationTests.SmallViews with { Test = EvaluationTests.SmallViews.Test with { Crops = 1 } }; // 3 clips per video: 24 views, 3 batches of 8
         var extractor = new FeatureExtractor(encoder, new FeatureExtractorOptions { Views = views, BatchSize = 8, Workers = 2 });
 
         Assert.Equal(1, extractor.RecomputeBatchNormStatistics(train));

@@ -97,8 +97,8 @@ public sealed class EvaluationTests
         var (train, test) = ColourSplits(dir);
         using var encoder = new MeanColourEncoder();
         long live = LiveTensors.Settled();
-        var reports = new List<EvaluationProgress>();
-        using (var run = new LinearProbe(Probe()).Fit(encoder, train, test, new SyncProgress<EvaluationProgress>(reports.Add)))
+        var reports = new List<StageProgress>();
+        using (var run = new LinearProbe(Probe()).Fit(encoder, train, test, new SyncProgress<StageProgress>(reports.Add)))
         {
             var r = run.Result;
             Assert.Equal("linear-probe (cached)", r.Protocol);
@@ -114,7 +114,7 @@ public sealed class EvaluationTests
             Assert.True(r.TrainingLoss[^1] < r.TrainingLoss[0], "the training loss fell");
             Assert.All(r.Predictions, p => TorchAssert.Near(1.0, p.TopScores.Sum(), 0, 1e-5)); // float32 probabilities of 3 classes
             Assert.Equal(2.0, r.Settings["learningRate"]!.GetValue<double>());
-            Assert.Equal(3, r.Settings["probe"]!["Features"]!["Views"]!["TestClips"]!.GetValue<int>());
+            Assert.Equal(3, r.Settings["probe"]!["Features"]!["Views"]!["Test"]!["Clips"]!.GetValue<int>());
             Assert.Equal([3, 4], [run.Classifier.weight!.shape[0], run.Classifier.weight.shape[1]]);
         }
 
@@ -365,7 +365,7 @@ public sealed class EvaluationTests
         // Options out of range name themselves.
         var bad = Assert.Throws<ArgumentOutOfRangeException>(() => new LinearProbe(Probe() with { Epochs = 0 }));
         Assert.Equal("Epochs", bad.ParamName);
-        Assert.Equal("TestCrops", Assert.Throws<ArgumentOutOfRangeException>(() => new EvaluationViews(SmallViews with { TestCrops = 2 })).ParamName);
+        Assert.Equal("Crops", Assert.Throws<ArgumentOutOfRangeException>(() => new EvaluationViews(SmallViews with { Test = SmallViews.Test with { Crops = 2 } })).ParamName);
     }
 
     [Fact]

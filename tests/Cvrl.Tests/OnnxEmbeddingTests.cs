@@ -17,16 +17,9 @@ namespace Cvrl.Tests;
 [Collection("Torch")]
 public sealed class OnnxEmbeddingTests
 {
-    private static VideoEmbedderOptions Small(int crops) => EmbeddingTests.Small() with { FramesPerClip = 8, Crops = crops, ShortSide = crops == 3 ? 32 : 40 };
-
-    private static TestViewOptions ViewsOf(VideoEmbedderOptions o) => new()
+    private static EmbeddingOptions Small(int crops) => EmbeddingTests.Small() with
     {
-        Clips = o.Clips,
-        Crops = o.Crops,
-        FramesPerClip = o.FramesPerClip,
-        Stride = o.Stride,
-        ShortSide = o.ShortSide,
-        CropSize = o.CropSize,
+        Views = EmbeddingTests.Small().Views! with { FramesPerClip = 8, Crops = crops, ShortSide = crops == 3 ? 32 : 40 },
     };
 
     [Theory]
@@ -42,7 +35,7 @@ public sealed class OnnxEmbeddingTests
         var options = Small(crops);
         var torchEmbedder = new VideoEmbedder(encoder, options);
         using var onnx = OnnxEncoder.Load(dir.File("encoder.onnx"), new OnnxSessionOptions { IntraOpThreads = 1 });
-        var onnxEmbedder = new OnnxVideoEmbedder(onnx, new OnnxEmbedderOptions { Views = ViewsOf(options), BatchSize = 5, Workers = 2 });
+        var onnxEmbedder = new OnnxVideoEmbedder(onnx, options with { BatchSize = 5, Workers = 2 });
 
         Assert.Equal(torchEmbedder.Fingerprint, onnxEmbedder.Fingerprint);
         var a = torchEmbedder.Embed(paths[0]);
@@ -66,7 +59,8 @@ public sealed class OnnxEmbeddingTests
         torchEmbedder.CheckCompatible(onnxSet);
         onnxEmbedder.CheckCompatible(torchSet);
         Assert.Equal(Path.GetFileName(paths[1]), Path.GetFileName(onnxEmbedder.Search(torchSet, paths[1], 1)[0].Key));
-        Assert.Equal(ViewsOf(options) with { Reader = new() }, OnnxVideoEmbedder.ViewsOf(onnxSet)! with { Reader = new() });
+        Assert.Equal(options.Views! with { Reader = new() }, Embedder.ViewsOf(onnxSet)! with { Reader = new() });
+        Assert.Equal(options.Views! with { Reader = new() }, Embedder.ViewsOf(torchSet)! with { Reader = new() });
     }
 
     [Fact]
@@ -83,7 +77,7 @@ public sealed class OnnxEmbeddingTests
         Assert.Equal(encoder.MinimumInput, onnx.MinimumInput);
 
         // Views smaller than the network accepts are refused before any video is read.
-        var e = Assert.Throws<ArgumentException>(() => new OnnxVideoEmbedder(onnx, new OnnxEmbedderOptions { Views = new TestViewOptions { FramesPerClip = 4, ShortSide = 32, CropSize = 32 } }));
+        var e = Assert.Throws<ArgumentException>(() => new OnnxVideoEmbedder(onnx, new EmbeddingOptions { Views = new TestViewOptions { FramesPerClip = 4, ShortSide = 32, CropSize = 32 } }));
         Assert.Contains("smaller than R3D-18 0.25x accepts (8 x 16 x 16)", e.Message, StringComparison.Ordinal);
     }
 
@@ -102,17 +96,18 @@ public sealed class OnnxEmbeddingTests
         using var onnx = OnnxEncoder.Load(dir.File("e.onnx"));
         VideoFolders.Create(dir.File("videos"), 2, frames: 20, seed: 5);
         string broken = VideoFolders.Corrupt(dir.File("videos"));
-        var views = ViewsOf(Small(1));
-        var set = new OnnxVideoEmbedder(onnx, new OnnxEmbedderOptions { Views = views }).EmbedFolder(dir.File("videos"));
+        var views = Small(1).Views;
+        var set = new OnnxVideoEmbedder(onnx, new EmbeddingOptions { Views = views }).EmbedFolder(dir.File("videos"));
         Assert.Equal(2, set.Count);
         var skipped = JsonNode.Parse(set.Metadata)!["skipped"]!.AsArray();
         Assert.Single(skipped);
         Assert.Equal(broken, skipped[0]!["path"]!.GetValue<string>());
 
-        var strict = new OnnxVideoEmbedder(onnx, new OnnxEmbedderOptions { Views = views, SkipBadVideos = false });
+        var strict = new OnnxVideoEmbedder(onnx, new EmbeddingOptions { Views = views, BadVideos = BadVideoPolicy.Fail });
         var decode = Assert.Throws<VideoDecodeException>(() => strict.EmbedFolder(dir.File("videos")));
         Assert.Equal(broken, decode.Path);
-        Assert.Throws<VideoDecodeException>(() => strict.Embed(dir.File("videos/none.avi")));
+        Assert.Contains("none.avi", Assert.Throws<DatasetException>(() => strict.Embed(dir.File("videos/none.avi"))).Message, StringComparison.Ordinal);
+        Assert.Equal(broken, Assert.Throws<VideoDecodeException>(() => strict.Embed(broken)).Path);
         Assert.Throws<ArgumentException>(() => onnx.Features(new float[10], 1, 8, 32, 32));
     }
 
@@ -136,7 +131,7 @@ public sealed class OnnxEmbeddingTests
         return encoder;
     }
 
-    private static double Cosine(float[] a, float[] b)
+    internal static double Cosine(float[] a, float[] b)
     {
         double dot = 0, na = 0, nb = 0;
         for (int i = 0; i < a.Length; i++)

@@ -43,9 +43,8 @@ internal sealed class EmbedCommand : Command<EmbedCommand.Settings>
         public int? Size { get; init; }
 
         [CommandOption("--batch <N>")]
-        [Description("Clips per forward pass.")]
-        [DefaultValue(8)]
-        public int Batch { get; init; } = 8;
+        [Description("Clips per forward pass. [grey]Default: 8[/]")]
+        public int? Batch { get; init; }
 
         /// <summary>Whether any view option was given (then it overrides the encoder's geometry field by field).</summary>
         public bool HasViewOverrides => Clips is not null || Crops is not null || Frames is not null || Stride is not null || Size is not null;
@@ -61,17 +60,20 @@ internal sealed class EmbedCommand : Command<EmbedCommand.Settings>
             CropSize = Size ?? encoder.CropSize,
         };
 
-        public VideoEmbedderOptions EmbedderOptions(TestViewOptions views) => new()
+        /// <summary>
+        /// The embedding options: the library's defaults, views left to the embedder (the encoder's own, else the
+        /// defaults) unless a view option was given, then laid over <paramref name="encoderViews"/> field by field.
+        /// </summary>
+        public EmbeddingOptions Options(TestViewOptions? encoderViews)
         {
-            Clips = views.Clips,
-            Crops = views.Crops,
-            FramesPerClip = views.FramesPerClip,
-            Stride = views.Stride,
-            ShortSide = views.ShortSide,
-            CropSize = views.CropSize,
-            BatchSize = Batch,
-            Workers = WorkerCount,
-        };
+            var defaults = new EmbeddingOptions();
+            return defaults with
+            {
+                Views = HasViewOverrides ? Views(encoderViews ?? new TestViewOptions()) : null,
+                BatchSize = Batch ?? defaults.BatchSize,
+                Workers = WorkerCount,
+            };
+        }
 
         public override ValidationResult Validate()
         {
@@ -81,41 +83,66 @@ internal sealed class EmbedCommand : Command<EmbedCommand.Settings>
                 return baseResult;
             }
 
-            return Checked(() => EmbedderOptions(Views(new TestViewOptions())).Validate());
+            return Checked(() => Options(null).Validate());
         }
     }
 
-    /// <summary>Prints the views an embedding run uses and where they come from.</summary>
-    internal static void AnnounceViews(TestViewOptions v, string source) =>
+    /// <summary>Prints the views an embedder uses and where they come from.</summary>
+    internal static void AnnounceViews(Embedder embedder, TestViewOptions? encoderViews, bool overridden)
+    {
+        var v = embedder.Views;
+        string source = (encoderViews is null ? "Cvrl's defaults: the encoder records no training clips" : "the encoder's training clips") + (overridden ? ", with the options given" : string.Empty);
         AnsiConsole.MarkupLine(Markup.Escape($"views: {v.Clips} clip(s) x {v.Crops} crop(s) of {v.FramesPerClip} frames at stride {v.Stride}, short side {v.ShortSide}, crop {v.CropSize} ({source})"));
+    }
+
+    /// <summary>
+    /// Builds the embedder for the encoder the settings name (an ONNX model, a checkpoint, a weight file or a fresh
+    /// network) with <paramref name="options"/> laid over the encoder's own views; returns it with the object that owns
+    /// the encoder (dispose it after use).
+    /// </summary>
+    internal static (Embedder Embedder, IDisposable Owner) CreateEmbedder(EncoderSettings settings, Func<TestViewOptions?, EmbeddingOptions> options, string? file, Cvrl.Models.ResNet3dOptions architecture, long seed)
+    {
+        if (file is not null && file.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))
+        {
+            var onnx = settings.LoadOnnx(file);
+            try
+            {
+                var own = OnnxVideoEmbedder.MatchingViews(onnx);
+                var embedder = new OnnxVideoEmbedder(onnx, options(own), settings.Logger);
+                return (embedder, onnx);
+            }
+            catch
+            {
+                onnx.Dispose();
+                throw;
+            }
+        }
+
+        var (encoder, description) = settings.CreateEncoder(file, architecture, seed);
+        try
+        {
+            settings.Announce(description);
+            var own = encoder.TrainedClips?.MatchingTestViews();
+            return (new VideoEmbedder(encoder, options(own), settings.Logger), encoder);
+        }
+        catch
+        {
+            encoder.Dispose();
+            throw;
+        }
+    }
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         VideoSource.RequireExists(settings.Folder);
 
+        TestViewOptions? own = null;
+        var (embedder, owner) = CreateEmbedder(settings, views => settings.Options(own = views), settings.EncoderFile, settings.Architecture, settings.InitSeed);
         EmbeddingSet set;
-        string overridden = settings.HasViewOverrides ? ", with the options given" : string.Empty;
-        if (settings.IsOnnx)
+        using (owner)
         {
-            using var onnx = settings.LoadOnnx();
-            var probe = new OnnxVideoEmbedder(onnx, new OnnxEmbedderOptions { BatchSize = settings.Batch, Workers = settings.WorkerCount }, settings.Logger);
-            var views = settings.Views(probe.Views);
-            var embedder = new OnnxVideoEmbedder(onnx, new OnnxEmbedderOptions { Views = views, BatchSize = settings.Batch, Workers = settings.WorkerCount }, settings.Logger);
-            AnnounceViews(views, (onnx.ClipFrames is null ? "Cvrl's defaults: the ONNX model records no clip geometry" : "the ONNX model's metadata") + overridden);
-            set = CliProgress.Run(progress => embedder.EmbedFolder(settings.Folder, progress: EncoderSettings.Embedding(progress), cancellationToken: cancellationToken));
-        }
-        else
-        {
-            var trained = settings.TrainedViews;
-            var views = settings.Views(trained ?? new TestViewOptions());
-            var (encoder, description) = settings.CreateEncoder();
-            using (encoder)
-            {
-                settings.Announce(description);
-                AnnounceViews(views, (trained is null ? "Cvrl's defaults" : "the checkpoint's training geometry") + overridden);
-                var embedder = new VideoEmbedder(encoder, settings.EmbedderOptions(views), settings.Logger);
-                set = CliProgress.Run(progress => embedder.EmbedFolder(settings.Folder, progress: progress, cancellationToken: cancellationToken));
-            }
+            AnnounceViews(embedder, own, settings.HasViewOverrides);
+            set = CliProgress.Run(progress => embedder.EmbedFolder(settings.Folder, progress: progress, cancellationToken: cancellationToken));
         }
 
         set = settings.Source().Stamp(set);

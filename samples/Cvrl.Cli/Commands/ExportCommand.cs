@@ -64,21 +64,18 @@ internal sealed class ExportCommand : Command<ExportCommand.Settings>
                 return ValidationResult.Error("--external-data must be 0 or more MiB");
             }
 
-            return Checked(() => ExportOptions(null).Validate());
+            return Checked(() => ExportOptions().Validate());
         }
 
-        public OnnxExportOptions ExportOptions(CheckpointState? trained)
+        /// <summary>The export options: the geometry given here; what is not given the exporter takes from the encoder's training clips.</summary>
+        public OnnxExportOptions ExportOptions() => new()
         {
-            var views = trained?.MatchingTestViews();
-            return new()
-            {
-                ExternalDataThreshold = ExternalDataMiB << 20,
-                ClipFrames = Frames ?? views?.FramesPerClip,
-                ClipStride = Stride ?? views?.Stride,
-                ShortSide = Size ?? views?.ShortSide,
-                CropSize = Size ?? views?.CropSize,
-            };
-        }
+            ExternalDataThreshold = ExternalDataMiB << 20,
+            ClipFrames = Frames,
+            ClipStride = Stride,
+            ShortSide = Size,
+            CropSize = Size,
+        };
     }
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
@@ -97,7 +94,7 @@ internal sealed class ExportCommand : Command<ExportCommand.Settings>
             settings.Announce(description);
             using var head = settings.Head ? CvrlCheckpoint.LoadHead(file!) : null;
             encoder.to(torch.CPU);
-            var result = OnnxExporter.Export(encoder, settings.Output, settings.ExportOptions(trained), head);
+            var result = OnnxExporter.Export(encoder, settings.Output, settings.ExportOptions(), head);
             long modelBytes = new FileInfo(result.ModelPath).Length;
             AnsiConsole.MarkupLine($"wrote [green]{Markup.Escape(result.ModelPath)}[/] ({modelBytes / 1048576.0:F1} MiB, {result.Nodes} operators, opset {OnnxExporter.OpsetVersion})");
             if (result.ExternalDataPath is not null)

@@ -57,7 +57,7 @@ internal sealed class IndexCommand : Command<IndexCommand.Settings>
             data.Items.Select(i => i.Path),
             options,
             data.Root,
-            new ForwardingProgress<IndexProgress>(p => progress.Report(new EvaluationProgress("indexing videos", p.Done, p.Total, p.Elapsed))),
+            new ForwardingProgress<IndexProgress>(p => progress.Report(new StageProgress("indexing videos", p.Done, p.Total, p.Elapsed))),
             CliLogger.For(settings.Verbose),
             cancellationToken));
 

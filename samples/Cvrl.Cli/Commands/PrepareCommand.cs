@@ -94,7 +94,7 @@ internal sealed class PrepareCommand : Command<PrepareCommand.Settings>
             settings.Source,
             settings.Output,
             settings.Options(),
-            new ForwardingProgress<PreparationProgress>(p => progress.Report(new EvaluationProgress("preparing videos", p.Done, p.Total, p.Elapsed))),
+            new ForwardingProgress<PreparationProgress>(p => progress.Report(new StageProgress("preparing videos", p.Done, p.Total, p.Elapsed))),
             CliLogger.For(settings.Verbose),
             cancellationToken));
 

@@ -1,3 +1,4 @@
+using Cvrl.Video;
 using System.ComponentModel;
 using System.Globalization;
 using System.Text.Json;
@@ -70,7 +71,7 @@ internal static class QuickstartSteps
         return CliProgress.Run(progress => SyntheticMotion.Generate(
             folder,
             options,
-            new Reporter(done => progress.Report(new EvaluationProgress("generating videos", done, total, watch.Elapsed))),
+            new Reporter(done => progress.Report(new StageProgress("generating videos", done, total, watch.Elapsed))),
             cancellationToken));
     }
 

@@ -46,7 +46,8 @@ internal sealed class SearchCommand : Command<SearchCommand.Settings>
         }
 
         var set = EmbeddingSet.Load(settings.Embeddings);
-        var options = (VideoEmbedder.OptionsOf(set) ?? new VideoEmbedderOptions()) with { Workers = settings.WorkerCount };
+        // The views the set was made with (null for sets that do not record them: then the encoder's own).
+        var options = new EmbeddingOptions { Views = Embedder.ViewsOf(set), Workers = settings.WorkerCount };
 
         // Without --checkpoint (or --depth/--width), the encoder the set records: the file it was made with, or the same
         // fresh initialisation.
@@ -76,23 +77,10 @@ internal sealed class SearchCommand : Command<SearchCommand.Settings>
         }
 
         IReadOnlyList<SearchHit> hits;
-        if (file is not null && file.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))
+        var (embedder, owner) = EmbedCommand.CreateEmbedder(settings, _ => options, file, architecture, seed);
+        using (owner)
         {
-            using var onnx = settings.LoadOnnx(file);
-            var embedder = new OnnxVideoEmbedder(onnx, new OnnxEmbedderOptions { Views = options.ToTestViewOptions(), Workers = settings.WorkerCount }, settings.Logger);
-            embedder.CheckCompatible(set);
             hits = embedder.Search(set, settings.Video, settings.Top);
-        }
-        else
-        {
-            var (encoder, description) = settings.CreateEncoder(file, architecture, seed);
-            using (encoder)
-            {
-                settings.Announce(description);
-                var embedder = new VideoEmbedder(encoder, options, settings.Logger);
-                embedder.CheckCompatible(set);
-                hits = embedder.Search(set, settings.Video, settings.Top);
-            }
         }
 
         var table = new Table().AddColumn("rank").AddColumn("similarity").AddColumn("video");

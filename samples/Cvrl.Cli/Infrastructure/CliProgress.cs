@@ -1,13 +1,14 @@
 using Cvrl.Evaluation;
 using Cvrl.Training;
+using Cvrl.Video;
 using Spectre.Console;
 
 namespace Cvrl.Cli.Infrastructure;
 
 /// <summary>Where long work reports: evaluation stages and training steps.</summary>
-internal sealed class ProgressSink(Action<EvaluationProgress> evaluation, Action<TrainingProgress> training)
+internal sealed class ProgressSink(Action<StageProgress> evaluation, Action<TrainingProgress> training)
 {
-    public IProgress<EvaluationProgress> Evaluation { get; } = new Reporter<EvaluationProgress>(evaluation);
+    public IProgress<StageProgress> Evaluation { get; } = new Reporter<StageProgress>(evaluation);
 
     public IProgress<TrainingProgress> Training { get; } = new Reporter<TrainingProgress>(training);
 
@@ -20,8 +21,8 @@ internal sealed class ProgressSink(Action<EvaluationProgress> evaluation, Action
 /// <summary>Live progress bars for long work, one per stage, on a terminal; plain lines otherwise.</summary>
 internal static class CliProgress
 {
-    /// <summary>Runs <paramref name="work"/> with a progress display fed by <see cref="EvaluationProgress"/> reports.</summary>
-    public static T Run<T>(Func<IProgress<EvaluationProgress>, T> work) => Run(sink => work(sink.Evaluation));
+    /// <summary>Runs <paramref name="work"/> with a progress display fed by <see cref="StageProgress"/> reports.</summary>
+    public static T Run<T>(Func<IProgress<StageProgress>, T> work) => Run(sink => work(sink.Evaluation));
 
     /// <summary>Runs <paramref name="work"/> with a progress display fed by evaluation and training reports.</summary>
     public static T Run<T>(Func<ProgressSink, T> work)
@@ -77,7 +78,7 @@ internal static class CliProgress
         return result;
     }
 
-    private static void PrintStage(EvaluationProgress value)
+    private static void PrintStage(StageProgress value)
     {
         if (value.Completed == value.Total)
         {

@@ -70,10 +70,6 @@ internal class EncoderSettings : DeviceSettings
         return encoder;
     }
 
-    /// <summary>Adapts the ONNX embedder's progress to the console progress bar.</summary>
-    public static IProgress<Cvrl.Onnx.EmbeddingProgress> Embedding(IProgress<Cvrl.Evaluation.EvaluationProgress> sink) =>
-        new Progress<Cvrl.Onnx.EmbeddingProgress>(p => sink.Report(new Cvrl.Evaluation.EvaluationProgress("embedding", p.Done, p.Total, p.Elapsed)));
-
     /// <summary>Builds the encoder on the requested device, and a one-line description of where it came from.</summary>
     public (ResNet3d Encoder, string Description) CreateEncoder() => CreateEncoder(EncoderFile, Architecture, InitSeed);
 

@@ -35,19 +35,16 @@ internal class EvaluationSettings : EncoderSettings
     public int? TestSize { get; init; }
 
     [CommandOption("--clips <N>")]
-    [Description("Evenly spaced test clips per video (paper: 10).")]
-    [DefaultValue(10)]
-    public int Clips { get; init; } = 10;
+    [Description("Evenly spaced test clips per video. [grey]Default: the paper's 10[/]")]
+    public int? Clips { get; init; }
 
     [CommandOption("--crops <N>")]
-    [Description("Test crops per clip: 1 or 3 (paper: 3).")]
-    [DefaultValue(3)]
-    public int Crops { get; init; } = 3;
+    [Description("Test crops per clip: 1 or 3. [grey]Default: the paper's 3[/]")]
+    public int? Crops { get; init; }
 
     [CommandOption("--batch <N>")]
-    [Description("Clips per forward pass when extracting features.")]
-    [DefaultValue(8)]
-    public int Batch { get; init; } = 8;
+    [Description("Clips per forward pass when extracting features. [grey]Default: 8[/]")]
+    public int? Batch { get; init; }
 
     [CommandOption("--seed <SEED>")]
     [Description("Seed of the training views and the classifier.")]
@@ -61,35 +58,54 @@ internal class EvaluationSettings : EncoderSettings
     /// <summary>The feature options: the options given, else the encoder's training geometry (a Cvrl checkpoint's), else the paper's.</summary>
     public FeatureExtractorOptions Features => FeaturesFor(TrainedViews);
 
-    /// <summary>The feature options over <paramref name="trained"/> (the encoder's geometry, or null for the paper's defaults).</summary>
-    public FeatureExtractorOptions FeaturesFor(Cvrl.Video.TestViewOptions? trained) => new()
+    /// <summary>
+    /// The feature options over <paramref name="trained"/> (the encoder's geometry, or null for the paper's): the
+    /// library's defaults (<see cref="EvaluationViewOptions"/>, <see cref="FeatureExtractorOptions"/>) with the encoder's
+    /// clips, then every option given here, field by field.
+    /// </summary>
+    public FeatureExtractorOptions FeaturesFor(Cvrl.Video.TestViewOptions? trained)
     {
-        Views = new EvaluationViewOptions
+        var official = new EvaluationViewOptions();
+        var test = trained is null ? official.Test : official.Test with
         {
-            FramesPerClip = Frames ?? trained?.FramesPerClip ?? 32,
-            Stride = Stride ?? trained?.Stride ?? 2,
-            TrainCropSize = Size ?? trained?.CropSize ?? 224,
-            TestShortSide = TestSize ?? trained?.CropSize ?? 256,
-            TestCropSize = TestSize ?? trained?.CropSize ?? 256,
-            TestClips = Clips,
-            TestCrops = Crops,
-        },
-        BatchSize = Batch,
-        Workers = WorkerCount,
-    };
+            FramesPerClip = trained.FramesPerClip,
+            Stride = trained.Stride,
+            ShortSide = trained.ShortSide,
+            CropSize = trained.CropSize,
+        };
+        var defaults = new FeatureExtractorOptions();
+        return defaults with
+        {
+            Views = official with
+            {
+                Test = test with
+                {
+                    Clips = Clips ?? test.Clips,
+                    Crops = Crops ?? test.Crops,
+                    FramesPerClip = Frames ?? test.FramesPerClip,
+                    Stride = Stride ?? test.Stride,
+                    ShortSide = TestSize ?? test.ShortSide,
+                    CropSize = TestSize ?? test.CropSize,
+                },
+                TrainCropSize = Size ?? trained?.CropSize ?? official.TrainCropSize,
+            },
+            BatchSize = Batch ?? defaults.BatchSize,
+            Workers = WorkerCount,
+        };
+    }
 
     /// <summary>Prints the views an evaluation uses and where they come from.</summary>
     public void AnnounceViews(FeatureExtractorOptions features)
     {
-        var v = features.Views;
+        var v = features.Views.Test;
         bool trained = TrainedViews is not null;
-        string source = trained ? "the checkpoint's training geometry" : "the paper's defaults";
+        string source = trained ? "the encoder's training clips" : "the paper's defaults";
         if (Frames is not null || Stride is not null || Size is not null || TestSize is not null)
         {
             source += ", with the options given";
         }
 
-        AnsiConsole.MarkupLine(Markup.Escape($"views: {v.FramesPerClip} frames at stride {v.Stride}, training crop {v.TrainCropSize}, test {v.TestClips} clip(s) x {v.TestCrops} crop(s) at {v.TestCropSize} ({source})"));
+        AnsiConsole.MarkupLine(Markup.Escape($"views: {v.FramesPerClip} frames at stride {v.Stride}, training crop {features.Views.TrainCropSize}, test {v.Clips} clip(s) x {v.Crops} crop(s) at {v.CropSize} ({source})"));
     }
 
     public override ValidationResult Validate()

@@ -1,3 +1,4 @@
+using Cvrl.Video;
 using System.Diagnostics;
 using Cvrl.Augment;
 using Cvrl.Augment.Sampling;
@@ -146,7 +147,7 @@ internal static class Experiment
         bool evaluateRandom,
         ILogger logger,
         IProgress<TrainingProgress>? training,
-        IProgress<EvaluationProgress>? evaluation,
+        IProgress<StageProgress>? evaluation,
         CancellationToken cancellationToken)
     {
         var watch = Stopwatch.StartNew();
@@ -173,7 +174,7 @@ internal static class Experiment
         return new ExperimentOutcome(summary, cvrl.Probe, cvrl.Knn, random?.Probe, random?.Knn, watch.Elapsed);
     }
 
-    public static (ClassificationResult Probe, ClassificationResult Knn) Evaluate(ResNet3d encoder, ExperimentSettings settings, VideoDataset train, VideoDataset test, ILogger logger, IProgress<EvaluationProgress>? progress, CancellationToken cancellationToken)
+    public static (ClassificationResult Probe, ClassificationResult Knn) Evaluate(ResNet3d encoder, ExperimentSettings settings, VideoDataset train, VideoDataset test, ILogger logger, IProgress<StageProgress>? progress, CancellationToken cancellationToken)
     {
         var extractor = new FeatureExtractor(encoder, settings.Features, logger);
         if (settings.PreciseBatchNorm)

@@ -20,16 +20,16 @@ public sealed record OnnxExportOptions
     /// </summary>
     public long ExternalDataThreshold { get; init; } = 1L << 30;
 
-    /// <summary>Frames per clip the encoder was trained on (recorded in the metadata when set).</summary>
+    /// <summary>Frames per clip the encoder was trained on, recorded in the metadata. Default: the encoder's <see cref="ResNet3d.TrainedClips"/>, when it has them.</summary>
     public int? ClipFrames { get; init; }
 
-    /// <summary>Temporal stride of those clips (recorded when set).</summary>
+    /// <summary>Temporal stride of those clips. Default: the encoder's <see cref="ResNet3d.TrainedClips"/>.</summary>
     public int? ClipStride { get; init; }
 
-    /// <summary>Short side the frames are resized to before cropping at test time (recorded when set).</summary>
+    /// <summary>Short side the frames are resized to before cropping at test time. Default: <see cref="CropSize"/>.</summary>
     public int? ShortSide { get; init; }
 
-    /// <summary>Crop size (recorded when set).</summary>
+    /// <summary>Crop size. Default: the encoder's <see cref="ResNet3d.TrainedClips"/>.</summary>
     public int? CropSize { get; init; }
 
     /// <summary>More metadata entries (keys must not start with "cvrl.", which the exporter writes).</summary>
@@ -342,10 +342,12 @@ public static class OnnxExporter
             }
         }
 
-        Put("cvrl.clip_frames", options.ClipFrames);
-        Put("cvrl.clip_stride", options.ClipStride);
-        Put("cvrl.short_side", options.ShortSide);
-        Put("cvrl.crop_size", options.CropSize);
+        // The options' geometry, else the clips the encoder was trained on (short side = crop, as embedding uses them).
+        var clips = model.TrainedClips;
+        Put("cvrl.clip_frames", options.ClipFrames ?? clips?.FramesPerClip);
+        Put("cvrl.clip_stride", options.ClipStride ?? clips?.Stride);
+        Put("cvrl.short_side", options.ShortSide ?? options.CropSize ?? clips?.CropSize);
+        Put("cvrl.crop_size", options.CropSize ?? clips?.CropSize);
         foreach (var (key, value) in options.Metadata ?? new Dictionary<string, string>())
         {
             metadata[key] = value;

@@ -253,7 +253,11 @@ public sealed class PretrainLoader
     }
 
 
-    /// <summary>The workers, collator and output channel of a run over one or more consecutive epochs.</summary>
+    /// <summary>
+    /// A run over one or more consecutive epochs: the collator thread maps the run's positions through
+    /// <see cref="OrderedParallel"/> (decoding and augmenting on the workers, in order, a bounded window ahead) and
+    /// writes batches to the output channel, which the consumer reads.
+    /// </summary>
     private sealed class EpochRun
     {
         private readonly PretrainLoader _owner;
@@ -262,14 +266,10 @@ public sealed class PretrainLoader
         private readonly int _startBatch;
         private readonly long _total;
         private readonly int _count;
-        private readonly Dictionary<long, Slot> _slots = [];
         private readonly ConcurrentDictionary<int, int[]> _orders = new();
         private readonly CancellationTokenSource _cts;
         private readonly Channel<ViewBatch> _ready;
-        private readonly object _gate = new();
         private readonly int _window;
-        private long _next;
-        private long _consumed;
         private ExceptionDispatchInfo? _failure;
 
         public EpochRun(PretrainLoader owner, int firstEpoch, int epochCount, int start, int startBatch, CancellationToken token)
@@ -283,15 +283,11 @@ public sealed class PretrainLoader
             _cts = CancellationTokenSource.CreateLinkedTokenSource(token);
             _ready = Channel.CreateBounded<ViewBatch>(new BoundedChannelOptions(owner.Options.PrefetchBatches) { SingleReader = true, SingleWriter = true });
             _window = ((owner.Options.PrefetchBatches + 1) * owner.Options.BatchSize) + owner.Options.Workers;
-            _next = -1;
-            _consumed = 0;
         }
 
         public IEnumerable<ViewBatch> Read()
         {
-            var workers = Enumerable.Range(0, _owner.Options.Workers).Select(i => new Thread(Work) { IsBackground = true, Name = $"cvrl-loader-{i}" }).ToList();
             var collator = new Thread(Collate) { IsBackground = true, Name = "cvrl-collator" };
-            workers.ForEach(t => t.Start());
             collator.Start();
             try
             {
@@ -325,21 +321,10 @@ public sealed class PretrainLoader
             finally
             {
                 _cts.Cancel();
-                lock (_gate)
-                {
-                    Monitor.PulseAll(_gate);
-                }
-
-                workers.ForEach(t => t.Join());
                 collator.Join();
                 while (_ready.Reader.TryRead(out var leftover))
                 {
                     leftover.Dispose();
-                }
-
-                foreach (var slot in _slots.Values)
-                {
-                    slot.Views?.Dispose();
                 }
 
                 _cts.Dispose();
@@ -369,77 +354,37 @@ public sealed class PretrainLoader
                 || (position < _count / o.BatchSize * o.BatchSize && position % o.BatchSize / o.LocalBatchSize == o.ShardIndex);
         }
 
-        private void Work()
+        /// <summary>Decodes and augments the video at a run position (on a worker); a decoding failure is returned, not thrown.</summary>
+        private Slot Make(long p)
         {
-            var token = _cts.Token;
-            while (!token.IsCancellationRequested)
+            var (epoch, position) = Locate(p);
+            if (!Mine(position))
             {
-                long p = Interlocked.Increment(ref _next);
-                if (p >= _total)
-                {
-                    return;
-                }
+                return Slot.Elsewhere;
+            }
 
-                lock (_gate)
+            int index = Order(epoch)[position];
+            var item = _owner._data[index];
+            var slot = new Slot();
+            try
+            {
+                if (_owner._bad.TryGetValue(item.Path, out string? reason))
                 {
-                    while (p >= _consumed + _window && !token.IsCancellationRequested)
-                    {
-                        Monitor.Wait(_gate, 100);
-                    }
+                    slot.Error = new VideoDecodeException(item.Path, VideoDecodeFailure.CannotOpen, reason);
                 }
-
-                if (token.IsCancellationRequested)
+                else
                 {
-                    return;
-                }
-
-                var (epoch, position) = Locate(p);
-                if (!Mine(position))
-                {
-                    lock (_gate)
-                    {
-                        _slots[p] = Slot.Elsewhere;
-                        Monitor.PulseAll(_gate);
-                    }
-
-                    continue;
-                }
-
-                int index = Order(epoch)[position];
-                var item = _owner._data[index];
-                var slot = new Slot();
-                try
-                {
-                    if (_owner._bad.TryGetValue(item.Path, out string? reason))
-                    {
-                        slot.Error = new VideoDecodeException(item.Path, VideoDecodeFailure.CannotOpen, reason);
-                    }
-                    else
-                    {
-                        int? known = item.Frames ?? (_owner._frameCounts.TryGetValue(index, out int n) ? n : null);
-                        slot.Views = _owner._generate(item.Path, _owner.Options.Seed, epoch, index, known);
-                        _owner._frameCounts[index] = slot.Views.FrameCount;
-                    }
-                }
-                catch (VideoDecodeException e)
-                {
-                    slot.Error = e;
-                }
-#pragma warning disable CA1031 // Any other failure is handed to the consumer, which rethrows it.
-                catch (Exception e)
-#pragma warning restore CA1031
-                {
-                    _failure ??= ExceptionDispatchInfo.Capture(e);
-                    _cts.Cancel();
-                    return;
-                }
-
-                lock (_gate)
-                {
-                    _slots[p] = slot;
-                    Monitor.PulseAll(_gate);
+                    int? known = item.Frames ?? (_owner._frameCounts.TryGetValue(index, out int n) ? n : null);
+                    slot.Views = _owner._generate(item.Path, _owner.Options.Seed, epoch, index, known);
+                    _owner._frameCounts[index] = slot.Views.FrameCount;
                 }
             }
+            catch (VideoDecodeException e)
+            {
+                slot.Error = e;
+            }
+
+            return slot;
         }
 
         private void Collate()
@@ -453,26 +398,10 @@ public sealed class PretrainLoader
             int globalBatch = _owner.Options.BatchSize;
             try
             {
-                for (long p = 0; p < _total; p++)
+                long p = -1;
+                foreach (var slot in OrderedParallel.Map(_total, Make, _owner.Options.Workers, _window, s => s.Views?.Dispose(), token))
                 {
-                    Slot? slot;
-                    lock (_gate)
-                    {
-                        while (!_slots.TryGetValue(p, out slot) && !token.IsCancellationRequested)
-                        {
-                            Monitor.Wait(_gate, 100);
-                        }
-
-                        _slots.Remove(p);
-                        _consumed = p + 1;
-                        Monitor.PulseAll(_gate);
-                    }
-
-                    if (slot is null)
-                    {
-                        return;
-                    }
-
+                    p++;
                     var (epoch, position) = Locate(p);
                     if (epoch != currentEpoch)
                     {

@@ -17,33 +17,6 @@ public sealed record VideoItem(string Path, int Label = -1, int? Frames = null)
     public bool HasLabel => Label >= 0;
 }
 
-/// <summary>A data set's files are missing or malformed. The message gives the count and the first few names.</summary>
-public sealed class DatasetException : IOException
-{
-    /// <summary>Creates the exception.</summary>
-    public DatasetException(string message, IReadOnlyList<string>? missing = null)
-        : base(message)
-    {
-        Missing = missing ?? [];
-    }
-
-    /// <summary>Creates the exception (tooling).</summary>
-    public DatasetException()
-        : this("The data set is invalid.")
-    {
-    }
-
-    /// <summary>Creates the exception (tooling).</summary>
-    public DatasetException(string message, Exception inner)
-        : base(message, inner)
-    {
-        Missing = [];
-    }
-
-    /// <summary>The missing files, when that is the problem.</summary>
-    public IReadOnlyList<string> Missing { get; }
-}
-
 /// <summary>
 /// An immutable list of videos (and, for labelled sets, class names), built from a folder, class folders, a
 /// Kinetics-style CSV, UCF101/HMDB51-style split lists or a list of paths. Every factory resolves paths inside its data

@@ -1,3 +1,4 @@
+using Cvrl.Video;
 using System.Globalization;
 using System.Reflection;
 using System.Text;

@@ -1,3 +1,4 @@
+using Cvrl.Video;
 using System.Text.Json.Nodes;
 using Cvrl.Data;
 using Cvrl.Models;

@@ -1,4 +1,5 @@
 using Cvrl.Data;
+using Cvrl.Video;
 using static TorchSharp.torch;
 
 namespace Cvrl.Evaluation;

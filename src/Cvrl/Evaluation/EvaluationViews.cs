@@ -10,34 +10,22 @@ using static TorchSharp.torch;
 namespace Cvrl.Evaluation;
 
 /// <summary>
-/// The clips an evaluation looks at (docs/method.md sections 5 and 6). Training views: one random clip of
-/// <see cref="FramesPerClip"/> frames at <see cref="Stride"/>, random resized crop to <see cref="TrainCropSize"/> and
-/// flip. Test views: <see cref="TestClips"/> evenly spaced clips, short side resized to <see cref="TestShortSide"/>,
-/// <see cref="TestCrops"/> crops of <see cref="TestCropSize"/> (3: along the long side; 1: centred). The defaults are
-/// the official ones: 32 x 2 frames, 224 training crops, 10 clips x 3 crops of 256 = 30 test views.
+/// The clips an evaluation looks at (docs/method.md sections 5 and 6). Test views: <see cref="Test"/>, the one
+/// test-view record of Cvrl (evenly spaced clips, short-side resize, 1 or 3 crops). Training views: one random clip with
+/// the test views' clip length and stride (<see cref="TestViewOptions.FramesPerClip"/>, <see cref="TestViewOptions.Stride"/>),
+/// random resized crop to <see cref="TrainCropSize"/> and flip. The defaults are the official ones: 32 x 2 frames, 224
+/// training crops, 10 clips x 3 crops of 256 = 30 test views.
 /// </summary>
 public sealed record EvaluationViewOptions
 {
-    /// <summary>Frames per clip (official 32).</summary>
-    public int FramesPerClip { get; init; } = 32;
+    /// <summary>The official test views: the <see cref="TestViewOptions"/> defaults with 3 crops per clip.</summary>
+    public static TestViewOptions OfficialTestViews { get; } = new() { Crops = 3 };
 
-    /// <summary>Stride between sampled frames, in stored frames (official 2).</summary>
-    public int Stride { get; init; } = 2;
+    /// <summary>The test views; their clip length, stride and decoding options apply to training views too. Default <see cref="OfficialTestViews"/>.</summary>
+    public TestViewOptions Test { get; init; } = OfficialTestViews;
 
     /// <summary>Training crop size (official 224).</summary>
     public int TrainCropSize { get; init; } = 224;
-
-    /// <summary>Evenly spaced test clips per video (official 10).</summary>
-    public int TestClips { get; init; } = 10;
-
-    /// <summary>Crops per test clip: 3 (official: start, middle and end of the long side) or 1 (centre).</summary>
-    public int TestCrops { get; init; } = 3;
-
-    /// <summary>Shorter side after resizing, for test views (official 256).</summary>
-    public int TestShortSide { get; init; } = 256;
-
-    /// <summary>Test crop size (official 256, equal to the short side, so crops slide along the long side only).</summary>
-    public int TestCropSize { get; init; } = 256;
 
     /// <summary>
     /// Colour jitter strength for training views (with grayscale, as in pre-training); 0 for none, the official recipe.
@@ -45,70 +33,27 @@ public sealed record EvaluationViewOptions
     /// </summary>
     public double TrainColorJitterStrength { get; init; }
 
-    /// <summary>Decoding options.</summary>
-    public VideoReaderOptions Reader { get; init; } = new();
-
-    /// <summary>The test-view part of these options (the geometry Cvrl.Video implements once for every runtime).</summary>
-    public TestViewOptions ToTestViewOptions() => new()
-    {
-        Clips = TestClips,
-        Crops = TestCrops,
-        FramesPerClip = FramesPerClip,
-        Stride = Stride,
-        ShortSide = TestShortSide,
-        CropSize = TestCropSize,
-        Reader = Reader,
-    };
-
-    /// <summary>Test views per video: <see cref="TestClips"/> x <see cref="TestCrops"/>.</summary>
-    public int TestViewsPerVideo => TestClips * TestCrops;
-
     /// <summary>Small views for quick runs: <paramref name="frames"/> x <paramref name="stride"/> frames, crops of <paramref name="size"/>, short side <paramref name="size"/>.</summary>
     public static EvaluationViewOptions Small(int frames, int stride, int size, int testClips = 10, int testCrops = 3) => new()
     {
-        FramesPerClip = frames,
-        Stride = stride,
+        Test = TestViewOptions.ForClips(frames, stride, size) with { Clips = testClips, Crops = testCrops },
         TrainCropSize = size,
-        TestShortSide = size,
-        TestCropSize = size,
-        TestClips = testClips,
-        TestCrops = testCrops,
     };
 
     /// <summary>Checks every option.</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of range; the message names it.</exception>
     public void Validate()
     {
-        Positive(FramesPerClip, nameof(FramesPerClip));
-        Positive(Stride, nameof(Stride));
-        Positive(TrainCropSize, nameof(TrainCropSize));
-        Positive(TestClips, nameof(TestClips));
-        Positive(TestShortSide, nameof(TestShortSide));
-        Positive(TestCropSize, nameof(TestCropSize));
-        if (TestCrops is not (1 or 3))
+        ArgumentNullException.ThrowIfNull(Test, nameof(Test));
+        Test.Validate();
+        if (TrainCropSize < 1)
         {
-            throw new ArgumentOutOfRangeException(nameof(TestCrops), TestCrops, "TestCrops must be 1 (centre) or 3 (along the long side).");
-        }
-
-        if (TestCropSize > TestShortSide)
-        {
-            throw new ArgumentOutOfRangeException(nameof(TestCropSize), TestCropSize, $"TestCropSize must not exceed TestShortSide ({TestShortSide}).");
+            throw new ArgumentOutOfRangeException(nameof(TrainCropSize), TrainCropSize, $"{nameof(TrainCropSize)} must be at least 1.");
         }
 
         if (!(TrainColorJitterStrength is >= 0 and <= 1.25))
         {
             throw new ArgumentOutOfRangeException(nameof(TrainColorJitterStrength), TrainColorJitterStrength, "TrainColorJitterStrength must lie in [0, 1.25].");
-        }
-
-        ArgumentNullException.ThrowIfNull(Reader, nameof(Reader));
-        Reader.Validate();
-    }
-
-    private static void Positive(int value, string name)
-    {
-        if (value < 1)
-        {
-            throw new ArgumentOutOfRangeException(name, value, $"{name} must be at least 1.");
         }
     }
 }
@@ -129,19 +74,19 @@ public sealed class EvaluationViews
     {
         Options = options ?? new EvaluationViewOptions();
         Options.Validate();
-        _trainSampler = new RandomClipSampler(Options.FramesPerClip, Options.Stride);
+        _trainSampler = new RandomClipSampler(Options.Test.FramesPerClip, Options.Test.Stride);
         _train = CvrlPresets.LinearEvalTrain(Options.TrainCropSize, Options.TrainColorJitterStrength);
-        _test = new TestViews(Options.ToTestViewOptions());
+        _test = new TestViews(Options.Test);
     }
 
     /// <summary>The options.</summary>
     public EvaluationViewOptions Options { get; }
 
     /// <summary>The shape of one training view: <c>[3, T, S, S]</c>.</summary>
-    public long[] TrainViewShape => [3, Options.FramesPerClip, Options.TrainCropSize, Options.TrainCropSize];
+    public long[] TrainViewShape => [3, Options.Test.FramesPerClip, Options.TrainCropSize, Options.TrainCropSize];
 
     /// <summary>The shape of one test view: <c>[3, T, S, S]</c>.</summary>
-    public long[] TestViewShape => [3, Options.FramesPerClip, Options.TestCropSize, Options.TestCropSize];
+    public long[] TestViewShape => [3, Options.Test.FramesPerClip, Options.Test.CropSize, Options.Test.CropSize];
 
     /// <summary>
     /// One random training view of a video: a random clip (stream <see cref="ClipRandom.TemporalStream"/>), random
@@ -176,7 +121,7 @@ public sealed class EvaluationViews
     public Tensor TrainViews(string path, long seed, int firstEpoch, int count, long index, int? knownFrameCount = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
-        using var reader = VideoReader.Open(path, Options.Reader);
+        using var reader = VideoReader.Open(path, Options.Test.Reader);
         using var scope = torch.NewDisposeScope();
         var (clips, _) = reader.ReadPlannedClips(
             frames => [.. Enumerable.Range(firstEpoch, count)
@@ -188,7 +133,7 @@ public sealed class EvaluationViews
 
     /// <summary>
     /// The test views of a video, clip by clip (crops of one clip adjacent): float32 <c>[V, 3, T, S, S]</c> in [0, 1],
-    /// V = <see cref="EvaluationViewOptions.TestViewsPerVideo"/>.
+    /// V = <see cref="TestViewOptions.ViewsPerVideo"/> of <see cref="EvaluationViewOptions.Test"/>.
     /// </summary>
     /// <param name="path">The video.</param>
     /// <param name="knownFrameCount">The video's verified frame count, or null.</param>
@@ -197,7 +142,8 @@ public sealed class EvaluationViews
     public Tensor TestViews(string path, int? knownFrameCount = null)
     {
         Models.TorchNative.EnsureLoaded();
-        using var bytes = torch.empty([Options.TestViewsPerVideo, 3, Options.FramesPerClip, Options.TestCropSize, Options.TestCropSize], ScalarType.Byte);
+        var test = Options.Test;
+        using var bytes = torch.empty([test.ViewsPerVideo, 3, test.FramesPerClip, test.CropSize, test.CropSize], ScalarType.Byte);
         _test.ReadInto(path, bytes.bytes, knownFrameCount);
         using var floats = bytes.to_type(ScalarType.Float32);
         return floats.div_(TorchScalars.Byte255).contiguous();

@@ -1,6 +1,5 @@
-using System.Diagnostics;
-using Cvrl.Augment.Video;
 using Cvrl.Data;
+using Cvrl.Embeddings;
 using Cvrl.Models;
 using Cvrl.Video;
 using Microsoft.Extensions.Logging;
@@ -10,44 +9,21 @@ using static TorchSharp.torch;
 
 namespace Cvrl.Evaluation;
 
-/// <summary>Options for <see cref="FeatureExtractor"/>.</summary>
-public sealed record FeatureExtractorOptions
+/// <summary>Options for <see cref="FeatureExtractor"/>: the views, plus batch size, workers and the bad-video policy.</summary>
+public sealed record FeatureExtractorOptions : ViewRunOptions
 {
     /// <summary>Which views to make (official evaluation views by default).</summary>
     public EvaluationViewOptions Views { get; init; } = new();
 
-    /// <summary>Views per forward pass (views of consecutive videos are batched together). Default 8.</summary>
-    public int BatchSize { get; init; } = 8;
-
-    /// <summary>Decoding and augmentation threads. Default: one per core.</summary>
-    public int Workers { get; init; } = Environment.ProcessorCount;
-
     /// <summary>L2-normalise each view's pooled feature (as the official linear evaluation does). Default true.</summary>
     public bool Normalize { get; init; } = true;
 
-    /// <summary>Undecodable videos: leave out with a warning (listed in the results; default) or stop.</summary>
-    public BadVideoPolicy BadVideos { get; init; } = BadVideoPolicy.Skip;
-
-    /// <summary>Checks every option.</summary>
-    /// <exception cref="ArgumentOutOfRangeException">An option is out of range; the message names it.</exception>
-    public void Validate()
+    /// <inheritdoc/>
+    public override void Validate()
     {
         ArgumentNullException.ThrowIfNull(Views, nameof(Views));
         Views.Validate();
-        if (BatchSize < 1)
-        {
-            throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "BatchSize must be at least 1 view.");
-        }
-
-        if (Workers < 1)
-        {
-            throw new ArgumentOutOfRangeException(nameof(Workers), Workers, "Workers must be at least 1.");
-        }
-
-        if (!Enum.IsDefined(BadVideos))
-        {
-            throw new ArgumentOutOfRangeException(nameof(BadVideos), BadVideos, "Unknown policy.");
-        }
+        base.Validate();
     }
 }
 
@@ -92,31 +68,31 @@ public sealed class FeatureExtractor
     /// <summary>The view maker.</summary>
     public EvaluationViews Views { get; }
 
-    /// <summary>The features of every test view (<see cref="EvaluationViewOptions.TestViewsPerVideo"/> per video).</summary>
+    /// <summary>The features of every test view (<see cref="TestViewOptions.ViewsPerVideo"/> of <see cref="EvaluationViewOptions.Test"/> per video).</summary>
     /// <param name="data">The videos.</param>
     /// <param name="progress">Reports videos done.</param>
     /// <param name="cancellationToken">Stops the run.</param>
     /// <exception cref="DatasetException">The data set is empty.</exception>
     /// <exception cref="VideoDecodeException">With <see cref="BadVideoPolicy.Fail"/>, the first bad video.</exception>
     /// <exception cref="OperationCanceledException">Cancelled.</exception>
-    public VideoFeatures TestFeatures(VideoDataset data, IProgress<EvaluationProgress>? progress = null, CancellationToken cancellationToken = default) =>
+    public VideoFeatures TestFeatures(VideoDataset data, IProgress<StageProgress>? progress = null, CancellationToken cancellationToken = default) =>
         TestFeatures(data, "test features", progress, cancellationToken);
 
-    internal VideoFeatures TestFeatures(VideoDataset data, string stage, IProgress<EvaluationProgress>? progress, CancellationToken cancellationToken) =>
-        Extract(data, Options.Views.TestViewsPerVideo, (item, _) => Views.TestViews(item.Path, item.Frames), stage, progress, cancellationToken);
+    internal VideoFeatures TestFeatures(VideoDataset data, string stage, IProgress<StageProgress>? progress, CancellationToken cancellationToken) =>
+        Extract(data, Options.Views.Test.ViewsPerVideo, (item, _) => Views.TestViews(item.Path, item.Frames), stage, progress, cancellationToken);
 
     /// <summary>
     /// The features of <paramref name="viewsPerVideo"/> random training views per video: view k of video i is
     /// <see cref="EvaluationViews.TrainView"/> of (seed, <paramref name="firstEpoch"/> + k, i).
     /// </summary>
-    /// <inheritdoc cref="TestFeatures(VideoDataset, IProgress{EvaluationProgress}?, CancellationToken)"/>
+    /// <inheritdoc cref="TestFeatures(VideoDataset, IProgress{StageProgress}?, CancellationToken)"/>
     /// <param name="data">The videos.</param>
     /// <param name="seed">Experiment seed.</param>
     /// <param name="firstEpoch">The epoch key of the first view.</param>
     /// <param name="viewsPerVideo">Views per video.</param>
     /// <param name="progress">Reports videos done.</param>
     /// <param name="cancellationToken">Stops the run.</param>
-    public VideoFeatures TrainFeatures(VideoDataset data, long seed, int firstEpoch, int viewsPerVideo, IProgress<EvaluationProgress>? progress = null, CancellationToken cancellationToken = default)
+    public VideoFeatures TrainFeatures(VideoDataset data, long seed, int firstEpoch, int viewsPerVideo, IProgress<StageProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(viewsPerVideo);
         return Extract(data, viewsPerVideo, (item, i) => Views.TrainViews(item.Path, seed, firstEpoch, viewsPerVideo, i, item.Frames), "train features", progress, cancellationToken);
@@ -137,7 +113,7 @@ public sealed class FeatureExtractor
     /// <returns>How many BatchNorm layers were recomputed.</returns>
     /// <exception cref="DatasetException">The data set is empty or none of its videos decodes.</exception>
     /// <exception cref="OperationCanceledException">Cancelled.</exception>
-    public int RecomputeBatchNormStatistics(VideoDataset data, IProgress<EvaluationProgress>? progress = null, CancellationToken cancellationToken = default)
+    public int RecomputeBatchNormStatistics(VideoDataset data, IProgress<StageProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         var norms = _encoder.modules().OfType<CvrlBatchNorm>().ToList();
         var momenta = norms.Select(n => n.Momentum).ToList();
@@ -149,7 +125,7 @@ public sealed class FeatureExtractor
                 norm.Momentum = null; // a cumulative average over all batches
             }
 
-            Extract(data, Options.Views.TestViewsPerVideo, (item, _) => Views.TestViews(item.Path, item.Frames), "batch-norm statistics", progress, cancellationToken, trainingMode: true);
+            Extract(data, Options.Views.Test.ViewsPerVideo, (item, _) => Views.TestViews(item.Path, item.Frames), "batch-norm statistics", progress, cancellationToken, trainingMode: true);
         }
         finally
         {
@@ -180,6 +156,23 @@ public sealed class FeatureExtractor
         return features;
     }
 
+    /// <summary>
+    /// Runs the encoder on a float batch <c>[N, 3, T, H, W]</c> (moved to <paramref name="device"/>) without gradients
+    /// and returns the pooled features, optionally L2-normalised, as N rows of float32 on the host.
+    /// </summary>
+    internal static float[] EncodeBatch(nn.Module<Tensor, Tensor> encoder, Tensor batch, Device device, bool normalize)
+    {
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        var features = Encode(encoder, batch.to(device));
+        if (normalize)
+        {
+            features = nn.functional.normalize(features, p: 2, dim: 1);
+        }
+
+        return features.to(ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
+    }
+
     internal static void CheckViewSize(nn.Module<Tensor, Tensor> encoder, long[] shape, string kind)
     {
         if (encoder is ResNet3d r)
@@ -194,10 +187,9 @@ public sealed class FeatureExtractor
 
     /// <summary>
     /// <paramref name="data"/> with verified frame counts (<see cref="VideoDataset.Verify"/>; a no-op for a verified
-    /// set), indexed with this extractor's decoding options. With <see cref="BadVideoPolicy.Fail"/> a rejected video
-    /// throws.
+    /// set), indexed with these decoding options. With <see cref="BadVideoPolicy.Fail"/> a rejected video throws.
     /// </summary>
-    internal VideoDataset Verified(VideoDataset data, CancellationToken cancellationToken)
+    internal static VideoDataset Verified(VideoDataset data, int workers, VideoReaderOptions reader, BadVideoPolicy policy, ILogger logger, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(data);
         if (data.Count == 0)
@@ -205,8 +197,8 @@ public sealed class FeatureExtractor
             throw new DatasetException($"The data set at '{data.Root}' holds no videos.");
         }
 
-        var verified = data.Verify(new VideoIndexOptions { Workers = Options.Workers, Reader = Options.Views.Reader, UseCache = data.HasDataRoot }, null, _logger, cancellationToken);
-        if (Options.BadVideos == BadVideoPolicy.Fail && verified.Rejected.Count > 0)
+        var verified = data.Verify(new VideoIndexOptions { Workers = workers, Reader = reader, UseCache = data.HasDataRoot }, null, logger, cancellationToken);
+        if (policy == BadVideoPolicy.Fail && verified.Rejected.Count > 0)
         {
             var bad = verified.Rejected[0];
             throw new VideoDecodeException(bad.Path, VideoDecodeFailure.NoDecodableFrames, bad.Problem ?? "no frame decodes");
@@ -215,141 +207,72 @@ public sealed class FeatureExtractor
         return verified;
     }
 
-    private VideoFeatures Extract(VideoDataset data, int viewsPerVideo, Func<VideoItem, int, Tensor> makeViews, string stage, IProgress<EvaluationProgress>? progress, CancellationToken cancellationToken, bool trainingMode = false)
+    /// <summary>The videos a verified data set left out, as skipped videos.</summary>
+    internal static IReadOnlyList<SkippedVideo> Rejected(VideoDataset verified) =>
+        [.. verified.Rejected.Select(r => new SkippedVideo(r.Path, r.Problem ?? "no frame decodes"))];
+
+    /// <summary><paramref name="data"/> verified with this extractor's options.</summary>
+    internal VideoDataset Verified(VideoDataset data, CancellationToken cancellationToken) =>
+        Verified(data, Options.Workers, Options.Views.Test.Reader, Options.BadVideos, _logger, cancellationToken);
+
+    /// <summary>
+    /// Runs the encoder over <paramref name="viewsPerVideo"/> views of every video of <paramref name="data"/> (made on
+    /// worker threads by <paramref name="makeViews"/>, batched across videos) in inference or, for precise BN, training
+    /// mode, and collects each video's feature rows.
+    /// </summary>
+    private VideoFeatures Extract(VideoDataset data, int viewsPerVideo, Func<VideoItem, int, Tensor> makeViews, string stage, IProgress<StageProgress>? progress, CancellationToken cancellationToken, bool trainingMode = false)
     {
         data = Verified(data, cancellationToken);
-        var watch = Stopwatch.StartNew();
-        int n = data.Count;
-        var values = new float[n][];
-        var remaining = new int[n];
-        var skipped = data.Rejected.Select(r => new SkippedVideo(r.Path, r.Problem ?? "no frame decodes")).ToList();
-        var bad = new bool[n];
-        var queue = new Queue<(int Video, int View, Tensor Tensor)>();
-        int dim = 0;
-        int done = 0;
+        var run = new ViewRun<Tensor>
+        {
+            Videos = [.. data.Items.Select(i => i.Path)],
+            ViewsPerVideo = viewsPerVideo,
+            Decode = i => CheckedViews(makeViews(data[i], i), viewsPerVideo, data[i].Path),
+            Release = views => views.Dispose(),
+            BatchSize = Options.BatchSize,
+            Workers = Options.Workers,
+            BadVideos = Options.BadVideos,
+            Logger = _logger,
+        };
         bool wasTraining = _encoder.training;
         _encoder.train(trainingMode);
+        EncodedVideos encoded;
         try
         {
-            (Tensor? Views, Exception? Error) Make(VideoItem item, int index)
-            {
-                try
-                {
-                    return (makeViews(item, index), null);
-                }
-                catch (VideoDecodeException e) when (Options.BadVideos == BadVideoPolicy.Skip)
-                {
-                    return (null, e);
-                }
-            }
-
-            void Flush(int count)
-            {
-                var taken = new List<(int Video, int View, Tensor Tensor)>(count);
-                while (taken.Count < count && queue.Count > 0)
-                {
-                    taken.Add(queue.Dequeue());
-                }
-
-                using var scope = torch.NewDisposeScope();
-                using var noGrad = torch.no_grad();
-                var batch = torch.stack(taken.Select(t => t.Tensor)).to(_device);
-                var features = Encode(_encoder, batch);
-                if (Options.Normalize)
-                {
-                    features = nn.functional.normalize(features, p: 2, dim: 1);
-                }
-
-                var host = features.to(ScalarType.Float32).cpu().contiguous();
-                int d = (int)host.shape[1];
-                var flat = host.data<float>().ToArray();
-                for (int k = 0; k < taken.Count; k++)
-                {
-                    var (video, view, tensor) = taken[k];
-                    tensor.Dispose();
-                    if (dim == 0)
-                    {
-                        dim = d;
-                    }
-
-                    values[video] ??= new float[viewsPerVideo * dim];
-                    Array.Copy(flat, k * d, values[video], view * dim, dim);
-                    if (--remaining[video] == 0)
-                    {
-                        done++;
-                        progress?.Report(new EvaluationProgress(stage, done, n, watch.Elapsed));
-                    }
-                }
-            }
-
-            try
-            {
-                var results = OrderedParallel.Map(data.Items, Make, Options.Workers, Math.Max(2, 2 * Options.Workers), r => r.Views?.Dispose(), cancellationToken);
-                int index = 0;
-                foreach (var (views, error) in results)
-                {
-                    int i = index++;
-                    if (views is null)
-                    {
-                        bad[i] = true;
-                        skipped.Add(new SkippedVideo(data[i].Path, error!.Message));
-                        Log.SkippedVideo(_logger, data[i].Path, error.Message);
-                        done++;
-                        progress?.Report(new EvaluationProgress(stage, done, n, watch.Elapsed));
-                        continue;
-                    }
-
-                    if (views.dim() != 5 || views.shape[0] != viewsPerVideo)
-                    {
-                        views.Dispose();
-                        throw new InvalidOperationException($"Expected {viewsPerVideo} views for '{data[i].Path}'.");
-                    }
-
-                    remaining[i] = viewsPerVideo;
-                    for (int v = 0; v < viewsPerVideo; v++)
-                    {
-                        queue.Enqueue((i, v, views[v]));
-                    }
-
-                    views.Dispose();
-                    while (queue.Count >= Options.BatchSize)
-                    {
-                        Flush(Options.BatchSize);
-                    }
-                }
-
-                while (queue.Count > 0)
-                {
-                    Flush(Options.BatchSize);
-                }
-            }
-            finally
-            {
-                while (queue.Count > 0)
-                {
-                    queue.Dequeue().Tensor.Dispose();
-                }
-            }
+            encoded = run.Encode(EncodeViews, stage, $"'{data.Root}'", Rejected(data), progress, cancellationToken);
         }
         finally
         {
             _encoder.train(wasTraining);
         }
 
-        if (bad.All(b => b))
-        {
-            throw new DatasetException($"None of the {n} videos at '{data.Root}' could be decoded (first: {skipped[0].Path}: {skipped[0].Reason}).");
-        }
-
-        var keep = Enumerable.Range(0, n).Where(i => !bad[i]).ToArray();
         return new VideoFeatures(
-            [.. keep.Select(i => data[i].Path)],
-            [.. keep.Select(i => data[i].Label)],
+            [.. encoded.Kept.Select(i => data[i].Path)],
+            [.. encoded.Kept.Select(i => data[i].Label)],
             data.Classes,
             viewsPerVideo,
-            dim,
-            [.. keep.Select(i => values[i])],
+            encoded.Dim,
+            [.. Enumerable.Range(0, encoded.Kept.Count).Select(encoded.Values)],
             Options.Normalize,
-            skipped);
+            encoded.Skipped);
+    }
+
+    /// <summary>Encodes one batch of views: the selected views of their videos, stacked.</summary>
+    private float[] EncodeViews(IReadOnlyList<BatchedView<Tensor>> batch)
+    {
+        using var scope = torch.NewDisposeScope();
+        var stacked = torch.stack(batch.Select(b => b.Views[b.View]));
+        return EncodeBatch(_encoder, stacked, _device, Options.Normalize);
+    }
+
+    private static Tensor CheckedViews(Tensor views, int viewsPerVideo, string path)
+    {
+        if (views.dim() != 5 || views.shape[0] != viewsPerVideo)
+        {
+            views.Dispose();
+            throw new InvalidOperationException($"Expected {viewsPerVideo} views for '{path}'.");
+        }
+
+        return views;
     }
 }

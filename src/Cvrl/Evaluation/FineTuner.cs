@@ -111,7 +111,7 @@ public sealed class FineTuner
     /// <exception cref="DatasetException">A split is empty or unlabelled, a class has no training videos, or the classes differ.</exception>
     /// <exception cref="ArgumentException">The encoder already has a classifier, or the views are smaller than it accepts.</exception>
     /// <exception cref="OperationCanceledException">Cancelled.</exception>
-    public ClassifierRun Fit(ResNet3d encoder, VideoDataset train, VideoDataset test, IProgress<EvaluationProgress>? progress = null, CancellationToken cancellationToken = default)
+    public ClassifierRun Fit(ResNet3d encoder, VideoDataset train, VideoDataset test, IProgress<StageProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(encoder);
         EvaluationData.CheckSplits(train, test);
@@ -153,7 +153,7 @@ public sealed class FineTuner
         }
     }
 
-    private (List<double> Losses, List<SkippedVideo> Skipped, int Used) Train(ResNet3d encoder, ClassifierRun run, EvaluationViews views, VideoDataset train, Device device, Stopwatch watch, IProgress<EvaluationProgress>? progress, CancellationToken cancellationToken)
+    private (List<double> Losses, List<SkippedVideo> Skipped, int Used) Train(ResNet3d encoder, ClassifierRun run, EvaluationViews views, VideoDataset train, Device device, Stopwatch watch, IProgress<StageProgress>? progress, CancellationToken cancellationToken)
     {
         var head = run.Classifier;
         int n = train.Count;
@@ -169,69 +169,42 @@ public sealed class FineTuner
         var bad = new Dictionary<string, string>(StringComparer.Ordinal);
         long step = 0;
         bool wasTraining = encoder.training;
-        torch.manual_seed(Options.Seed); // dropout
+        using var dropoutRandom = TorchRandom.Seeded(Options.Seed);
         encoder.train();
         head.train();
         try
         {
             for (int epoch = 0; epoch < Options.Epochs; epoch++)
             {
+                // The epoch's order, less the videos already found undecodable (they are not tried again).
                 int[] order = [.. Enumerable.Range(0, n)];
                 Augment.ClipRandom.For(Options.Seed, epoch, -1, int.MinValue + 2).Shuffle(order.AsSpan());
+                order = [.. order.Where(i => !bad.ContainsKey(train[i].Path))];
                 int e = epoch;
-                (Tensor? View, Exception? Error) Make(int index, int position)
+                var epochRun = new ViewRun<Tensor>
                 {
-                    try
-                    {
-                        return (views.TrainView(train[index].Path, Options.Seed, e, index, train[index].Frames), null);
-                    }
-                    catch (VideoDecodeException ex) when (Options.Features.BadVideos == BadVideoPolicy.Skip)
-                    {
-                        return (null, ex);
-                    }
-                }
-
+                    Videos = [.. order.Select(i => train[i].Path)],
+                    ViewsPerVideo = 1,
+                    Decode = p => views.TrainView(train[order[p]].Path, Options.Seed, e, order[p], train[order[p]].Frames),
+                    Release = view => view.Dispose(),
+                    BatchSize = Options.BatchSize,
+                    Workers = Options.Features.Workers,
+                    BadVideos = Options.Features.BadVideos,
+                    Logger = _logger,
+                };
                 double sum = 0;
                 int count = 0;
-                var pending = new List<(Tensor View, int Label)>(Options.BatchSize);
-                try
+                foreach (var batch in epochRun.Batches(cancellationToken: cancellationToken))
                 {
-                    int position = 0;
-                    foreach (var (view, error) in OrderedParallel.Map(order, Make, Options.Features.Workers, Math.Max(2, 2 * Options.Features.Workers), r => r.View?.Dispose(), cancellationToken))
-                    {
-                        var item = train[order[position++]];
-                        if (view is null)
-                        {
-                            if (bad.TryAdd(item.Path, error!.Message))
-                            {
-                                Log.SkippedVideo(_logger, item.Path, error.Message);
-                            }
-
-                            continue;
-                        }
-
-                        pending.Add((view, item.Label));
-                        if (pending.Count == Options.BatchSize || position == n)
-                        {
-                            sum += Step(encoder, head, pending, device, backboneOptimizer, headOptimizer, backboneSchedule.At(step), headSchedule.At(step), step) * pending.Count;
-                            count += pending.Count;
-                            step++;
-                            DisposeAll(pending);
-                            progress?.Report(new EvaluationProgress("fine-tuning", (int)Math.Min(int.MaxValue, step), (int)Math.Min(int.MaxValue, totalSteps), watch.Elapsed, sum / count));
-                        }
-                    }
-
-                    if (pending.Count > 0)
-                    {
-                        // The epoch's last videos were skipped after a partial batch.
-                        sum += Step(encoder, head, pending, device, backboneOptimizer, headOptimizer, backboneSchedule.At(Math.Min(step, totalSteps)), headSchedule.At(Math.Min(step, totalSteps)), step) * pending.Count;
-                        count += pending.Count;
-                        step++;
-                    }
+                    sum += Step(encoder, head, batch, [.. batch.Select(b => train[order[b.Video]].Label)], device, backboneOptimizer, headOptimizer, backboneSchedule.At(Math.Min(step, totalSteps)), headSchedule.At(Math.Min(step, totalSteps)), step) * batch.Count;
+                    count += batch.Count;
+                    step++;
+                    progress?.Report(new StageProgress("fine-tuning", (int)Math.Min(int.MaxValue, step), (int)Math.Min(int.MaxValue, totalSteps), watch.Elapsed, sum / count));
                 }
-                finally
+
+                foreach (var skipped in epochRun.Skipped)
                 {
-                    DisposeAll(pending);
+                    bad.TryAdd(skipped.Path, skipped.Reason);
                 }
 
                 if (count == 0)
@@ -252,15 +225,15 @@ public sealed class FineTuner
             headOptimizer.ZeroGrad();
         }
 
-        var skipped = train.Rejected.Select(r => new SkippedVideo(r.Path, r.Problem ?? "no frame decodes")).Concat(bad.Select(kv => new SkippedVideo(kv.Key, kv.Value))).ToList();
-        return (losses, skipped, n - bad.Count);
+        var skippedVideos = FeatureExtractor.Rejected(train).Concat(bad.Select(kv => new SkippedVideo(kv.Key, kv.Value))).ToList();
+        return (losses, skippedVideos, n - bad.Count);
     }
 
-    private double Step(ResNet3d encoder, TorchSharp.Modules.Linear head, List<(Tensor View, int Label)> batch, Device device, CvrlOptimizer backbone, CvrlOptimizer headOptimizer, double backboneLr, double headLr, long step)
+    private double Step(ResNet3d encoder, TorchSharp.Modules.Linear head, IReadOnlyList<BatchedView<Tensor>> batch, long[] labels, Device device, CvrlOptimizer backbone, CvrlOptimizer headOptimizer, double backboneLr, double headLr, long step)
     {
         using var scope = torch.NewDisposeScope();
-        var x = torch.stack(batch.Select(b => b.View)).to(device);
-        var y = torch.tensor(batch.Select(b => (long)b.Label).ToArray()).to(device);
+        var x = torch.stack(batch.Select(b => b.Views)).to(device);
+        var y = torch.tensor(labels).to(device);
         var features = encoder.Features(x);
         var logits = head.call(nn.functional.dropout(features, Options.Dropout, training: true));
         var loss = nn.functional.cross_entropy(logits, y);
@@ -278,15 +251,5 @@ public sealed class FineTuner
         backbone.Step();
         headOptimizer.Step();
         return value;
-    }
-
-    private static void DisposeAll(List<(Tensor View, int Label)> items)
-    {
-        foreach (var (view, _) in items)
-        {
-            view.Dispose();
-        }
-
-        items.Clear();
     }
 }

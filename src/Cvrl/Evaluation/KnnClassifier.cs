@@ -1,3 +1,4 @@
+using Cvrl.Video;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Cvrl.Data;
@@ -68,7 +69,7 @@ public sealed class KnnClassifier
     /// <returns>The reference set and the result, owned by the caller.</returns>
     /// <exception cref="DatasetException">A split is empty or unlabelled, a class has no training videos, or the classes differ.</exception>
     /// <exception cref="ArgumentException">The views are smaller than the encoder accepts.</exception>
-    public KnnRun Fit(nn.Module<Tensor, Tensor> encoder, VideoDataset train, VideoDataset test, IProgress<EvaluationProgress>? progress = null, CancellationToken cancellationToken = default)
+    public KnnRun Fit(nn.Module<Tensor, Tensor> encoder, VideoDataset train, VideoDataset test, IProgress<StageProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(encoder);
         EvaluationData.CheckSplits(train, test);

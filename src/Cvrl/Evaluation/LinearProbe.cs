@@ -1,3 +1,4 @@
+using Cvrl.Video;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Cvrl.Augment;
@@ -143,7 +144,7 @@ public sealed class LinearProbe
     /// <exception cref="DatasetException">A split is empty or unlabelled, a class has no training videos, or the splits' classes differ.</exception>
     /// <exception cref="ArgumentException">The views are smaller than the encoder accepts.</exception>
     /// <exception cref="OperationCanceledException">Cancelled.</exception>
-    public ClassifierRun Fit(nn.Module<Tensor, Tensor> encoder, VideoDataset train, VideoDataset test, IProgress<EvaluationProgress>? progress = null, CancellationToken cancellationToken = default)
+    public ClassifierRun Fit(nn.Module<Tensor, Tensor> encoder, VideoDataset train, VideoDataset test, IProgress<StageProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(encoder);
         EvaluationData.CheckSplits(train, test);
@@ -175,14 +176,14 @@ public sealed class LinearProbe
     /// <param name="cancellationToken">Stops the run.</param>
     /// <exception cref="DatasetException">Unlabelled features, mismatched classes, or a class without training videos.</exception>
     /// <exception cref="ArgumentException">The feature dimensions differ.</exception>
-    public ClassifierRun Fit(VideoFeatures train, VideoFeatures test, IProgress<EvaluationProgress>? progress = null, CancellationToken cancellationToken = default)
+    public ClassifierRun Fit(VideoFeatures train, VideoFeatures test, IProgress<StageProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(train);
         ArgumentNullException.ThrowIfNull(test);
         return FitCore(train, test, _ => train, Settings(null), Stopwatch.StartNew(), progress, cancellationToken, cachedProtocol: true);
     }
 
-    private ClassifierRun FitCore(VideoFeatures firstTrain, VideoFeatures test, Func<int, VideoFeatures> trainForEpoch, JsonObject settings, Stopwatch watch, IProgress<EvaluationProgress>? progress, CancellationToken cancellationToken, bool cachedProtocol = false)
+    private ClassifierRun FitCore(VideoFeatures firstTrain, VideoFeatures test, Func<int, VideoFeatures> trainForEpoch, JsonObject settings, Stopwatch watch, IProgress<StageProgress>? progress, CancellationToken cancellationToken, bool cachedProtocol = false)
     {
         LinearTraining.CheckFeatures(firstTrain, test);
         string protocol = cachedProtocol ? "linear-probe (cached)" : Protocol;
@@ -398,7 +399,7 @@ internal sealed class LinearTraining(int epochs, int batchSize, double learningR
     }
 
     /// <summary>Trains the layer; <paramref name="epochData"/> gives each epoch's features <c>[N, D]</c> and labels <c>[N]</c>.</summary>
-    public (Linear Layer, List<double> Losses) Train(int dim, int classes, Func<int, (Tensor Features, Tensor Labels)> epochData, Stopwatch watch, IProgress<EvaluationProgress>? progress, CancellationToken cancellationToken)
+    public (Linear Layer, List<double> Losses) Train(int dim, int classes, Func<int, (Tensor Features, Tensor Labels)> epochData, Stopwatch watch, IProgress<StageProgress>? progress, CancellationToken cancellationToken)
     {
         var layer = CreateLayer(dim, classes, seed);
         var losses = new List<double>();
@@ -442,7 +443,7 @@ internal sealed class LinearTraining(int epochs, int batchSize, double learningR
 
                     losses.Add(mean);
                     Log.Epoch(logger, protocol, epoch + 1, epochs, mean);
-                    progress?.Report(new EvaluationProgress("training", epoch + 1, epochs, watch.Elapsed, mean));
+                    progress?.Report(new StageProgress("training", epoch + 1, epochs, watch.Elapsed, mean));
                 }
             }
 

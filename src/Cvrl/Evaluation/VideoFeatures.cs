@@ -1,25 +1,13 @@
+using Cvrl.Video;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Cvrl.Evaluation;
 
-/// <summary>A video left out of an evaluation or embedding because it could not be decoded.</summary>
-/// <param name="Path">The file.</param>
-/// <param name="Reason">Why.</param>
-public sealed record SkippedVideo(string Path, string Reason);
-
-/// <summary>A progress report from an evaluation or embedding run.</summary>
-/// <param name="Stage">What is running ("train features", "test features", "training", "embedding", ...).</param>
-/// <param name="Completed">Units done in this stage (videos, or epochs while training).</param>
-/// <param name="Total">Units in this stage.</param>
-/// <param name="Elapsed">Time since the run started.</param>
-/// <param name="Loss">The latest training loss, while training.</param>
-public sealed record EvaluationProgress(string Stage, int Completed, int Total, TimeSpan Elapsed, double? Loss = null);
-
 /// <summary>
 /// Features of a set of videos: for each video, <see cref="ViewsPerVideo"/> feature vectors of <see cref="Dim"/>
 /// numbers (one per view), with the videos' labels. Made by <see cref="FeatureExtractor"/>; consumed by
-/// <see cref="LinearProbe"/>, <see cref="KnnClassifier"/> and <see cref="Embeddings.VideoEmbedder"/>. Immutable.
+/// <see cref="LinearProbe"/> and <see cref="KnnClassifier"/>. Immutable.
 /// </summary>
 public sealed class VideoFeatures
 {
@@ -101,26 +89,8 @@ public sealed class VideoFeatures
     /// <summary>All views of video <paramref name="video"/>, view-major (<see cref="ViewsPerVideo"/> x <see cref="Dim"/>).</summary>
     public ReadOnlySpan<float> Video(int video) => _values[video];
 
-    /// <summary>The mean of a video's view vectors (its embedding).</summary>
-    public float[] Mean(int video)
-    {
-        var mean = new float[Dim];
-        var all = _values[video];
-        for (int v = 0; v < ViewsPerVideo; v++)
-        {
-            for (int d = 0; d < Dim; d++)
-            {
-                mean[d] += all[(v * Dim) + d];
-            }
-        }
-
-        for (int d = 0; d < Dim; d++)
-        {
-            mean[d] /= ViewsPerVideo;
-        }
-
-        return mean;
-    }
+    /// <summary>The mean of a video's view vectors (its embedding; <see cref="EncodedVideos.MeanOfViews"/>).</summary>
+    public float[] Mean(int video) => EncodedVideos.MeanOfViews(_values[video], ViewsPerVideo, Dim);
 
     /// <summary>All features as a new CPU tensor <c>[Count, ViewsPerVideo, Dim]</c>.</summary>
     public Tensor ToTensor()

@@ -1,3 +1,4 @@
+using Cvrl.Embeddings;
 using System.Globalization;
 using System.Reflection;
 using System.Text;
@@ -50,20 +51,17 @@ public sealed record CheckpointState
     /// <summary>The Cvrl version that wrote it.</summary>
     public string CvrlVersion { get; init; } = typeof(CheckpointState).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
 
+    /// <summary>The clips the encoder was trained on (clip length, stride and crop size of <see cref="Trainer"/>'s views).</summary>
+    [JsonIgnore]
+    public ClipGeometry TrainedClips => CvrlTrainer.ClipsOf(Trainer);
+
     /// <summary>
-    /// The test views that match the encoder's training geometry: 10 evenly spaced centre crops of clips with the trained
-    /// clip length and stride, at the trained crop size (short side = crop size). What <c>cvrl embed</c> and
-    /// <c>cvrl search</c> use for this encoder unless told otherwise, and what <c>cvrl export</c> records in an ONNX
-    /// model's metadata. (The paper's linear evaluation uses longer clips than pre-training, 32 frames at 256: pass those
-    /// explicitly to follow its protocol.)
+    /// The test views that match the encoder's training geometry (<see cref="Cvrl.Video.TestViewOptions.ForClips"/>):
+    /// what both embedders, <c>cvrl embed</c>, <c>search</c>, <c>probe</c> and <c>knn</c> use for this encoder unless
+    /// told otherwise, and what <c>cvrl export</c> records in an ONNX model's metadata. (The paper's linear evaluation
+    /// uses longer clips than pre-training, 32 frames at 256: pass those explicitly to follow its protocol.)
     /// </summary>
-    public Cvrl.Video.TestViewOptions MatchingTestViews() => new()
-    {
-        FramesPerClip = Trainer.Views.Sampler.FramesPerClip,
-        Stride = Trainer.Views.Sampler.Stride,
-        ShortSide = Trainer.Views.CropSize,
-        CropSize = Trainer.Views.CropSize,
-    };
+    public Cvrl.Video.TestViewOptions MatchingTestViews() => TrainedClips.MatchingTestViews();
 }
 
 /// <summary>
@@ -95,6 +93,7 @@ public static class CvrlCheckpoint
         using var file = StateDictFile.Read(path);
         var state = State(file, path);
         var encoder = ResNet3d.Create(state.Encoder);
+        encoder.TrainedClips = state.TrainedClips;
         try
         {
             ModelWeights.LoadStateDict(encoder, Prefixed(file, "encoder."), strict: true, origin: path);
@@ -128,6 +127,7 @@ public static class CvrlCheckpoint
         using var file = StateDictFile.Read(path);
         var state = State(file, path);
         var encoder = ResNet3d.Create(expected);
+        encoder.TrainedClips = state.TrainedClips;
         try
         {
             ModelWeights.LoadStateDict(encoder, Prefixed(file, "encoder."), strict: true, origin: path);

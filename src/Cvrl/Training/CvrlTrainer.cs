@@ -87,8 +87,11 @@ public sealed class CvrlTrainer : IDisposable
         _device = DeviceSpec.Resolve(options.Device);
         _encoder = encoder;
         _encoder.to(_device);
-        torch.manual_seed(options.Seed);
-        Head = new ProjectionHead(encoder.FeatureDim, options.Head);
+        using (TorchRandom.Seeded(options.Seed))
+        {
+            Head = new ProjectionHead(encoder.FeatureDim, options.Head);
+        }
+
         Head.to(_device);
         _loss = new NtXentLoss(options.Temperature, options.LossReduction);
         var parameters = _encoder.named_parameters().Select(p => ("encoder." + p.name, p.parameter))
@@ -139,7 +142,8 @@ public sealed class CvrlTrainer : IDisposable
     /// Pre-trains on <paramref name="data"/> (labels, if any, are ignored), resuming from the newest checkpoint in
     /// <see cref="CvrlTrainerOptions.CheckpointDirectory"/> when there is one. An unverified data set is verified first
     /// (<see cref="VideoDataset.Verify"/>: real frame counts, bad videos left out and named in the log), so clips are
-    /// always planned from the frames that decode.
+    /// always planned from the frames that decode. The encoder then carries the training clips
+    /// (<see cref="ResNet3d.TrainedClips"/>), which embedders and the ONNX exporter use as its default views.
     /// </summary>
     /// <param name="data">The videos (the same on every rank).</param>
     /// <param name="progress">Receives a report every <see cref="CvrlTrainerOptions.LogEverySteps"/> steps (rank 0).</param>
@@ -170,6 +174,15 @@ public sealed class CvrlTrainer : IDisposable
             _communicator.Abort(1, $"training failed: {e.GetType().Name}: {e.Message}");
             throw;
         }
+    }
+
+    /// <summary>The clips a run with <paramref name="options"/> trains on: its sampler's clip length and stride, and its crop size.</summary>
+    /// <param name="options">Trainer options.</param>
+    /// <returns>The geometry the encoder carries after training (<see cref="ResNet3d.TrainedClips"/>).</returns>
+    public static ClipGeometry ClipsOf(CvrlTrainerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return new ClipGeometry(options.Views.Sampler.FramesPerClip, options.Views.Sampler.Stride, options.Views.CropSize);
     }
 
     /// <summary>Releases the head and the optimizer state (not the encoder).</summary>
@@ -224,6 +237,7 @@ public sealed class CvrlTrainer : IDisposable
         {
             data = Prepare(data);
             bool cancelled = false;
+            trainer._encoder.TrainedClips = ClipsOf(trainer.Options);
             trainer._encoder.train();
             trainer.Head.train();
             try

@@ -1,3 +1,4 @@
+using Cvrl.Video;
 using System.Text.Json.Serialization;
 using Cvrl.Augment;
 using Cvrl.Data;

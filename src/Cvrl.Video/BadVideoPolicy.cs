@@ -1,8 +1,6 @@
-using Cvrl.Video;
+namespace Cvrl.Video;
 
-namespace Cvrl.Data;
-
-/// <summary>What the loader, the evaluations and the embedder do with a video that cannot be decoded.</summary>
+/// <summary>What the pre-training loader, the evaluations and both embedders do with a video that cannot be decoded.</summary>
 public enum BadVideoPolicy
 {
     /// <summary>Skip it (logging a warning with the path and reason once, counting it) and keep batches full with the next videos. The default.</summary>
