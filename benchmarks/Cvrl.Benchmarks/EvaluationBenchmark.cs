@@ -1,10 +1,10 @@
-using Cvrl.Video;
 using System.Diagnostics;
 using System.Globalization;
 using Cvrl.Augment.Video;
 using Cvrl.Embeddings;
 using Cvrl.Evaluation;
 using Cvrl.Models;
+using Cvrl.Video;
 using OpenCvSharp;
 using TorchSharp;
 using static TorchSharp.torch;

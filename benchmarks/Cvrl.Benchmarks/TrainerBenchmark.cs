@@ -1,3 +1,4 @@
+using Cvrl.Video;
 using System.Diagnostics;
 using System.Globalization;
 using Cvrl.Augment;

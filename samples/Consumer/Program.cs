@@ -23,7 +23,7 @@ using (var frames = torch.zeros(3, 12, 48, 64, dtype: torch.ScalarType.Byte))
         frames[0, t] = torch.tensor((byte)(t * 20));
     }
 
-    VideoFileWriter.Write(path, frames, 25, VideoCodec.Png);
+    VideoWriterTensors.Write(path, frames, 25, VideoCodec.Png);
 }
 
 using var reader = VideoReader.Open(path);

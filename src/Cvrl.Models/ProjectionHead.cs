@@ -23,6 +23,25 @@ public sealed record ProjectionHeadOptions
     /// <summary>BatchNorm epsilon. Default 1e-5.</summary>
     public double BatchNormEps { get; init; } = 1e-5;
 
+    /// <summary>
+    /// The head for an encoder of width <paramref name="widthMultiplier"/>: hidden layers <see cref="HiddenDim"/> wide
+    /// scaled with the encoder (2048 x width, rounded to the nearest integer, at least 64), the rest CVRL's defaults. The
+    /// one rule the CLI and the experiments use.
+    /// </summary>
+    /// <param name="widthMultiplier">The encoder's width multiplier (1 for R3D-50: a 2048-wide head).</param>
+    /// <returns>The options.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">The width is not positive.</exception>
+    public static ProjectionHeadOptions ForWidth(double widthMultiplier)
+    {
+        if (!(widthMultiplier > 0) || !double.IsFinite(widthMultiplier))
+        {
+            throw new ArgumentOutOfRangeException(nameof(widthMultiplier), widthMultiplier, "The width multiplier must be positive.");
+        }
+
+        var defaults = new ProjectionHeadOptions();
+        return defaults with { HiddenDim = Math.Max(64, (int)Math.Round(defaults.HiddenDim * widthMultiplier)) };
+    }
+
     /// <summary>Checks every option.</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of range; the message names it.</exception>
     public void Validate()

@@ -41,7 +41,7 @@ public sealed class VideoReaderTests
         string path = dir.File("exact.mkv");
         using (var frames = Clips.RandomBytes(3, 5, 32, 48, 3))
         {
-            VideoFileWriter.Write(path, frames, 25, VideoCodec.Png);
+            VideoWriterTensors.Write(path, frames, 25, VideoCodec.Png);
             using var reader = VideoReader.Open(path);
             using var back = reader.ReadClip([0, 1, 2, 3, 4]);
             Assert.True(back.eq(frames).all().item<bool>(), "PNG round trip must be exact, channels in RGB order");

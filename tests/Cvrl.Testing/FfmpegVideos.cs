@@ -1,3 +1,4 @@
+using Cvrl.Video;
 using System.Diagnostics;
 using Cvrl.Augment.Video;
 

@@ -1,4 +1,5 @@
 using Cvrl.Augment.Video;
+using Cvrl.Video;
 using OpenCvSharp;
 
 namespace Cvrl.Testing;

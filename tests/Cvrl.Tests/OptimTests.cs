@@ -1,5 +1,5 @@
-using Cvrl.Testing;
 using Cvrl.Optim;
+using Cvrl.Testing;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

@@ -13,14 +13,12 @@ internal sealed class FinetuneCommand : Command<FinetuneCommand.Settings>
     public sealed class Settings : EvaluationSettings
     {
         [CommandOption("--epochs <N>")]
-        [Description("Fine-tuning epochs.")]
-        [DefaultValue(100)]
-        public int Epochs { get; init; } = 100;
+        [DefaultFrom("Fine-tuning epochs.", typeof(FineTuneOptions), nameof(FineTuneOptions.Epochs))]
+        public int? Epochs { get; init; }
 
         [CommandOption("--tune-batch <N>")]
-        [Description("Videos per fine-tuning step.")]
-        [DefaultValue(16)]
-        public int TuneBatch { get; init; } = 16;
+        [DefaultFrom("Videos per fine-tuning step.", typeof(FineTuneOptions), nameof(FineTuneOptions.BatchSize))]
+        public int? TuneBatch { get; init; }
 
         [CommandOption("--lr-head <RATE>")]
         [Description("Peak learning rate of the classifier. [grey]Default: 0.8 x batch / 64[/]")]
@@ -31,24 +29,31 @@ internal sealed class FinetuneCommand : Command<FinetuneCommand.Settings>
         public double? BackboneLearningRate { get; init; }
 
         [CommandOption("--dropout <P>")]
-        [Description("Dropout before the classifier.")]
-        [DefaultValue(0.2)]
-        public double Dropout { get; init; } = 0.2;
+        [DefaultFrom("Dropout before the classifier.", typeof(FineTuneOptions), nameof(FineTuneOptions.Dropout))]
+        public double? Dropout { get; init; }
 
         [CommandOption("--save <FILE>")]
         [Description("Save the fine-tuned encoder (TorchSharp weights; load with --checkpoint and the same --depth/--width).")]
         public string? Save { get; init; }
 
-        public FineTuneOptions TuneOptions => new()
+        /// <summary>The library's fine-tuning options with the options given here laid over them.</summary>
+        public FineTuneOptions TuneOptions
         {
-            Epochs = Epochs,
-            BatchSize = TuneBatch,
-            HeadLearningRate = HeadLearningRate,
-            BackboneLearningRate = BackboneLearningRate,
-            Dropout = Dropout,
-            Seed = Seed,
-            Features = Features,
-        };
+            get
+            {
+                var defaults = new FineTuneOptions();
+                return defaults with
+                {
+                    Epochs = Epochs ?? defaults.Epochs,
+                    BatchSize = TuneBatch ?? defaults.BatchSize,
+                    HeadLearningRate = HeadLearningRate ?? defaults.HeadLearningRate,
+                    BackboneLearningRate = BackboneLearningRate ?? defaults.BackboneLearningRate,
+                    Dropout = Dropout ?? defaults.Dropout,
+                    Seed = Seed,
+                    Features = Features,
+                };
+            }
+        }
 
         public override ValidationResult Validate()
         {
@@ -57,24 +62,16 @@ internal sealed class FinetuneCommand : Command<FinetuneCommand.Settings>
         }
     }
 
-    public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
-    {
-        var (train, test) = settings.OpenData();
-        var (encoder, description) = settings.CreateEncoder();
-        using (encoder)
-        {
-            settings.Announce(description);
-            settings.AnnounceViews(settings.Features);
-            var tuner = new FineTuner(settings.TuneOptions, settings.Logger);
-            using var run = CliProgress.Run(progress => tuner.Fit(encoder, train, test, progress, cancellationToken));
-            settings.Report(run.Result);
-            if (settings.Save is not null)
+    public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken) =>
+        settings.Evaluate(
+            (encoder, train, test, progress) => new FineTuner(settings.TuneOptions, settings.Logger).Fit(encoder, train, test, progress, cancellationToken),
+            run => run.Result,
+            (_, encoder) =>
             {
-                ModelWeights.Save(settings.Save, encoder);
-                AnsiConsole.MarkupLine($"wrote [green]{Markup.Escape(Path.GetFullPath(settings.Save))}[/] (encoder)");
-            }
-
-            return 0;
-        }
-    }
+                if (settings.Save is not null)
+                {
+                    ModelWeights.Save(settings.Save, encoder);
+                    AnsiConsole.MarkupLine($"wrote [green]{Markup.Escape(Path.GetFullPath(settings.Save))}[/] (encoder)");
+                }
+            });
 }

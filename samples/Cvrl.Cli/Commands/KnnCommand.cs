@@ -12,16 +12,27 @@ internal sealed class KnnCommand : Command<KnnCommand.Settings>
     public sealed class Settings : EvaluationSettings
     {
         [CommandOption("-k|--neighbours <N>")]
-        [Description("Neighbours that vote.")]
-        [DefaultValue(20)]
-        public int K { get; init; } = 20;
+        [DefaultFrom("Neighbours that vote.", typeof(KnnOptions), nameof(KnnOptions.K))]
+        public int? K { get; init; }
 
         [CommandOption("--temperature <T>")]
-        [Description("Votes weigh exp(similarity / T); 0 gives every neighbour one vote.")]
-        [DefaultValue(0.07)]
-        public double Temperature { get; init; } = 0.07;
+        [DefaultFrom("Votes weigh exp(similarity / T); 0 gives every neighbour one vote.", typeof(KnnOptions), nameof(KnnOptions.Temperature))]
+        public double? Temperature { get; init; }
 
-        public KnnOptions KnnOptions => new() { K = K, Temperature = Temperature > 0 ? Temperature : null, Features = Features };
+        /// <summary>The library's kNN options with the options given here laid over them (a temperature of 0: one vote each).</summary>
+        public KnnOptions KnnOptions
+        {
+            get
+            {
+                var defaults = new KnnOptions();
+                return defaults with
+                {
+                    K = K ?? defaults.K,
+                    Temperature = Temperature is double t ? (t > 0 ? t : null) : defaults.Temperature,
+                    Features = Features,
+                };
+            }
+        }
 
         public override ValidationResult Validate()
         {
@@ -31,24 +42,14 @@ internal sealed class KnnCommand : Command<KnnCommand.Settings>
                 return result;
             }
 
-            return Temperature < 0 || !double.IsFinite(Temperature)
+            return Temperature is double t && (t < 0 || !double.IsFinite(t))
                 ? ValidationResult.Error("--temperature must be 0 or positive")
                 : Checked(() => KnnOptions.Validate());
         }
     }
 
-    public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
-    {
-        var (train, test) = settings.OpenData();
-        var (encoder, description) = settings.CreateEncoder();
-        using (encoder)
-        {
-            settings.Announce(description);
-            settings.AnnounceViews(settings.Features);
-            var knn = new KnnClassifier(settings.KnnOptions, settings.Logger);
-            using var run = CliProgress.Run(progress => knn.Fit(encoder, train, test, progress, cancellationToken));
-            settings.Report(run.Result);
-            return 0;
-        }
-    }
+    public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken) =>
+        settings.Evaluate(
+            (encoder, train, test, progress) => new KnnClassifier(settings.KnnOptions, settings.Logger).Fit(encoder, train, test, progress, cancellationToken),
+            run => run.Result);
 }

@@ -33,24 +33,20 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
         public bool Fresh { get; init; }
 
         [CommandOption("--depth <N>")]
-        [Description("ResNet depth: 18, 34, 50, 101, 152 or 200.")]
-        [DefaultValue(50)]
-        public int Depth { get; init; } = 50;
+        [DefaultFrom("ResNet depth: 18, 34, 50, 101, 152 or 200.", typeof(ResNet3dOptions), "Depth")]
+        public int? Depth { get; init; }
 
         [CommandOption("--width <X>")]
-        [Description("Width multiplier (paper: 1, 2 or 4).")]
-        [DefaultValue(1.0)]
-        public double Width { get; init; } = 1.0;
+        [DefaultFrom("Width multiplier (paper: 1, 2 or 4).", typeof(ResNet3dOptions), "WidthMultiplier")]
+        public double? Width { get; init; }
 
         [CommandOption("--epochs <N>")]
-        [Description("Epochs (paper: 200 to 800 on Kinetics-400).")]
-        [DefaultValue(100)]
-        public int Epochs { get; init; } = 100;
+        [DefaultFrom("Epochs (paper: 200 to 800 on Kinetics-400).", typeof(CvrlTrainerOptions), "Epochs")]
+        public int? Epochs { get; init; }
 
         [CommandOption("--batch <N>")]
-        [Description("Videos per step, two clips each (paper: 1024).")]
-        [DefaultValue(64)]
-        public int Batch { get; init; } = 64;
+        [DefaultFrom("Videos per step, two clips each (paper: 1024).", typeof(CvrlTrainerOptions), "BatchSize")]
+        public int? Batch { get; init; }
 
         [CommandOption("--chunk <N>")]
         [Description("Gradient-cache chunk: embed the batch this many videos at a time (same gradients, the memory of one chunk).")]
@@ -61,34 +57,28 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
         public double? LearningRate { get; init; }
 
         [CommandOption("--optimizer <KIND>")]
-        [Description("Sgd (official) or Lars.")]
-        [DefaultValue(OptimizerKind.Sgd)]
-        public OptimizerKind Optimizer { get; init; } = OptimizerKind.Sgd;
+        [DefaultFrom("Sgd (official) or Lars.", typeof(CvrlTrainerOptions), "Optimizer.Kind")]
+        public OptimizerKind? Optimizer { get; init; }
 
         [CommandOption("--temperature <T>")]
-        [Description("NT-Xent temperature (paper: 0.1).")]
-        [DefaultValue(0.1)]
-        public double Temperature { get; init; } = 0.1;
+        [DefaultFrom("NT-Xent temperature (paper: 0.1).", typeof(CvrlTrainerOptions), "Temperature")]
+        public double? Temperature { get; init; }
 
         [CommandOption("--frames <N>")]
-        [Description("Frames per clip (paper: 16).")]
-        [DefaultValue(16)]
-        public int Frames { get; init; } = 16;
+        [DefaultFrom("Frames per clip (paper: 16).", typeof(CvrlTrainerOptions), "Views.Sampler.FramesPerClip")]
+        public int? Frames { get; init; }
 
         [CommandOption("--stride <N>")]
-        [Description("Stride between frames (paper: 2).")]
-        [DefaultValue(2)]
-        public int Stride { get; init; } = 2;
+        [DefaultFrom("Stride between frames (paper: 2).", typeof(CvrlTrainerOptions), "Views.Sampler.Stride")]
+        public int? Stride { get; init; }
 
         [CommandOption("--size <PIXELS>")]
-        [Description("Crop size (paper: 224).")]
-        [DefaultValue(224)]
-        public int Size { get; init; } = 224;
+        [DefaultFrom("Crop size (paper: 224).", typeof(CvrlTrainerOptions), "Views.CropSize")]
+        public int? Size { get; init; }
 
         [CommandOption("--distribution <KIND>")]
-        [Description("Interval between the two clips: Decreasing (CVRL), Uniform, or SameStart.")]
-        [DefaultValue(IntervalDistribution.Decreasing)]
-        public IntervalDistribution Distribution { get; init; } = IntervalDistribution.Decreasing;
+        [DefaultFrom("Interval between the two clips: Decreasing (CVRL), Uniform, or SameStart.", typeof(CvrlTrainerOptions), "Views.Sampler.Distribution")]
+        public IntervalDistribution? Distribution { get; init; }
 
         [CommandOption("--per-frame")]
         [Description("Draw augmentation parameters per frame instead of per clip (the paper's inconsistent ablation).")]
@@ -108,43 +98,62 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
         public bool NoSyncBatchNorm { get; init; }
 
         [CommandOption("--log-every <STEPS>")]
-        [Description("Steps between progress reports and metrics.csv rows (one is also written at every epoch end).")]
-        [DefaultValue(10)]
-        public int LogEvery { get; init; } = 10;
+        [DefaultFrom("Steps between progress reports and metrics.csv rows (one is also written at every epoch end).", typeof(CvrlTrainerOptions), "LogEverySteps")]
+        public int? LogEvery { get; init; }
 
         [CommandOption("--checkpoint-every <STEPS>")]
-        [Description("Steps between checkpoints (one is also written at every epoch end and on Ctrl+C).")]
-        [DefaultValue(500)]
-        public int CheckpointEvery { get; init; } = 500;
+        [DefaultFrom("Steps between checkpoints (one is also written at every epoch end and on Ctrl+C).", typeof(CvrlTrainerOptions), "CheckpointEverySteps")]
+        public int? CheckpointEvery { get; init; }
 
-        public ResNet3dOptions Architecture => new() { Depth = Depth, WidthMultiplier = Width };
-
-        public CvrlTrainerOptions TrainerOptions => new()
+        /// <summary>The library's default architecture with --depth and --width laid over it.</summary>
+        public ResNet3dOptions Architecture
         {
-            Epochs = Epochs,
-            BatchSize = Batch,
-            GradientCacheChunk = Chunk,
-            LearningRate = LearningRate,
-            Optimizer = new CvrlOptimizerOptions { Kind = Optimizer },
-            Temperature = Temperature,
-            Head = new ProjectionHeadOptions { HiddenDim = Math.Max(64, (int)Math.Round(2048 * Width)) },
-            Views = new CvrlViewOptions
+            get
             {
-                CropSize = Size,
-                Consistency = PerFrame ? TemporalConsistency.PerFrame : TemporalConsistency.PerClip,
-                Sampler = new IntervalSamplerOptions { FramesPerClip = Frames, Stride = Stride, Distribution = Distribution },
-            },
-            Seed = Seed,
-            Workers = WorkerCount,
-            Device = Device,
-            CheckpointDirectory = Path.Combine(Output, "checkpoints"),
-            CheckpointEverySteps = CheckpointEvery,
-            Resume = !Fresh,
-            MetricsFile = Path.Combine(Output, "metrics.csv"),
-            LogEverySteps = LogEvery,
-            TensorBoardDirectory = Path.Combine(Output, "tensorboard"),
-            SyncBatchNorm = NoSyncBatchNorm ? false : SyncBatchNorm ? true : null,
-        };
+                var defaults = new ResNet3dOptions();
+                return defaults with { Depth = Depth ?? defaults.Depth, WidthMultiplier = Width ?? defaults.WidthMultiplier };
+            }
+        }
+
+        /// <summary>The library's default trainer options with the options given here laid over them, field by field.</summary>
+        public CvrlTrainerOptions TrainerOptions
+        {
+            get
+            {
+                var d = new CvrlTrainerOptions();
+                return d with
+                {
+                    Epochs = Epochs ?? d.Epochs,
+                    BatchSize = Batch ?? d.BatchSize,
+                    GradientCacheChunk = Chunk,
+                    LearningRate = LearningRate,
+                    Optimizer = d.Optimizer with { Kind = Optimizer ?? d.Optimizer.Kind },
+                    Temperature = Temperature ?? d.Temperature,
+                    Head = ProjectionHeadOptions.ForWidth(Architecture.WidthMultiplier),
+                    Views = d.Views with
+                    {
+                        CropSize = Size ?? d.Views.CropSize,
+                        Consistency = PerFrame ? TemporalConsistency.PerFrame : d.Views.Consistency,
+                        Sampler = d.Views.Sampler with
+                        {
+                            FramesPerClip = Frames ?? d.Views.Sampler.FramesPerClip,
+                            Stride = Stride ?? d.Views.Sampler.Stride,
+                            Distribution = Distribution ?? d.Views.Sampler.Distribution,
+                        },
+                    },
+                    Seed = Seed,
+                    Workers = WorkerCount,
+                    Device = Device,
+                    CheckpointDirectory = Path.Combine(Output, "checkpoints"),
+                    CheckpointEverySteps = CheckpointEvery ?? d.CheckpointEverySteps,
+                    Resume = !Fresh,
+                    MetricsFile = Path.Combine(Output, "metrics.csv"),
+                    LogEverySteps = LogEvery ?? d.LogEverySteps,
+                    TensorBoardDirectory = Path.Combine(Output, "tensorboard"),
+                    SyncBatchNorm = NoSyncBatchNorm ? false : SyncBatchNorm ? true : null,
+                };
+            }
+        }
 
         public override ValidationResult Validate()
         {

@@ -12,43 +12,47 @@ internal sealed class ProbeCommand : Command<ProbeCommand.Settings>
     public sealed class Settings : EvaluationSettings
     {
         [CommandOption("--mode <MODE>")]
-        [Description("cached (features extracted once per view set; fast on a CPU) or faithful (features recomputed from fresh augmented clips every epoch, as the paper).")]
-        [DefaultValue(ProbeMode.Cached)]
-        public ProbeMode Mode { get; init; } = ProbeMode.Cached;
+        [DefaultFrom("cached (features extracted once per view set; fast on a CPU) or faithful (features recomputed from fresh augmented clips every epoch, as the paper).", typeof(LinearProbeOptions), nameof(LinearProbeOptions.Mode))]
+        public ProbeMode? Mode { get; init; }
 
         [CommandOption("--epochs <N>")]
-        [Description("Epochs of the linear layer.")]
-        [DefaultValue(100)]
-        public int Epochs { get; init; } = 100;
+        [DefaultFrom("Epochs of the linear layer.", typeof(LinearProbeOptions), nameof(LinearProbeOptions.Epochs))]
+        public int? Epochs { get; init; }
 
         [CommandOption("--probe-batch <N>")]
-        [Description("Videos per step of the linear layer.")]
-        [DefaultValue(64)]
-        public int ProbeBatch { get; init; } = 64;
+        [DefaultFrom("Videos per step of the linear layer.", typeof(LinearProbeOptions), nameof(LinearProbeOptions.BatchSize))]
+        public int? ProbeBatch { get; init; }
 
         [CommandOption("--lr <RATE>")]
         [Description("Peak learning rate. [grey]Default: 32 x batch / 1024 (the official linear-eval rule)[/]")]
         public double? LearningRate { get; init; }
 
         [CommandOption("--cached-views <N>")]
-        [Description("Augmented training views per video in cached mode.")]
-        [DefaultValue(10)]
-        public int CachedViews { get; init; } = 10;
+        [DefaultFrom("Augmented training views per video in cached mode.", typeof(LinearProbeOptions), nameof(LinearProbeOptions.CachedTrainViews))]
+        public int? CachedViews { get; init; }
 
         [CommandOption("--save-classifier <FILE>")]
         [Description("Also save the trained linear layer (TorchSharp format).")]
         public string? SaveClassifier { get; init; }
 
-        public LinearProbeOptions ProbeOptions => new()
+        /// <summary>The library's probe options with the options given here laid over them.</summary>
+        public LinearProbeOptions ProbeOptions
         {
-            Mode = Mode,
-            Epochs = Epochs,
-            BatchSize = ProbeBatch,
-            LearningRate = LearningRate,
-            CachedTrainViews = CachedViews,
-            Seed = Seed,
-            Features = Features,
-        };
+            get
+            {
+                var defaults = new LinearProbeOptions();
+                return defaults with
+                {
+                    Mode = Mode ?? defaults.Mode,
+                    Epochs = Epochs ?? defaults.Epochs,
+                    BatchSize = ProbeBatch ?? defaults.BatchSize,
+                    LearningRate = LearningRate ?? defaults.LearningRate,
+                    CachedTrainViews = CachedViews ?? defaults.CachedTrainViews,
+                    Seed = Seed,
+                    Features = Features,
+                };
+            }
+        }
 
         public override ValidationResult Validate()
         {
@@ -57,24 +61,16 @@ internal sealed class ProbeCommand : Command<ProbeCommand.Settings>
         }
     }
 
-    public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
-    {
-        var (train, test) = settings.OpenData();
-        var (encoder, description) = settings.CreateEncoder();
-        using (encoder)
-        {
-            settings.Announce(description);
-            settings.AnnounceViews(settings.Features);
-            var probe = new LinearProbe(settings.ProbeOptions, settings.Logger);
-            using var run = CliProgress.Run(progress => probe.Fit(encoder, train, test, progress, cancellationToken));
-            settings.Report(run.Result);
-            if (settings.SaveClassifier is not null)
+    public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken) =>
+        settings.Evaluate(
+            (encoder, train, test, progress) => new LinearProbe(settings.ProbeOptions, settings.Logger).Fit(encoder, train, test, progress, cancellationToken),
+            run => run.Result,
+            (run, _) =>
             {
-                run.SaveClassifier(settings.SaveClassifier);
-                AnsiConsole.MarkupLine($"wrote [green]{Markup.Escape(Path.GetFullPath(settings.SaveClassifier))}[/]");
-            }
-
-            return 0;
-        }
-    }
+                if (settings.SaveClassifier is not null)
+                {
+                    run.SaveClassifier(settings.SaveClassifier);
+                    AnsiConsole.MarkupLine($"wrote [green]{Markup.Escape(Path.GetFullPath(settings.SaveClassifier))}[/]");
+                }
+            });
 }

@@ -1,4 +1,3 @@
-using Cvrl.Video;
 using System.ComponentModel;
 using System.Globalization;
 using System.Text.Json;
@@ -8,6 +7,7 @@ using Cvrl.Augment.Sampling;
 using Cvrl.Cli.Infrastructure;
 using Cvrl.Data;
 using Cvrl.Evaluation;
+using Cvrl.Video;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -53,7 +53,7 @@ internal sealed class QuickstartCommand : Command<QuickstartCommand.Settings>
         AnsiConsole.MarkupLine($"data: {train.Count} training and {test.Count} test videos, {train.Classes.Count} classes ({Markup.Escape(string.Join(", ", train.Classes))}), {dataOptions.Frames} frames of {dataOptions.Width}x{dataOptions.Height}");
         string sheet = QuickstartSteps.WriteContactSheet(Path.Combine(output, "views.png"), train[0].Path, experiment);
         AnsiConsole.MarkupLine($"augmented views: [green]{Markup.Escape(sheet)}[/]");
-        AnsiConsole.MarkupLine($"encoder: {Markup.Escape(experiment.Architecture.ArchitectureName)}, clips of {experiment.Frames} frames at stride {experiment.Stride}, {experiment.Crop}x{experiment.Crop}; {experiment.Epochs} epochs of {experiment.BatchSize} videos, learning rate {experiment.LearningRate:G3}, temperature {experiment.Temperature}");
+        AnsiConsole.MarkupLine($"encoder: {Markup.Escape(experiment.Architecture.ArchitectureName)}, clips of {experiment.Frames} frames at stride {experiment.Stride}, {experiment.Crop}x{experiment.Crop}; {experiment.Epochs} epochs of {experiment.BatchSize} videos, learning rate {experiment.Trainer(null).EffectiveLearningRate:G3}, temperature {experiment.Temperature}");
 
         var outcome = CliProgress.Run(sink => Experiment.Run(experiment, train, test, checkpoints, evaluateRandom: true, settings.Logger, sink.Training, sink.Evaluation, cancellationToken));
         QuickstartSteps.Report(output, outcome, experiment, dataOptions);

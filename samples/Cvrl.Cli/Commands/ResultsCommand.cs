@@ -10,9 +10,9 @@ using Cvrl.Cli.Infrastructure;
 using Cvrl.Evaluation;
 using Cvrl.Models;
 using Cvrl.Training;
-using TorchSharp;
 using Spectre.Console;
 using Spectre.Console.Cli;
+using TorchSharp;
 
 namespace Cvrl.Cli.Commands;
 

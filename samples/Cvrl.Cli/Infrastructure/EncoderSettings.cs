@@ -1,7 +1,7 @@
 using System.ComponentModel;
+using System.Text.Json;
 using Cvrl.Models;
 using Cvrl.Models.Weights;
-using System.Text.Json;
 using Cvrl.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;

@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using Cvrl.Data;
 using Cvrl.Evaluation;
+using Cvrl.Models;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -130,6 +131,27 @@ internal class EvaluationSettings : EncoderSettings
         var (train, test, layout) = LabeledData.Open(Data, Split);
         AnsiConsole.MarkupLine($"data: {Markup.Escape(layout)}: {train.Count} training and {test.Count} test videos, {train.Classes.Count} classes");
         return (train, test);
+    }
+
+    /// <summary>
+    /// What probe, knn and finetune do around their protocol: open the data (before any model is built, so bad input
+    /// fails first), build the encoder, print both and the views, run <paramref name="evaluate"/> under a progress
+    /// display, report the result and let <paramref name="after"/> save what the command saves.
+    /// </summary>
+    public int Evaluate<TRun>(Func<ResNet3d, VideoDataset, VideoDataset, IProgress<Cvrl.Video.StageProgress>, TRun> evaluate, Func<TRun, ClassificationResult> result, Action<TRun, ResNet3d>? after = null)
+        where TRun : IDisposable
+    {
+        var (train, test) = OpenData();
+        var (encoder, description) = CreateEncoder();
+        using (encoder)
+        {
+            Announce(description);
+            AnnounceViews(Features);
+            using var run = CliProgress.Run(progress => evaluate(encoder, train, test, progress));
+            Report(result(run));
+            after?.Invoke(run, encoder);
+            return 0;
+        }
     }
 
     /// <summary>Prints the headline numbers and writes the JSON result when asked to.</summary>

@@ -1,4 +1,3 @@
-using Cvrl.Video;
 using System.Diagnostics;
 using Cvrl.Augment;
 using Cvrl.Augment.Sampling;
@@ -8,15 +7,22 @@ using Cvrl.Evaluation;
 using Cvrl.Models;
 using Cvrl.Optim;
 using Cvrl.Training;
+using Cvrl.Video;
 using Microsoft.Extensions.Logging;
 using TorchSharp;
 
 namespace Cvrl.Cli.Infrastructure;
 
-/// <summary>Everything one small CVRL experiment needs: pre-training settings and the evaluation settings.</summary>
+/// <summary>
+/// Everything one small CVRL experiment needs: the quickstart's recipe (its values differ from the paper's on purpose,
+/// docs/fidelity.md), recorded as it is in results.json; where a value is the library's default it is read from the
+/// library's options records, and <see cref="Trainer"/> and <see cref="Features"/> turn the recipe into them.
+/// </summary>
 internal sealed record ExperimentSettings
 {
-    public int Depth { get; init; } = 50;
+    private static readonly CvrlTrainerOptions Library = new();
+
+    public int Depth { get; init; } = new ResNet3dOptions().Depth;
 
     public double WidthMultiplier { get; init; } = 0.25;
 
@@ -38,17 +44,17 @@ internal sealed record ExperimentSettings
 
     public double WarmupFraction { get; init; } = 0.1;
 
-    public double Temperature { get; init; } = 0.1;
+    public double Temperature { get; init; } = Library.Temperature;
 
-    public double ColorStrength { get; init; } = 1.0;
+    public double ColorStrength { get; init; } = Library.Views.ColorJitterStrength;
 
-    public IntervalDistribution Distribution { get; init; } = IntervalDistribution.Decreasing;
+    public IntervalDistribution Distribution { get; init; } = Library.Views.Sampler.Distribution;
 
     public int HeadLayers { get; init; } = 1;
 
     public ValueRange CropAspect { get; init; } = new(0.75, 4.0 / 3);
 
-    public TemporalConsistency Consistency { get; init; } = TemporalConsistency.PerClip;
+    public TemporalConsistency Consistency { get; init; } = Library.Views.Consistency;
 
     public int TestClips { get; init; } = 4;
 
@@ -56,19 +62,19 @@ internal sealed record ExperimentSettings
 
     public int CachedViews { get; init; } = 5;
 
-    public int ProbeEpochs { get; init; } = 100;
+    public int ProbeEpochs { get; init; } = new LinearProbeOptions().Epochs;
 
     public bool ProbeStandardize { get; init; } = true;
 
     public double ProbeLearningRate { get; init; } = 0.1;
 
-    public int KnnK { get; init; } = 20;
+    public int KnnK { get; init; } = new KnnOptions().K;
 
     public bool PreciseBatchNorm { get; init; } = true;
 
     public long Seed { get; init; }
 
-    public string Device { get; init; } = "cpu";
+    public string Device { get; init; } = Library.Device;
 
     public int Workers { get; init; } = Environment.ProcessorCount;
 
@@ -82,7 +88,7 @@ internal sealed record ExperimentSettings
         WarmupFraction = WarmupFraction,
         Optimizer = new CvrlOptimizerOptions { Kind = Optimizer, WeightDecay = WeightDecay },
         Temperature = Temperature,
-        Head = new ProjectionHeadOptions { HiddenDim = Math.Max(64, (int)(2048 * WidthMultiplier)), HiddenLayers = HeadLayers, OutputDim = 128 },
+        Head = ProjectionHeadOptions.ForWidth(WidthMultiplier) with { HiddenLayers = HeadLayers },
         Views = new CvrlViewOptions
         {
             CropSize = Crop,

@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using Cvrl.Data;
 using Cvrl.Optim;
+using Cvrl.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -58,14 +59,12 @@ internal class ExperimentOptions : DeviceSettings
     public double Warmup { get; init; } = 0.1;
 
     [CommandOption("--temperature <T>")]
-    [Description("NT-Xent temperature (official 0.1).")]
-    [DefaultValue(0.1)]
-    public double Temperature { get; init; } = 0.1;
+    [DefaultFrom("NT-Xent temperature (official).", typeof(CvrlTrainerOptions), nameof(CvrlTrainerOptions.Temperature))]
+    public double? Temperature { get; init; }
 
     [CommandOption("--color-strength <S>")]
-    [Description("Colour jitter strength (official 1.0).")]
-    [DefaultValue(1.0)]
-    public double ColorStrength { get; init; } = 1.0;
+    [DefaultFrom("Colour jitter strength (official).", typeof(CvrlTrainerOptions), "Views.ColorJitterStrength")]
+    public double? ColorStrength { get; init; }
 
     [CommandOption("--head-layers <N>")]
     [Description("Hidden layers of the projection head (official 3; one trains faster at this scale, docs/fidelity.md).")]
@@ -163,14 +162,15 @@ internal class ExperimentOptions : DeviceSettings
         int workers = WorkerCount;
         int batch = Math.Min(Batch, Classes * TrainPerClass);
         bool adam = Optimizer == OptimizerKind.AdamW;
+        var library = new CvrlTrainerOptions();
         return (
             new SyntheticMotionOptions { Classes = Classes, TrainPerClass = TrainPerClass, TestPerClass = TestPerClass, Frames = VideoFrames, Seed = seed, Workers = workers },
             new ExperimentSettings
             {
                 Depth = Depth, WidthMultiplier = Width, Frames = Frames, Stride = Stride, Crop = Size, Epochs = Epochs,
-                BatchSize = batch, Optimizer = Optimizer, LearningRate = LearningRate ?? (adam ? 1e-3 : 0.32 * batch / 1024),
-                WeightDecay = WeightDecay ?? (adam ? 1e-2 : 1e-6), WarmupFraction = Warmup, Temperature = Temperature,
-                ColorStrength = ColorStrength, HeadLayers = HeadLayers, CropAspect = ParseRange(CropAspect)!.Value,
+                BatchSize = batch, Optimizer = Optimizer, LearningRate = LearningRate ?? (adam ? 1e-3 : CvrlTrainerOptions.ScaledLearningRate(batch)),
+                WeightDecay = WeightDecay ?? (adam ? 1e-2 : new CvrlOptimizerOptions().WeightDecay), WarmupFraction = Warmup, Temperature = Temperature ?? library.Temperature,
+                ColorStrength = ColorStrength ?? library.Views.ColorJitterStrength, HeadLayers = HeadLayers, CropAspect = ParseRange(CropAspect)!.Value,
                 PreciseBatchNorm = !FrozenBatchNorm, ProbeStandardize = !OfficialProbe, Seed = seed, Device = Device, Workers = workers,
             });
     }

@@ -76,23 +76,9 @@ public static class ClipOps
     }
 
     /// <summary>
-    /// The official evaluation's three crops of <paramref name="size"/> x <paramref name="size"/> along the longer
-    /// side, at offsets 0, round(long/2 - size/2) and long - size, centred on the shorter side.
+    /// The official evaluation's three crop boxes of <paramref name="size"/> x <paramref name="size"/> along the longer
+    /// side (<see cref="ViewGeometry.ThreeCropBoxes"/>, which the test views use: <see cref="TestViews"/>).
     /// </summary>
-    /// <returns>Three new clips, owned by the caller.</returns>
-    /// <exception cref="ArgumentException">The frames are smaller than the crop.</exception>
-    public static Tensor[] ThreeCrops(Tensor clip, int size)
-    {
-        var shape = ClipShape.Of(clip);
-        if (size > shape.Height || size > shape.Width)
-        {
-            throw new ArgumentException($"Cannot take {size}x{size} crops from frames of {shape.Width}x{shape.Height}.", nameof(clip));
-        }
-
-        return [.. ThreeCropBoxes(shape.Height, shape.Width, size).Select(b => Crop(clip, b))];
-    }
-
-    /// <summary>The three boxes <see cref="ThreeCrops"/> takes (<see cref="ViewGeometry.ThreeCropBoxes"/>).</summary>
     public static CropBox[] ThreeCropBoxes(int height, int width, int size) => ViewGeometry.ThreeCropBoxes(height, width, size);
 
     /// <summary>Resizes every frame so its shorter side is <paramref name="size"/> (longer side <c>long * size / short</c>, rounded down).</summary>

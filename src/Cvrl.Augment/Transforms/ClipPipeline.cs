@@ -177,7 +177,7 @@ public sealed class ClipPipeline
             var parameters = plans.Select(p => p.Steps[i].Parameters).ToList();
             current = step is IBatchClipTransform batched
                 ? batched.ApplyBatch(current, parameters)
-                : Functional.BatchOps.PerSample(current, parameters, step.Apply);
+                : BatchOps.PerSample(current, parameters, step.Apply);
         }
 
         return (ReferenceEquals(current, batch) ? batch.clone() : current).MoveToOuterDisposeScope();

@@ -40,9 +40,4 @@ public sealed class ClipPipelineBuilder
     /// <summary>Adds <see cref="Transforms.RandomSolarize"/>.</summary>
     public ClipPipelineBuilder RandomSolarize(double probability = 0.2, float threshold = 0.5f) => Add(new RandomSolarize(probability, threshold));
 
-    /// <summary>Adds <see cref="Transforms.ResizeShortSide"/>.</summary>
-    public ClipPipelineBuilder ResizeShortSide(int size = 256) => Add(new ResizeShortSide(size));
-
-    /// <summary>Adds <see cref="Transforms.CenterCrop"/>.</summary>
-    public ClipPipelineBuilder CenterCrop(int height, int width) => Add(new CenterCrop(height, width));
 }

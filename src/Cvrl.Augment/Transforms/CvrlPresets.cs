@@ -30,11 +30,4 @@ public static class CvrlPresets
         colorStrength > 0
             ? ClipPipeline.Create(b => b.RandomResizedCrop(size).RandomHorizontalFlip(0.5).ToFloat().Add(Transforms.ColorJitter.WithStrength(colorStrength)).RandomGrayscale(0.2))
             : ClipPipeline.Create(b => b.RandomResizedCrop(size).RandomHorizontalFlip(0.5).ToFloat());
-
-    /// <summary>
-    /// Testing, per clip: resize the shorter side to <paramref name="size"/> and convert to float; take the three
-    /// crops with <see cref="Functional.ClipOps.ThreeCrops"/> (10 clips x 3 crops = 30 views per video).
-    /// </summary>
-    public static ClipPipeline Test(int size = 256) =>
-        ClipPipeline.Create(b => b.ResizeShortSide(size).ToFloat());
 }

@@ -1,3 +1,4 @@
+using Cvrl.Native;
 using Cvrl.Video;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using Cvrl.Native;
 using TorchSharp;
 
@@ -24,15 +23,5 @@ public static class TorchNative
     /// <exception cref="DllNotFoundException">
     /// The backend cannot be loaded; the message names the missing piece and how to install it.
     /// </exception>
-    public static void EnsureLoaded() =>
-        TorchNativeSetup.EnsureLoaded(typeof(torch).Assembly, static () => torch.TryInitializeDeviceType(DeviceType.CPU));
-}
-
-/// <summary>Runs the native fix-up when the assembly is first used, before any TorchSharp call it makes.</summary>
-internal static class ModuleInitializer
-{
-#pragma warning disable CA2255 // A library module initializer is the point: it must run before TorchSharp initialises.
-    [ModuleInitializer]
-    internal static void Initialize() => TorchNativeSetup.Prepare(typeof(torch).Assembly);
-#pragma warning restore CA2255
+    public static void EnsureLoaded() => TorchLoader.EnsureLoaded();
 }

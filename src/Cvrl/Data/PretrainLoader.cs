@@ -14,8 +14,10 @@ namespace Cvrl.Data;
 /// <summary>Options for <see cref="PretrainLoader"/>.</summary>
 public sealed record LoaderOptions
 {
-    /// <summary>Videos per batch (each gives two clips). Default 64.</summary>
-    public int BatchSize { get; init; } = 64;
+    private static readonly Training.CvrlTrainerOptions TrainerDefaults = new();
+
+    /// <summary>Videos per batch (each gives two clips). Default: the trainer's, 64.</summary>
+    public int BatchSize { get; init; } = TrainerDefaults.BatchSize;
 
     /// <summary>Decoding and augmentation threads. Default: one per core.</summary>
     public int Workers { get; init; } = Environment.ProcessorCount;
@@ -55,6 +57,15 @@ public sealed record LoaderOptions
     /// <summary>Which slice of every batch this loader reads, 0 to <see cref="ShardCount"/> - 1 (the process's rank). Default 0.</summary>
     public int ShardIndex { get; init; }
 
+    /// <summary>
+    /// Whether a global batch of <paramref name="batchSize"/> videos cuts into <paramref name="shards"/> equal, non-empty
+    /// slices: the one rule for data-parallel batches, checked by this record and by the trainer before it starts.
+    /// </summary>
+    /// <param name="batchSize">The global batch.</param>
+    /// <param name="shards">The number of processes.</param>
+    /// <returns>True when it does.</returns>
+    public static bool DividesIntoShards(int batchSize, int shards) => shards >= 1 && batchSize >= shards && batchSize % shards == 0;
+
     /// <summary>Videos per batch this loader produces: <see cref="BatchSize"/> / <see cref="ShardCount"/>.</summary>
     public int LocalBatchSize => BatchSize / ShardCount;
 
@@ -82,7 +93,7 @@ public sealed record LoaderOptions
             throw new ArgumentOutOfRangeException(nameof(BadVideos), BadVideos, "Unknown policy.");
         }
 
-        if (ShardCount < 1 || BatchSize % ShardCount != 0)
+        if (!DividesIntoShards(BatchSize, ShardCount))
         {
             throw new ArgumentOutOfRangeException(nameof(ShardCount), ShardCount, $"ShardCount must be at least 1 and divide BatchSize ({BatchSize}).");
         }

@@ -143,12 +143,12 @@ public static class SyntheticMotion
             Directory.CreateDirectory(Path.Combine(full, name));
             for (int i = 0; i < options.TrainPerClass; i++)
             {
-                jobs.Add(($"{name}/{name}_train{i:D3}{Extension(options.Codec)}", c, 0, i));
+                jobs.Add(($"{name}/{name}_train{i:D3}{VideoFileWriter.DefaultExtension(options.Codec)}", c, 0, i));
             }
 
             for (int i = 0; i < options.TestPerClass; i++)
             {
-                jobs.Add(($"{name}/{name}_test{i:D3}{Extension(options.Codec)}", c, 1, i));
+                jobs.Add(($"{name}/{name}_test{i:D3}{VideoFileWriter.DefaultExtension(options.Codec)}", c, 1, i));
             }
         }
 
@@ -181,13 +181,6 @@ public static class SyntheticMotion
         Spin,
         Swing,
     }
-
-    private static string Extension(VideoCodec codec) => codec switch
-    {
-        VideoCodec.Mpeg4 => ".mp4",
-        VideoCodec.Ffv1 => ".mkv",
-        _ => ".avi",
-    };
 
     /// <summary>One video's appearance and motion, drawn from its own random stream.</summary>
     private sealed class Scene

@@ -1,10 +1,10 @@
-using Cvrl.Video;
 using System.Globalization;
 using System.Reflection;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
+using Cvrl.Video;
 
 namespace Cvrl.Evaluation;
 

@@ -1,7 +1,7 @@
-using Cvrl.Video;
 using System.Text.Json.Nodes;
 using Cvrl.Data;
 using Cvrl.Models;
+using Cvrl.Video;
 using static TorchSharp.torch;
 
 namespace Cvrl.Evaluation;

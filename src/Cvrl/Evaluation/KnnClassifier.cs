@@ -1,7 +1,7 @@
-using Cvrl.Video;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Cvrl.Data;
+using Cvrl.Video;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using TorchSharp;

@@ -1,9 +1,9 @@
-using Cvrl.Video;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Cvrl.Augment;
 using Cvrl.Data;
 using Cvrl.Optim;
+using Cvrl.Video;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using TorchSharp;

@@ -61,13 +61,16 @@ public sealed class NtXentOutput : IDisposable
 /// </remarks>
 public sealed class NtXentLoss
 {
+    /// <summary>CVRL's temperature, 0.1 (docs/method.md): the default here and of <c>CvrlTrainerOptions.Temperature</c>.</summary>
+    public const double DefaultTemperature = 0.1;
+
     private const double MaskValue = 1e9;
 
     /// <summary>Creates the loss.</summary>
-    /// <param name="temperature">Softmax temperature (CVRL: 0.1).</param>
+    /// <param name="temperature">Softmax temperature (default <see cref="DefaultTemperature"/>).</param>
     /// <param name="reduction">How the two directions combine (default: the official sum).</param>
     /// <exception cref="ArgumentOutOfRangeException">The temperature is not positive.</exception>
-    public NtXentLoss(double temperature = 0.1, NtXentReduction reduction = NtXentReduction.SumOfDirections)
+    public NtXentLoss(double temperature = DefaultTemperature, NtXentReduction reduction = NtXentReduction.SumOfDirections)
     {
         if (!(temperature > 0) || double.IsInfinity(temperature))
         {

@@ -1,9 +1,9 @@
-using Cvrl.Embeddings;
 using System.Globalization;
 using System.Reflection;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Cvrl.Embeddings;
 using Cvrl.Models;
 using Cvrl.Models.Weights;
 using Microsoft.Extensions.Logging;

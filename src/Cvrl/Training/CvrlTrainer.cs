@@ -77,7 +77,7 @@ public sealed class CvrlTrainer : IDisposable
         }
 
         _communicator = communicator ?? SingleProcessCommunicator.Instance;
-        if (options.BatchSize % _communicator.Size != 0 || options.BatchSize / _communicator.Size < 1)
+        if (!LoaderOptions.DividesIntoShards(options.BatchSize, _communicator.Size))
         {
             throw new ArgumentException($"BatchSize {options.BatchSize} is the global batch and must divide into equal slices for the {_communicator.Size} ranks.", nameof(options));
         }

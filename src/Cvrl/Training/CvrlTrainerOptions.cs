@@ -1,10 +1,10 @@
-using Cvrl.Video;
 using System.Text.Json.Serialization;
 using Cvrl.Augment;
 using Cvrl.Data;
 using Cvrl.Losses;
 using Cvrl.Models;
 using Cvrl.Optim;
+using Cvrl.Video;
 
 namespace Cvrl.Training;
 
@@ -33,8 +33,8 @@ public sealed record CvrlTrainerOptions
     /// <summary>Optimizer (official: SGD, momentum 0.9, weight decay 1e-6 on kernels).</summary>
     public CvrlOptimizerOptions Optimizer { get; init; } = new();
 
-    /// <summary>NT-Xent temperature. Default 0.1.</summary>
-    public double Temperature { get; init; } = 0.1;
+    /// <summary>NT-Xent temperature. Default <see cref="NtXentLoss.DefaultTemperature"/> (0.1).</summary>
+    public double Temperature { get; init; } = NtXentLoss.DefaultTemperature;
 
     /// <summary>How the loss combines its two directions (official: sum). Default <see cref="NtXentReduction.SumOfDirections"/>.</summary>
     public NtXentReduction LossReduction { get; init; } = NtXentReduction.SumOfDirections;
@@ -107,9 +107,18 @@ public sealed record CvrlTrainerOptions
     /// </summary>
     public double? NativeHeapGrowthLimit { get; init; } = 0.1;
 
-    /// <summary>The learning rate the run uses (<see cref="LearningRate"/> or the scaled official one).</summary>
+    /// <summary>The learning rate the run uses (<see cref="LearningRate"/> or <see cref="ScaledLearningRate"/> of the batch).</summary>
     [JsonIgnore]
-    public double EffectiveLearningRate => LearningRate ?? (0.32 * BatchSize / 1024.0);
+    public double EffectiveLearningRate => LearningRate ?? ScaledLearningRate(BatchSize);
+
+    /// <summary>
+    /// The official peak learning rate, 0.32 at a batch of 1024 videos, scaled linearly to <paramref name="batchSize"/>
+    /// (<c>0.32 x batchSize / 1024</c>; the official code has no scaling rule, see docs/training.md). The one place the
+    /// rule is written.
+    /// </summary>
+    /// <param name="batchSize">Videos per step (the global batch).</param>
+    /// <returns>The rate.</returns>
+    public static double ScaledLearningRate(int batchSize) => 0.32 * batchSize / 1024.0;
 
     /// <summary>Checks every option, before any work starts.</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of range; the message names it.</exception>

@@ -1,8 +1,8 @@
-using Cvrl.Augment.Transforms;
+using Cvrl.Augment.Functional;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Cvrl.Augment.Functional;
+namespace Cvrl.Augment.Transforms;
 
 /// <summary>
 /// Batched, device-agnostic versions of the colour, grayscale, blur and solarize operations over

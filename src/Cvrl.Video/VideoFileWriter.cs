@@ -1,9 +1,6 @@
-using Cvrl.Video;
 using OpenCvSharp;
-using TorchSharp;
-using static TorchSharp.torch;
 
-namespace Cvrl.Augment.Video;
+namespace Cvrl.Video;
 
 /// <summary>Codecs that OpenCV's bundled FFmpeg writer supports on Linux x64.</summary>
 public enum VideoCodec
@@ -29,7 +26,9 @@ public enum VideoCodec
 
 /// <summary>
 /// Writes RGB frames to a video file through OpenCV's FFmpeg backend: used to make test fixtures and synthetic data
-/// sets. Frames are given as RGB uint8 tensors (Cvrl's layout) or as OpenCV BGR <see cref="Mat"/>s.
+/// sets. Frames are given as planar RGB bytes (Cvrl's layout, <c>[3, T, H, W]</c>) or as OpenCV BGR <see cref="Mat"/>s;
+/// Cvrl.Augment adds the same for uint8 tensors (<c>VideoWriterTensors</c>). It lives beside <see cref="VideoReader"/>
+/// because it needs only OpenCV.
 /// </summary>
 public sealed class VideoFileWriter : IDisposable
 {
@@ -92,28 +91,26 @@ public sealed class VideoFileWriter : IDisposable
         FramesWritten++;
     }
 
-    /// <summary>Writes every frame of an RGB uint8 clip <c>[3, T, H, W]</c> (H and W equal to the writer's size).</summary>
-    /// <exception cref="ArgumentException">The clip is not uint8 <c>[3, T, Height, Width]</c>.</exception>
-    public unsafe void WriteClip(Tensor clip)
+    /// <summary>Writes every frame of a planar RGB clip <c>[3, T, H, W]</c> (H and W the writer's size), as <see cref="VideoReader"/> returns it.</summary>
+    /// <param name="planarRgb">The bytes: three planes of T frames each.</param>
+    /// <exception cref="ArgumentException">The length is not a whole number of frames of this size.</exception>
+    public unsafe void WriteClip(ReadOnlySpan<byte> planarRgb)
     {
-        ArgumentNullException.ThrowIfNull(clip);
         ObjectDisposedException.ThrowIf(_disposed, this);
-        var shape = ClipShape.Of(clip);
-        if (clip.dtype != ScalarType.Byte || shape.Channels != 3 || shape.Height != Height || shape.Width != Width)
+        long plane = (long)Height * Width;
+        if (planarRgb.Length == 0 || planarRgb.Length % (3 * plane) != 0)
         {
-            throw new ArgumentException($"Expected a uint8 clip [3, T, {Height}, {Width}], got {clip.dtype} {shape}.", nameof(clip));
+            throw new ArgumentException($"{planarRgb.Length} bytes are not a whole number of planar RGB frames of {Width}x{Height}.", nameof(planarRgb));
         }
 
-        using var scope = torch.NewDisposeScope();
-        var cpu = clip.cpu().contiguous();
-        long plane = (long)Height * Width;
-        fixed (byte* basePtr = cpu.bytes)
+        int frames = (int)(planarRgb.Length / (3 * plane));
+        fixed (byte* basePtr = planarRgb)
         {
-            for (int t = 0; t < shape.Frames; t++)
+            for (int t = 0; t < frames; t++)
             {
-                using var r = Mat.FromPixelData(Height, Width, MatType.CV_8UC1, (IntPtr)(basePtr + (((0L * shape.Frames) + t) * plane)));
-                using var g = Mat.FromPixelData(Height, Width, MatType.CV_8UC1, (IntPtr)(basePtr + (((1L * shape.Frames) + t) * plane)));
-                using var b = Mat.FromPixelData(Height, Width, MatType.CV_8UC1, (IntPtr)(basePtr + (((2L * shape.Frames) + t) * plane)));
+                using var r = Mat.FromPixelData(Height, Width, MatType.CV_8UC1, (IntPtr)(basePtr + (((0L * frames) + t) * plane)));
+                using var g = Mat.FromPixelData(Height, Width, MatType.CV_8UC1, (IntPtr)(basePtr + (((1L * frames) + t) * plane)));
+                using var b = Mat.FromPixelData(Height, Width, MatType.CV_8UC1, (IntPtr)(basePtr + (((2L * frames) + t) * plane)));
                 Cv2.Merge([b, g, r], _bgr);
                 _writer.Write(_bgr);
                 FramesWritten++;
@@ -133,18 +130,6 @@ public sealed class VideoFileWriter : IDisposable
         _writer.Release();
         _writer.Dispose();
         _bgr.Dispose();
-    }
-
-    /// <summary>Writes an RGB uint8 clip <c>[3, T, H, W]</c> to a new video file.</summary>
-    /// <param name="path">The output file.</param>
-    /// <param name="clip">The frames.</param>
-    /// <param name="framesPerSecond">Frame rate stored in the container.</param>
-    /// <param name="codec">The codec.</param>
-    public static void Write(string path, Tensor clip, double framesPerSecond = 25, VideoCodec codec = VideoCodec.Mjpeg)
-    {
-        var shape = ClipShape.Of(clip);
-        using var writer = new VideoFileWriter(path, shape.Width, shape.Height, framesPerSecond, codec);
-        writer.WriteClip(clip);
     }
 
     /// <summary>The file extension that suits a codec (".avi", ".mp4" or ".mkv").</summary>
