@@ -50,15 +50,7 @@ internal sealed class EmbedCommand : Command<EmbedCommand.Settings>
         public bool HasViewOverrides => Clips is not null || Crops is not null || Frames is not null || Stride is not null || Size is not null;
 
         /// <summary>The views: <paramref name="encoder"/>'s geometry with the options given here laid over it.</summary>
-        public TestViewOptions Views(TestViewOptions encoder) => encoder with
-        {
-            Clips = Clips ?? encoder.Clips,
-            Crops = Crops ?? encoder.Crops,
-            FramesPerClip = Frames ?? encoder.FramesPerClip,
-            Stride = Stride ?? encoder.Stride,
-            ShortSide = Size ?? encoder.ShortSide,
-            CropSize = Size ?? encoder.CropSize,
-        };
+        public TestViewOptions Views(TestViewOptions encoder) => encoder.Over(Clips, Crops, Frames, Stride, Size);
 
         /// <summary>
         /// The embedding options: the library's defaults, views left to the embedder (the encoder's own, else the

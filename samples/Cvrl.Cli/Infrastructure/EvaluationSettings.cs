@@ -67,27 +67,13 @@ internal class EvaluationSettings : EncoderSettings
     public FeatureExtractorOptions FeaturesFor(Cvrl.Video.TestViewOptions? trained)
     {
         var official = new EvaluationViewOptions();
-        var test = trained is null ? official.Test : official.Test with
-        {
-            FramesPerClip = trained.FramesPerClip,
-            Stride = trained.Stride,
-            ShortSide = trained.ShortSide,
-            CropSize = trained.CropSize,
-        };
+        var test = trained is null ? official.Test : official.Test.Over(null, null, trained.FramesPerClip, trained.Stride, trained.CropSize);
         var defaults = new FeatureExtractorOptions();
         return defaults with
         {
             Views = official with
             {
-                Test = test with
-                {
-                    Clips = Clips ?? test.Clips,
-                    Crops = Crops ?? test.Crops,
-                    FramesPerClip = Frames ?? test.FramesPerClip,
-                    Stride = Stride ?? test.Stride,
-                    ShortSide = TestSize ?? test.ShortSide,
-                    CropSize = TestSize ?? test.CropSize,
-                },
+                Test = test.Over(Clips, Crops, Frames, Stride, TestSize),
                 TrainCropSize = Size ?? trained?.CropSize ?? official.TrainCropSize,
             },
             BatchSize = Batch ?? defaults.BatchSize,

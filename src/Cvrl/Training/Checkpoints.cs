@@ -86,30 +86,9 @@ public static class CvrlCheckpoint
     /// <summary>Builds the checkpoint's encoder on <paramref name="device"/> with its weights (strictly checked).</summary>
     /// <param name="path">The checkpoint.</param>
     /// <param name="device">Where to put it (default CPU).</param>
-    /// <returns>The encoder, owned by the caller.</returns>
+    /// <returns>The encoder, owned by the caller, carrying the clips it was trained on (<see cref="ResNet3d.TrainedClips"/>).</returns>
     /// <exception cref="InvalidDataException">The file is not a readable Cvrl checkpoint.</exception>
-    public static ResNet3d LoadEncoder(string path, Device? device = null)
-    {
-        using var file = StateDictFile.Read(path);
-        var state = State(file, path);
-        var encoder = ResNet3d.Create(state.Encoder);
-        encoder.TrainedClips = state.TrainedClips;
-        try
-        {
-            ModelWeights.LoadStateDict(encoder, Prefixed(file, "encoder."), strict: true, origin: path);
-            if (device is not null)
-            {
-                encoder.to(device);
-            }
-
-            return encoder;
-        }
-        catch
-        {
-            encoder.Dispose();
-            throw;
-        }
-    }
+    public static ResNet3d LoadEncoder(string path, Device? device = null) => Load(path, null, device);
 
     /// <summary>
     /// Loads the checkpoint's weights into an encoder built from <paramref name="expected"/>, so that a checkpoint of
@@ -118,15 +97,21 @@ public static class CvrlCheckpoint
     /// <param name="path">The checkpoint.</param>
     /// <param name="expected">The architecture the caller expects.</param>
     /// <param name="device">Where to put it (default CPU).</param>
-    /// <returns>The encoder, owned by the caller.</returns>
+    /// <returns>The encoder, owned by the caller, carrying the clips it was trained on (<see cref="ResNet3d.TrainedClips"/>).</returns>
     /// <exception cref="InvalidDataException">The file is not a readable Cvrl checkpoint.</exception>
     /// <exception cref="WeightsMismatchException">The checkpoint holds another architecture; the message names both.</exception>
     public static ResNet3d LoadEncoder(string path, ResNet3dOptions expected, Device? device = null)
     {
         ArgumentNullException.ThrowIfNull(expected);
+        return Load(path, expected, device);
+    }
+
+    /// <summary>Builds the encoder (of <paramref name="expected"/>, or the checkpoint's own architecture) with its weights and training clips.</summary>
+    private static ResNet3d Load(string path, ResNet3dOptions? expected, Device? device)
+    {
         using var file = StateDictFile.Read(path);
         var state = State(file, path);
-        var encoder = ResNet3d.Create(expected);
+        var encoder = ResNet3d.Create(expected ?? state.Encoder);
         encoder.TrainedClips = state.TrainedClips;
         try
         {
@@ -138,7 +123,7 @@ public static class CvrlCheckpoint
 
             return encoder;
         }
-        catch (WeightsMismatchException e)
+        catch (WeightsMismatchException e) when (expected is not null)
         {
             encoder.Dispose();
             throw new WeightsMismatchException($"Checkpoint '{path}' holds an {state.Encoder.ArchitectureName} encoder, not the {expected.ArchitectureName} asked for. {e.Message}", e);
