@@ -10,7 +10,11 @@ internal static class CliErrors
 {
     public const int FailureExitCode = 1;
     public const int UsageExitCode = 2;
-    public const int CancelledExitCode = 130;
+    /// <summary>The stop signals of this process (set by Program before any command runs).</summary>
+    public static StopSignals? Stop { get; set; }
+
+    /// <summary>The exit code of a command stopped by a signal: 128 + its number (130 for Ctrl+C, 143 for SIGTERM).</summary>
+    public static int CancelledExitCode => Stop?.ExitCode ?? 130;
 
     public static int Handle(Exception exception, ITypeResolver? resolver)
     {

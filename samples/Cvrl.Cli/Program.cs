@@ -3,16 +3,9 @@ using Cvrl.Cli.Commands;
 using Spectre.Console.Cli;
 
 // cvrl: the command-line tool for Cvrl. Every command has --help.
-using var cancellation = new CancellationTokenSource();
-Console.CancelKeyPress += (_, e) =>
-{
-    // First Ctrl+C: ask the running command to stop cleanly; a second one ends the process.
-    if (!cancellation.IsCancellationRequested)
-    {
-        e.Cancel = true;
-        cancellation.Cancel();
-    }
-};
+// Ctrl+C, SIGTERM and SIGHUP: the first asks the running command to stop cleanly; a second one ends the process.
+using var stop = new StopSignals();
+CliErrors.Stop = stop;
 
 if (Console.IsOutputRedirected)
 {
@@ -26,7 +19,7 @@ app.Configure(config =>
     config.SetApplicationName("cvrl");
     config.UseStrictParsing();
     config.Settings.ExceptionHandler = CliErrors.Handle;
-    config.Settings.CancellationExitCode = CliErrors.CancelledExitCode;
+    config.Settings.CancellationExitCode = 130;
     config.AddCommand<QuickstartCommand>("quickstart")
         .WithDescription("The default: generate synthetic motion videos, pre-train a small 3D-ResNet with CVRL (a few minutes on 2 cores), compare with random weights (linear probe, kNN), write a table and pictures.")
         .WithExample("quickstart", "--out", "runs/quickstart")
@@ -76,4 +69,7 @@ app.Configure(config =>
         .WithExample("export", "runs/a/checkpoints/checkpoint-0000000500.cvrl", "--out", "model.onnx", "--head");
 });
 
-return app.Run(args, cancellation.Token);
+int code = app.Run(args, stop.Token);
+
+// Spectre reports a cancelled command with the code configured above (Ctrl+C's); a stop by SIGTERM or SIGHUP exits with its own.
+return stop.Token.IsCancellationRequested && code == 130 ? stop.ExitCode : code;

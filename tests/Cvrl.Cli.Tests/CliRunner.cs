@@ -22,8 +22,11 @@ internal sealed record CliLaunch(string WorkingDirectory, TimeSpan Timeout)
     /// <summary>Environment variables added to the tool's.</summary>
     public IReadOnlyDictionary<string, string> Environment { get; init; } = new Dictionary<string, string>();
 
-    /// <summary>Decides from the output so far when to send SIGINT (Ctrl+C).</summary>
+    /// <summary>Decides from the output so far when to send <see cref="Signal"/>.</summary>
     public Func<string, bool>? Interrupt { get; init; }
+
+    /// <summary>The signal <see cref="Interrupt"/> sends: "INT" (Ctrl+C, the default), "TERM" or "HUP".</summary>
+    public string Signal { get; init; } = "INT";
 
     /// <summary>Called once the process has started (it receives the launcher's process).</summary>
     public Action<Process>? Started { get; init; }
@@ -93,7 +96,7 @@ internal static class CliRunner
                 if (!interrupted && interrupt is not null && interrupt(output.ToString()))
                 {
                     interrupted = true;
-                    SendInterrupt(process.Id);
+                    SendSignal(process.Id, launch.Signal);
                 }
             }
         };
@@ -128,9 +131,9 @@ internal static class CliRunner
         return line is not null && (Convert.ToUInt64(line["SigIgn:".Length..].Trim(), 16) & 0x2) != 0;
     }
 
-    private static void SendInterrupt(int pid)
+    private static void SendSignal(int pid, string signal)
     {
-        using var kill = Process.Start(new ProcessStartInfo("kill", ["-INT", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]) { UseShellExecute = false });
+        using var kill = Process.Start(new ProcessStartInfo("kill", [$"-{signal}", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]) { UseShellExecute = false });
         kill!.WaitForExit();
     }
 }

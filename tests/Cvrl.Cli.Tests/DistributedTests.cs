@@ -99,6 +99,32 @@ public sealed class DistributedTests(SixteenVideos videos) : IClassFixture<Sixte
         AssertSameLosses(Losses(whole.Folder), Losses(output), relative: 0, absolute: 0);
     }
 
+    /// <summary>
+    /// SIGTERM to mpiexec (what Slurm and Kubernetes send to a job's launcher) reaches both ranks; they stop at the same
+    /// step, rank 0 writes the checkpoint, the job exits 143, and the job started again resumes from it to the losses of
+    /// an uninterrupted run, bit for bit.
+    /// </summary>
+    [Fact]
+    public void SIGTERM_to_mpiexec_stops_both_ranks_at_one_step_and_the_job_resumes_to_the_same_losses()
+    {
+        string whole = Path.Combine(videos.Temp, "mpi-term-whole");
+        var uninterrupted = CliRunner.Run(MpiLaunch(videos.Temp), StopTests.Pretrain(videos.Data, whole, batch: 8, epochs: 40));
+        Assert.True(uninterrupted.ExitCode == 0, uninterrupted.All);
+
+        string stopped = Path.Combine(videos.Temp, "mpi-term-stopped");
+        var launch = MpiLaunch(videos.Temp) with { Signal = "TERM", Interrupt = output => output.Contains("pre-training epoch 1:", StringComparison.Ordinal) };
+        var run = CliRunner.Run(launch, StopTests.Pretrain(videos.Data, stopped, batch: 8, epochs: 40));
+        Assert.True(run.ExitCode == 143, run.All);
+        Assert.Equal(2, System.Text.RegularExpressions.Regex.Matches(run.Text, "SIGTERM received").Count);
+        Assert.NotEmpty(Directory.GetFiles(Path.Combine(stopped, "checkpoints"), "*.cvrl"));
+        Assert.True(StopTests.Losses(stopped).Length < 80, "the job was not stopped before its end");
+
+        var resumed = CliRunner.Run(MpiLaunch(videos.Temp), StopTests.Pretrain(videos.Data, stopped, batch: 8, epochs: 40));
+        Assert.True(resumed.ExitCode == 0, resumed.All);
+        Assert.Matches(@"resumed from step [1-9]\d*", resumed.Text);
+        Assert.Equal(StopTests.Losses(whole), StopTests.Losses(stopped));
+    }
+
     /// <summary>A process killed in the middle of a run ends the whole job, with a non-zero exit code, well before any timeout of ours.</summary>
     [Fact]
     public async Task A_killed_process_ends_the_job_with_an_error()
