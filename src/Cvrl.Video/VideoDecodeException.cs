@@ -9,6 +9,12 @@ public enum VideoDecodeFailure
     /// <summary>The file is empty (0 bytes).</summary>
     EmptyFile,
 
+    /// <summary>
+    /// The file exists but cannot be read (permission denied, an I/O error): a failure that may pass, so the video index
+    /// does not remember it and tries the file again next time.
+    /// </summary>
+    Unreadable,
+
     /// <summary>OpenCV's FFmpeg backend could not open the file (not a video, or an unsupported container/codec).</summary>
     CannotOpen,
 

@@ -3,7 +3,23 @@ namespace Cvrl.Video;
 /// <summary>The files a search found: the videos, and the files left out for their extension.</summary>
 /// <param name="Videos">The video files, full paths in ordinal order.</param>
 /// <param name="LeftOut">Other files (full paths, ordinal order), not counting hidden files and Cvrl's own files.</param>
-public sealed record VideoFileScan(IReadOnlyList<string> Videos, IReadOnlyList<string> LeftOut);
+public sealed record VideoFileScan(IReadOnlyList<string> Videos, IReadOnlyList<string> LeftOut)
+{
+    /// <summary>
+    /// Names that lead to a file already taken (a link to a file, or to a folder whose files were reached another way):
+    /// each listed with the name kept in <see cref="Videos"/>, so that one video never counts twice (as its own negative
+    /// in pre-training, or as two keys of an embedding set).
+    /// </summary>
+    public IReadOnlyList<ScanIssue> Duplicates { get; init; } = [];
+
+    /// <summary>What the search passed over: links to a folder it had searched already (link loops included), broken links, folders it cannot read.</summary>
+    public IReadOnlyList<ScanIssue> Skipped { get; init; } = [];
+}
+
+/// <summary>A path a folder search did not take, and why.</summary>
+/// <param name="Path">The path as found under the searched folder.</param>
+/// <param name="Reason">Why it was not taken.</param>
+public sealed record ScanIssue(string Path, string Reason);
 
 /// <summary>Which files count as videos when a folder is searched.</summary>
 public static class VideoFiles
@@ -66,23 +82,123 @@ public static class VideoFiles
         }
 
         var allowed = new HashSet<string>(extensions ?? DefaultExtensions, StringComparer.OrdinalIgnoreCase);
+        var files = new List<(string Path, string Canonical, bool IsLink)>();
+        var skipped = new List<ScanIssue>();
+        var searched = new Dictionary<string, string>(StringComparer.Ordinal);
+        Search(full, Canonical(full), recursive, files, skipped, searched);
+
+        // The name kept for a file is its own (not a link) when it has one, else the first in ordinal order; the others are duplicates of it.
+        files.Sort((a, b) => a.IsLink != b.IsLink ? a.IsLink.CompareTo(b.IsLink) : StringComparer.Ordinal.Compare(a.Path, b.Path));
+        var kept = new Dictionary<string, string>(StringComparer.Ordinal);
         var videos = new List<string>();
         var leftOut = new List<string>();
-        foreach (string file in Directory.EnumerateFiles(full, "*", recursive ? SearchOption.AllDirectories : SearchOption.TopDirectoryOnly))
+        var duplicates = new List<ScanIssue>();
+        foreach (var (file, canonical, _) in files)
         {
-            if (allowed.Contains(Path.GetExtension(file)))
+            if (kept.TryGetValue(canonical, out string? first))
             {
-                videos.Add(file);
+                duplicates.Add(new ScanIssue(file, $"the same file as '{first}'"));
             }
-            else if (!IsHiddenOrOwn(full, file))
+            else
             {
-                leftOut.Add(file);
+                kept[canonical] = file;
+                if (allowed.Contains(Path.GetExtension(file)))
+                {
+                    videos.Add(file);
+                }
+                else if (!IsHiddenOrOwn(full, file))
+                {
+                    leftOut.Add(file);
+                }
             }
         }
 
         videos.Sort(StringComparer.Ordinal);
         leftOut.Sort(StringComparer.Ordinal);
-        return new VideoFileScan(videos, leftOut);
+        duplicates.Sort((a, b) => StringComparer.Ordinal.Compare(a.Path, b.Path));
+        skipped.Sort((a, b) => StringComparer.Ordinal.Compare(a.Path, b.Path));
+        return new VideoFileScan(videos, leftOut) { Duplicates = duplicates, Skipped = skipped };
+    }
+
+    /// <summary>
+    /// Searches one folder: regular files and links to files are taken with their canonical path (every link resolved)
+    /// and whether the name itself is a link;
+    /// subfolders and links to folders are searched once per canonical folder, so a link back up the tree or a second
+    /// link to the same folder adds nothing.
+    /// </summary>
+    private static void Search(string folder, string canonical, bool recursive, List<(string Path, string Canonical, bool IsLink)> files, List<ScanIssue> skipped, Dictionary<string, string> searched)
+    {
+        if (searched.TryGetValue(canonical, out string? earlier))
+        {
+            skipped.Add(new ScanIssue(folder, $"a link to a folder searched already ('{earlier}')"));
+            return;
+        }
+
+        searched[canonical] = folder;
+        List<string> entries;
+        try
+        {
+            entries = [.. Directory.EnumerateFileSystemEntries(folder).Order(StringComparer.Ordinal)];
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+        {
+            skipped.Add(new ScanIssue(folder, $"the folder cannot be read ({e.Message})"));
+            return;
+        }
+
+        foreach (string entry in entries)
+        {
+            string target;
+            bool isLink;
+            try
+            {
+                isLink = new FileInfo(entry).LinkTarget is not null;
+                target = isLink ? Canonical(entry) : Path.Combine(canonical, Path.GetFileName(entry));
+            }
+            catch (IOException e)
+            {
+                skipped.Add(new ScanIssue(entry, $"a link that cannot be resolved ({e.Message})"));
+                continue;
+            }
+
+            if (Directory.Exists(target))
+            {
+                if (recursive)
+                {
+                    Search(entry, target, recursive, files, skipped, searched);
+                }
+            }
+            else if (File.Exists(target))
+            {
+                files.Add((entry, target, isLink));
+            }
+            else
+            {
+                skipped.Add(new ScanIssue(entry, $"a broken link (its target '{target}' does not exist)"));
+            }
+        }
+    }
+
+    /// <summary>
+    /// The path with every symbolic link along it resolved (as realpath does); throws <see cref="IOException"/> for a
+    /// chain of more than 40 links (a loop).
+    /// </summary>
+    internal static string Canonical(string fullPath, int depth = 0)
+    {
+        if (depth > 40)
+        {
+            throw new IOException($"more than 40 links to follow from '{fullPath}' (a link loop)");
+        }
+
+        string current = Path.GetPathRoot(fullPath) ?? "/";
+        foreach (string part in fullPath[current.Length..].Split(Path.DirectorySeparatorChar, StringSplitOptions.RemoveEmptyEntries))
+        {
+            string next = Path.Combine(current, part);
+            string? link = new FileInfo(next).LinkTarget;
+            current = link is null ? next : Canonical(Path.GetFullPath(link, current), depth + 1);
+        }
+
+        return current;
     }
 
     private static bool IsHiddenOrOwn(string root, string file)

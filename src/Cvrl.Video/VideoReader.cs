@@ -142,6 +142,7 @@ public sealed class VideoReader : IDisposable
             throw new VideoDecodeException(full, VideoDecodeFailure.EmptyFile, "the file is empty (0 bytes)");
         }
 
+        RequireReadable(full);
         OpenCvNative.EnsureLoaded();
         if (PreparedVideo.IsPrepared(full))
         {
@@ -422,6 +423,23 @@ public sealed class VideoReader : IDisposable
         _prepared?.Dispose();
         _frame.Dispose();
         _resized.Dispose();
+    }
+
+    /// <summary>Throws <see cref="VideoDecodeFailure.Unreadable"/> when the file cannot be opened for reading (OpenCV would only say it is not a video).</summary>
+    private static void RequireReadable(string full)
+    {
+        try
+        {
+            using var probe = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1);
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            throw new VideoDecodeException(full, VideoDecodeFailure.Unreadable, "the file cannot be read (permission denied)", inner: e);
+        }
+        catch (IOException e)
+        {
+            throw new VideoDecodeException(full, VideoDecodeFailure.Unreadable, $"the file cannot be read ({e.Message})", inner: e);
+        }
     }
 
     private static VideoCapture OpenCapture(string path, VideoReaderOptions options)

@@ -32,6 +32,45 @@ public sealed class DatasetTests
     }
 
     [Fact]
+    public void Links_are_followed_once_each_real_file_counts_once_and_what_was_passed_over_is_named()
+    {
+        using var dir = new TempDirectory();
+        Touch(dir.File("v/a.mp4"));
+        Touch(dir.File("v/sub/b.mp4"));
+        Touch(dir.File("elsewhere/c.mp4"));
+        File.CreateSymbolicLink(dir.File("v/a-again.mp4"), "a.mp4");                 // a second name for a file
+        Directory.CreateSymbolicLink(dir.File("v/sub/up"), "..");                    // a loop back to the root
+        Directory.CreateSymbolicLink(dir.File("v/sub/self"), dir.File("v/sub"));      // a loop to its own folder
+        Directory.CreateSymbolicLink(dir.File("v/outside"), dir.File("elsewhere"));   // a folder outside the root: searched once
+        Directory.CreateSymbolicLink(dir.File("v/outside-too"), dir.File("elsewhere")); // the same folder by a second link
+        File.CreateSymbolicLink(dir.File("v/gone.mp4"), dir.File("nothing.mp4"));     // a broken link
+
+        var scan = VideoFiles.Scan(dir.File("v"));
+        Assert.Equal([dir.File("v/a.mp4"), dir.File("v/outside/c.mp4"), dir.File("v/sub/b.mp4")], scan.Videos);
+        Assert.Equal([dir.File("v/a-again.mp4")], scan.Duplicates.Select(d => d.Path));
+        Assert.Contains(dir.File("v/a.mp4"), scan.Duplicates[0].Reason, StringComparison.Ordinal);
+        var skipped = scan.Skipped.ToDictionary(s => Path.GetRelativePath(dir.File("v"), s.Path), s => s.Reason);
+        Assert.Equal(["gone.mp4", "outside-too", "sub/self", "sub/up"], skipped.Keys.Order(StringComparer.Ordinal));
+        Assert.StartsWith("a broken link", skipped["gone.mp4"], StringComparison.Ordinal);
+        Assert.StartsWith("a link to a folder searched already", skipped["sub/up"], StringComparison.Ordinal);
+
+        // The data set takes each real file once and carries what was passed over.
+        var set = VideoDataset.FromFolder(dir.File("v"));
+        Assert.Equal(3, set.Count);
+        Assert.Single(set.Duplicates);
+        Assert.Equal(4, set.NotSearched.Count);
+        Assert.Equal(set.Duplicates, set.Unlabeled().Duplicates);
+
+        // Class folders: a file linked into a second class counts once, in the class of its own name.
+        Touch(dir.File("c/jump/1.mp4"));
+        Touch(dir.File("c/walk/2.mp4"));
+        File.CreateSymbolicLink(dir.File("c/walk/linked.mp4"), dir.File("c/jump/1.mp4"));
+        var classes = VideoDataset.FromClassFolders(dir.File("c"));
+        Assert.Equal([(dir.File("c/jump/1.mp4"), 0), (dir.File("c/walk/2.mp4"), 1)], classes.Items.Select(i => (i.Path, i.Label)));
+        Assert.Equal([dir.File("c/walk/linked.mp4")], classes.Duplicates.Select(d => d.Path));
+    }
+
+    [Fact]
     public void FromClassFolders_LabelsBySortedFolderName()
     {
         using var dir = new TempDirectory();

@@ -95,6 +95,57 @@ public sealed class VideoIndexTests
         Assert.Null(uncached.CachePath);
     }
 
+    /// <summary>
+    /// A file that could not be read (permission, I/O) may be readable next time, so such a verdict never enters the cache;
+    /// a bad verdict from an older cache that does not say what failed is tried again once. A video that is really not a
+    /// video stays cached as bad. (As root no permission is denied, so the unreadable verdict is written into the cache
+    /// here as an index that met it would have kept it before; the CLI test reads a mode-000 file as an unprivileged user.)
+    /// </summary>
+    [Fact]
+    public void Failures_that_may_pass_are_tried_again_and_lasting_ones_are_cached()
+    {
+        using var dir = new TempDirectory();
+        string root = dir.File("videos");
+        Directory.CreateDirectory(root);
+        string good = TestVideos.Create(Path.Combine(root, "good.avi"), 12, 48, 32);
+        string text = Path.Combine(root, "text.mp4");
+        File.WriteAllText(text, "not a video");
+        string[] paths = [good, text];
+
+        var first = VideoIndex.Build(paths, defaultFolder: root);
+        Assert.Equal(VideoDecodeFailure.CannotOpen, first.Find(text)!.Failure);
+        Assert.False(first.Find(text)!.IsTransient);
+        Assert.Null(first.Find(good)!.Failure);
+
+        // Turn good.avi's cached entry into an unreadable verdict, and text.mp4's into an old one without a failure kind.
+        string cacheFile = Path.Combine(root, VideoIndex.DefaultFileName);
+        var cache = JsonNode.Parse(File.ReadAllText(cacheFile))!;
+        foreach (var entry in cache["Videos"]!.AsArray())
+        {
+            if (entry!["Path"]!.GetValue<string>() == "good.avi")
+            {
+                entry["Status"] = "Bad";
+                entry["Frames"] = 0;
+                entry["Failure"] = "Unreadable";
+                entry["Problem"] = "the file cannot be read (permission denied)";
+            }
+            else
+            {
+                entry.AsObject().Remove("Failure");
+            }
+        }
+
+        File.WriteAllText(cacheFile, cache.ToJsonString());
+        var second = VideoIndex.Build(paths, defaultFolder: root);
+        Assert.Equal(0, second.FromCache);
+        Assert.Equal(VideoStatus.Ok, second.Find(good)!.Status);
+        Assert.Equal(12, second.Find(good)!.Frames);
+        Assert.Equal(VideoDecodeFailure.CannotOpen, second.Find(text)!.Failure);
+
+        // Now both verdicts last, and come from the cache.
+        Assert.Equal(2, VideoIndex.Build(paths, defaultFolder: root).FromCache);
+    }
+
     [Fact]
     public void PlannedClips_CoverTheWholeRealLength_AndDecodeTheFramesPlanned()
     {

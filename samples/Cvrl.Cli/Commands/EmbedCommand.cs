@@ -139,8 +139,10 @@ internal sealed class EmbedCommand : Command<EmbedCommand.Settings>
 
         set = settings.Source().Stamp(set);
         set.Save(settings.Output);
-        int skipped = System.Text.Json.Nodes.JsonNode.Parse(set.Metadata)?["skipped"]?.AsArray().Count ?? 0;
-        AnsiConsole.MarkupLine($"wrote [green]{Markup.Escape(Path.GetFullPath(settings.Output))}[/]: {set.Count} videos x {set.Dim} dimensions{(skipped > 0 ? $", [yellow]{skipped} skipped[/] (undecodable)" : string.Empty)}; encoder {Markup.Escape(set.ModelFingerprint)}");
+        var skipped = (System.Text.Json.Nodes.JsonNode.Parse(set.Metadata)?["skipped"]?.AsArray() ?? [])
+            .Select(n => new SkippedVideo((string)n!["path"]!, (string)n["reason"]!)).ToList();
+        AnsiConsole.MarkupLine($"wrote [green]{Markup.Escape(Path.GetFullPath(settings.Output))}[/]: {set.Count} videos x {set.Dim} dimensions{(skipped.Count > 0 ? $", [yellow]{skipped.Count} skipped[/] (undecodable, below)" : string.Empty)}; encoder {Markup.Escape(set.ModelFingerprint)}");
+        SkippedVideos.Print(skipped, File.Exists(settings.Folder) ? null : Path.GetFullPath(settings.Folder));
         return 0;
     }
 }

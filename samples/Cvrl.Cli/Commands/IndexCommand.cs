@@ -70,7 +70,7 @@ internal sealed class IndexCommand : Command<IndexCommand.Settings>
             {
                 VideoStatus.Ok => "[green]ok[/]",
                 VideoStatus.CountCorrected => "[yellow]count corrected[/]",
-                _ => $"[red]bad:[/] {Markup.Escape(v.Problem ?? string.Empty)}",
+                _ => $"[red]bad:[/] {Markup.Escape(v.Problem ?? string.Empty)}{(v.IsTransient ? " (not cached: tried again on the next run)" : string.Empty)}",
             };
             table.AddRow(
                 Markup.Escape(Path.GetRelativePath(data.Root, v.Path)),
@@ -93,6 +93,7 @@ internal sealed class IndexCommand : Command<IndexCommand.Settings>
             AnsiConsole.MarkupLine($"[yellow]left out (not a video extension):[/] {Markup.Escape(Path.GetRelativePath(data.Root, file))}");
         }
 
+        SkippedVideos.PrintScanIssues([.. data.Duplicates, .. data.NotSearched], data.Root);
         int bad = index.Videos.Count(v => v.Status == VideoStatus.Bad);
         int corrected = index.Videos.Count(v => v.Status == VideoStatus.CountCorrected);
         AnsiConsole.MarkupLine($"{index.Videos.Count} videos: {index.Videos.Count - bad - corrected} ok, {corrected} with a wrong container count (the verified count is used), {bad} bad (left out); {index.Videos.Sum(v => (long)v.Frames).ToString("N0", ci)} frames in all; reached by seeking {index.Videos.Count(v => v.IsUsable && v.Access == FrameAccess.Seek)}, directly {index.Videos.Count(v => v.IsUsable && v.Access == FrameAccess.Direct)}, sequentially {index.Videos.Count(v => v.IsUsable && v.Access == FrameAccess.Sequential)}{(data.LeftOut.Count > 0 ? $"; {data.LeftOut.Count} other file(s) left out for their extension ({data.LeftOut.Count(f => !VideoFiles.IsCompanionFile(f))} not lists, subtitles or notes; --extensions adds more)" : string.Empty)}");

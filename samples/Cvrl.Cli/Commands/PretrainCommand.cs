@@ -213,6 +213,7 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
         string loss = summary.Losses.Count > 0 ? $", final loss {summary.Losses[^1]:F4}" : string.Empty;
         string bad = summary.BadVideos > 0 ? $", [yellow]{summary.BadVideos} bad videos skipped[/]" : string.Empty;
         AnsiConsole.MarkupLine($"{(summary.Cancelled ? "[yellow]stopped[/]" : "done")}: step {summary.Steps}{resumed}, {summary.EpochsCompleted} epochs{loss}{bad} in {summary.Elapsed.TotalMinutes:F1} min{where}");
+        SkippedVideos.Print(summary.Skipped, videos.Root);
         return summary.Cancelled ? CliErrors.CancelledExitCode : 0;
     }
 }

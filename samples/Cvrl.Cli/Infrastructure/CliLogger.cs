@@ -4,11 +4,14 @@ namespace Cvrl.Cli.Infrastructure;
 
 /// <summary>
 /// The tool's logger: one line per message on standard error ("warning: ...", "info: ..."), so that it never
-/// interleaves with the progress bars on standard output. Warnings and errors by default; everything from Information
-/// (or Debug with the environment variable CVRL_LOG=debug) with --verbose.
+/// interleaves with the progress bars on standard output. Warnings and errors by default (but for the per-video skip
+/// warnings: every command names the videos it skipped in its summary); everything from Information (or Debug with the
+/// environment variable CVRL_LOG=debug) with --verbose.
 /// </summary>
 internal sealed class CliLogger(LogLevel minimum) : ILogger
 {
+    private readonly bool _verbose = minimum < LogLevel.Warning;
+
     private static readonly Lock Gate = new();
 
     /// <summary>A logger that shows errors only (the other ranks of an MPI job: rank 0 speaks for the job).</summary>
@@ -27,9 +30,9 @@ internal sealed class CliLogger(LogLevel minimum) : ILogger
 
     public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
     {
-        if (!IsEnabled(logLevel))
+        if (!IsEnabled(logLevel) || (!_verbose && SkippedVideos.WarningEvents.Contains(eventId.Id)))
         {
-            return;
+            return; // Skipped videos are named in the command's own summary; the per-video warnings only with --verbose.
         }
 
         string level = logLevel switch

@@ -146,7 +146,8 @@ internal class EvaluationSettings : EncoderSettings
         AnsiConsole.MarkupLine($"[bold]{Markup.Escape(result.Protocol)}[/]: top-1 [green]{result.Top1:P1}[/], top-5 {result.Top5:P1}, mean class accuracy {result.MeanClassAccuracy:P1} ({result.TestVideos} test videos, {result.Elapsed.TotalSeconds:F0} s)");
         if (result.Skipped.Count > 0)
         {
-            AnsiConsole.MarkupLine($"[yellow]{result.Skipped.Count} videos skipped (undecodable)[/]");
+            AnsiConsole.MarkupLine($"[yellow]{result.Skipped.Count} videos skipped (undecodable):[/]");
+            SkippedVideos.Print(result.Skipped, Directory.Exists(Data) ? Path.GetFullPath(Data) : null);
         }
 
         if (Output is not null)

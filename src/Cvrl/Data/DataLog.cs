@@ -30,6 +30,18 @@ internal static partial class DataLog
         }
     }
 
+    [LoggerMessage(EventId = 406, Level = LogLevel.Warning, Message = "{Path} is left out: {Reason}")]
+    public static partial void PassedOver(ILogger logger, string path, string reason);
+
+    /// <summary>Names every duplicate name and every path the folder search passed over, once each.</summary>
+    public static void ScanIssues(ILogger logger, string root, IEnumerable<Cvrl.Video.ScanIssue> duplicates, IEnumerable<Cvrl.Video.ScanIssue> notSearched)
+    {
+        foreach (var issue in duplicates.Concat(notSearched))
+        {
+            PassedOver(logger, Path.GetRelativePath(root, issue.Path), issue.Reason);
+        }
+    }
+
     [LoggerMessage(EventId = 404, Level = LogLevel.Information, Message = "Indexed {Videos} videos ({FromCache} from {Cache}): {Bad} bad, {Corrected} with a corrected frame count, in {Elapsed}")]
     public static partial void Indexed(ILogger logger, int videos, int fromCache, string cache, int bad, int corrected, TimeSpan elapsed);
 }

@@ -37,9 +37,11 @@ public sealed class VideoDataset
 
     private const int ShownMissing = 5;
 
-    private VideoDataset(string root, IReadOnlyList<VideoItem> items, IReadOnlyList<string> classes, IReadOnlyList<string> missing, IReadOnlyList<IndexedVideo>? rejected = null, bool hasDataRoot = true, IReadOnlyList<string>? leftOut = null)
+    private VideoDataset(string root, IReadOnlyList<VideoItem> items, IReadOnlyList<string> classes, IReadOnlyList<string> missing, IReadOnlyList<IndexedVideo>? rejected = null, bool hasDataRoot = true, IReadOnlyList<string>? leftOut = null, VideoFileScan? scan = null)
     {
         LeftOut = leftOut ?? [];
+        Duplicates = scan?.Duplicates ?? [];
+        NotSearched = scan?.Skipped ?? [];
         HasDataRoot = hasDataRoot;
         Root = root;
         Items = items;
@@ -72,6 +74,15 @@ public sealed class VideoDataset
     /// logs how many and the first few.
     /// </summary>
     public IReadOnlyList<string> LeftOut { get; }
+
+    /// <summary>
+    /// Names under the data root that lead to a video already in the set (links), each with the name kept: a video is
+    /// in a data set once, whatever links lead to it. <see cref="Verify"/> logs them.
+    /// </summary>
+    public IReadOnlyList<ScanIssue> Duplicates { get; }
+
+    /// <summary>What the folder search passed over: links to folders searched already (loops), broken links, unreadable folders. <see cref="Verify"/> logs them.</summary>
+    public IReadOnlyList<ScanIssue> NotSearched { get; }
 
     /// <summary>Videos <see cref="Verify"/> left out because no frame of theirs decodes, with the reason.</summary>
     public IReadOnlyList<IndexedVideo> Rejected { get; }
@@ -106,6 +117,9 @@ public sealed class VideoDataset
     /// <summary>Number of videos.</summary>
     public int Count => Items.Count;
 
+    /// <summary>The folder search's notes, carried by the data sets derived from this one.</summary>
+    private VideoFileScan ScanNotes => new([], []) { Duplicates = Duplicates, Skipped = NotSearched };
+
     /// <summary>Whether every video has a label.</summary>
     public bool IsLabeled => Classes.Count > 0 && Items.All(i => i.HasLabel);
 
@@ -130,7 +144,7 @@ public sealed class VideoDataset
             throw new DatasetException($"No video files ({string.Join(", ", allowed.Order())}) under '{full}'{others}.");
         }
 
-        return new VideoDataset(full, [.. scan.Videos.Select(f => new VideoItem(f))], [], [], leftOut: scan.LeftOut);
+        return new VideoDataset(full, [.. scan.Videos.Select(f => new VideoItem(f))], [], [], leftOut: scan.LeftOut, scan: scan);
     }
 
     /// <summary>
@@ -171,22 +185,20 @@ public sealed class VideoDataset
             throw new DatasetException($"'{full}' holds no class folders.");
         }
 
-        var items = new List<VideoItem>();
-        var leftOut = new List<string>();
-        for (int label = 0; label < classes.Count; label++)
+        // One search of the whole root, so that a file reached through two class folders (links) counts once.
+        var scan = VideoFiles.Scan(full, true, allowed);
+        var labels = classes.Select((name, label) => (name!, label)).ToDictionary(c => c.Item1, c => c.label, StringComparer.Ordinal);
+        string ClassOf(string file) => Path.GetRelativePath(full, file).Split(Path.DirectorySeparatorChar)[0];
+        var items = scan.Videos.Where(f => labels.ContainsKey(ClassOf(f))).Select(f => new VideoItem(f, labels[ClassOf(f)])).OrderBy(i => i.Label).ThenBy(i => i.Path, StringComparer.Ordinal).ToList();
+        foreach (string name in classes!)
         {
-            var scan = VideoFiles.Scan(Path.Combine(full, classes[label]!), true, allowed);
-            var files = scan.Videos;
-            leftOut.AddRange(scan.LeftOut);
-            if (files.Count == 0)
+            if (!items.Any(i => i.Label == labels[name!]))
             {
-                throw new DatasetException($"Class folder '{classes[label]}' under '{full}' holds no videos.");
+                throw new DatasetException($"Class folder '{name}' under '{full}' holds no videos.");
             }
-
-            items.AddRange(files.Select(f => new VideoItem(f, label)));
         }
 
-        return new VideoDataset(full, items, classes!, [], leftOut: leftOut);
+        return new VideoDataset(full, items, classes!, [], leftOut: [.. scan.LeftOut.Where(f => labels.ContainsKey(ClassOf(f)))], scan: scan);
     }
 
     /// <summary>
@@ -384,11 +396,11 @@ public sealed class VideoDataset
     public VideoDataset Subset(IEnumerable<int> indices)
     {
         ArgumentNullException.ThrowIfNull(indices);
-        return new VideoDataset(Root, [.. indices.Select(i => Items[i])], Classes, [], hasDataRoot: HasDataRoot);
+        return new VideoDataset(Root, [.. indices.Select(i => Items[i])], Classes, [], hasDataRoot: HasDataRoot, scan: ScanNotes);
     }
 
     /// <summary>The same videos with labels hidden (for pre-training on a labelled set).</summary>
-    public VideoDataset Unlabeled() => new(Root, [.. Items.Select(i => i with { Label = -1 })], [], Missing, Rejected, HasDataRoot, LeftOut);
+    public VideoDataset Unlabeled() => new(Root, [.. Items.Select(i => i with { Label = -1 })], [], Missing, Rejected, HasDataRoot, LeftOut, ScanNotes);
 
     /// <summary>
     /// Establishes every video's real frame count with a <see cref="VideoIndex"/> (decoding each file once; unchanged
@@ -412,6 +424,7 @@ public sealed class VideoDataset
 
         logger ??= NullLogger.Instance;
         DataLog.LeftOut(logger, Root, LeftOut);
+        DataLog.ScanIssues(logger, Root, Duplicates, NotSearched);
 
         var watch = System.Diagnostics.Stopwatch.StartNew();
         var index = VideoIndex.Build(Items.Select(i => i.Path), options, HasDataRoot ? Root : null, progress, logger, cancellationToken);
@@ -436,7 +449,7 @@ public sealed class VideoDataset
             throw new DatasetException($"None of the {Count} videos under '{Root}' decodes (first: {rejected[^1].Path}: {rejected[^1].Problem}).");
         }
 
-        return new VideoDataset(Root, kept, Classes, Missing, rejected, HasDataRoot, LeftOut);
+        return new VideoDataset(Root, kept, Classes, Missing, rejected, HasDataRoot, LeftOut, ScanNotes);
     }
 
     /// <summary>A short description: count, classes, root.</summary>

@@ -55,6 +55,20 @@ public sealed record IndexedVideo
     public string? Problem { get; init; }
 
     /// <summary>
+    /// For a bad video, what failed: <see cref="VideoDecodeFailure.Unreadable"/> (permission, I/O), not a video the
+    /// decoder can open (<see cref="VideoDecodeFailure.CannotOpen"/>), no decodable frame, too many frames, a timeout,
+    /// ...; null for a usable video.
+    /// </summary>
+    public VideoDecodeFailure? Failure { get; init; }
+
+    /// <summary>
+    /// Whether the entry describes a failure that may pass (the file could not be read: permission, I/O). Such entries
+    /// are never kept in the cache, so the file is tried again on the next run; a bad entry from an older cache that does
+    /// not say what failed is tried again once too.
+    /// </summary>
+    public bool IsTransient => Status == VideoStatus.Bad && (Failure is VideoDecodeFailure.Unreadable or null);
+
+    /// <summary>
     /// How its frames are reached: <see cref="FrameAccess.Seek"/> where every frame's timestamp lies on the constant-rate
     /// grid at its own position and trial seeks returned the frames decoding forward does, <see cref="FrameAccess.Direct"/>
     /// for a prepared video, <see cref="FrameAccess.Sequential"/> otherwise (see <see cref="AccessNote"/>).
@@ -202,7 +216,7 @@ public sealed class VideoIndex
         for (int i = 0; i < files.Count; i++)
         {
             var info = new FileInfo(files[i]);
-            if (info.Exists && cached.TryGetValue(files[i], out var known) && known.SizeBytes == info.Length && known.ModifiedUtc == info.LastWriteTimeUtc)
+            if (info.Exists && cached.TryGetValue(files[i], out var known) && !known.IsTransient && known.SizeBytes == info.Length && known.ModifiedUtc == info.LastWriteTimeUtc)
             {
                 results[i] = known;
                 fromCache++;
@@ -238,7 +252,7 @@ public sealed class VideoIndex
                 cached[entry.Path] = entry;
             }
 
-            WriteCache(cachePath, cached.Values.Where(v => File.Exists(v.Path)), logger);
+            WriteCache(cachePath, cached.Values.Where(v => !v.IsTransient && File.Exists(v.Path)), logger);
         }
 
         return new VideoIndex(results, cachePath, fromCache);
@@ -268,7 +282,7 @@ public sealed class VideoIndex
         }
         catch (VideoDecodeException e)
         {
-            return entry with { Frames = 0, Status = VideoStatus.Bad, Problem = e.Message };
+            return entry with { Frames = 0, Status = VideoStatus.Bad, Problem = e.Message, Failure = e.Failure };
         }
     }
 

@@ -271,7 +271,7 @@ public sealed class CvrlTrainer : IDisposable
                 ResumedFromStep = _resumedFrom,
                 EpochsCompleted = _epoch,
                 Losses = _losses,
-                BadVideos = _loader.BadVideos.Count + data.Rejected.Count,
+                Skipped = [.. Evaluation.FeatureExtractor.Rejected(data), .. _loader.BadVideos.OrderBy(b => b.Key, StringComparer.Ordinal).Select(b => new Cvrl.Video.SkippedVideo(b.Key, b.Value))],
                 Checkpoint = _lastCheckpoint,
                 Elapsed = _run.Elapsed,
             };

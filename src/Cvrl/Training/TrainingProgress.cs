@@ -95,8 +95,11 @@ public sealed record TrainingSummary
     /// <summary>The last step's loss (NaN when no step ran).</summary>
     public double FinalLoss => Losses.Count > 0 ? Losses[^1] : double.NaN;
 
-    /// <summary>Videos skipped as undecodable.</summary>
-    public required int BadVideos { get; init; }
+    /// <summary>Videos skipped as undecodable (the count of <see cref="Skipped"/>).</summary>
+    public int BadVideos => Skipped.Count;
+
+    /// <summary>The videos skipped as undecodable, each once with the reason: those the index rejected, then those that failed while training.</summary>
+    public required IReadOnlyList<Cvrl.Video.SkippedVideo> Skipped { get; init; }
 
     /// <summary>The newest checkpoint, if any was written or loaded.</summary>
     public string? Checkpoint { get; init; }
