@@ -68,4 +68,47 @@ public sealed class RobustnessTests
         Assert.Contains("2 videos: 2 ok", readable.Text);
         Assert.Contains("(1 of 2 from the cache)", readable.Text);
     }
+
+    /// <summary>
+    /// A flipped bit in a checkpoint is refused by every command that reads it, naming the file and the entry; a run
+    /// folder whose checkpoints are all damaged is not restarted from step 0 on its own, and --fresh keeps the damaged
+    /// files.
+    /// </summary>
+    [Fact]
+    public void A_damaged_checkpoint_is_refused_by_name_and_a_run_with_none_intact_asks_for_fresh()
+    {
+        using var dir = new TempDirectory();
+        string videos = dir.File("videos");
+        VideoFolders.Create(videos, 4, frames: 24, seed: 8);
+        string run = dir.File("run");
+        string[] pretrain = ["pretrain", videos, "--out", run, "--depth", "18", "--width", "0.0625", "--frames", "8", "--size", "32", "--batch", "4", "--epochs", "2", "--workers", "2"];
+        var first = CliRunner.Run(dir.Path, pretrain);
+        Assert.True(first.ExitCode == 0, first.All);
+        var checkpoints = Directory.GetFiles(Path.Combine(run, "checkpoints"), "*.cvrl");
+        Assert.NotEmpty(checkpoints);
+        foreach (string checkpoint in checkpoints)
+        {
+            FileDamage.FlipBit(checkpoint);
+        }
+
+        string newest = checkpoints.Order(StringComparer.Ordinal).Last();
+        foreach (string[] command in new[] { ["embed", videos, "--checkpoint", newest, "--out", dir.File("e.cvrlemb")], new[] { "export", newest, "--out", dir.File("e.onnx") } })
+        {
+            var refused = CliRunner.Run(dir.Path, command);
+            Assert.True(refused.ExitCode == 1, refused.All);
+            // The flipped bit lands in a tensor's bytes or in an entry's name: either way the entry is named.
+            Assert.Contains($"error: Checkpoint '{newest}' is damaged: entry '", refused.Text);
+            Assert.Matches("is damaged: entry '[^']+' (does not match the checksum written with it|is missing|is not in the checksum record)", refused.Text);
+        }
+
+        var resume = CliRunner.Run(dir.Path, [.. pretrain, "--epochs", "3"]);
+        Assert.True(resume.ExitCode == 1, resume.All);
+        Assert.Contains("No intact checkpoint in", resume.Text);
+        Assert.Contains("--fresh", resume.Text);
+        Assert.Equal(checkpoints.Length, Directory.GetFiles(Path.Combine(run, "checkpoints"), "*.damaged").Length);
+
+        var fresh = CliRunner.Run(dir.Path, [.. pretrain, "--fresh"]);
+        Assert.True(fresh.ExitCode == 0, fresh.All);
+        Assert.Equal(checkpoints.Length, Directory.GetFiles(Path.Combine(run, "checkpoints"), "*.damaged").Length);
+    }
 }

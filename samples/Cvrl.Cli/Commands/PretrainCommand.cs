@@ -29,7 +29,7 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
         public string Output { get; init; } = "cvrl-run";
 
         [CommandOption("--fresh")]
-        [Description("Delete the checkpoints already in the run folder and start from step 0.")]
+        [Description("Delete the checkpoints already in the run folder and start from step 0 (damaged ones set aside as *.cvrl.damaged are kept).")]
         public bool Fresh { get; init; }
 
         [CommandOption("--depth <N>")]
@@ -181,9 +181,14 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
             torch.set_num_threads(communicator.ThreadsPerProcess());
         }
 
-        if (root && settings.Fresh && Directory.Exists(Path.Combine(settings.Output, "checkpoints")))
+        string checkpoints = Path.Combine(settings.Output, "checkpoints");
+        if (root && settings.Fresh && Directory.Exists(checkpoints))
         {
-            Directory.Delete(Path.Combine(settings.Output, "checkpoints"), recursive: true);
+            // Damaged checkpoints set aside (*.cvrl.damaged) are kept for inspection; the rest go.
+            foreach (string file in Directory.EnumerateFiles(checkpoints).Where(f => f.EndsWith(".cvrl", StringComparison.Ordinal) || f.EndsWith(".tmp", StringComparison.Ordinal)))
+            {
+                File.Delete(file);
+            }
         }
 
         communicator.Barrier();

@@ -51,6 +51,13 @@ public sealed record CheckpointState
     /// <summary>The Cvrl version that wrote it.</summary>
     public string CvrlVersion { get; init; } = typeof(CheckpointState).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
 
+    /// <summary>
+    /// Whether every entry of the file this state was read from matched the checksum written with it (false for a
+    /// checkpoint written before Cvrl wrote checksums: it is loaded unverified). Not stored.
+    /// </summary>
+    [JsonIgnore]
+    public bool IsVerified { get; init; }
+
     /// <summary>The clips the encoder was trained on (clip length, stride and crop size of <see cref="Trainer"/>'s views).</summary>
     [JsonIgnore]
     public ClipGeometry TrainedClips => CvrlTrainer.ClipsOf(Trainer);
@@ -76,18 +83,53 @@ public static class CvrlCheckpoint
 
     /// <summary>Reads a checkpoint's metadata.</summary>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="InvalidDataException">The file is not a Cvrl checkpoint (or is corrupt, or of a newer format).</exception>
+    /// <exception cref="InvalidDataException">The file is not a Cvrl checkpoint, or of a newer format.</exception>
+    /// <exception cref="CheckpointCorruptException">The file is damaged (it fails its checksum); the message names the first bad entry.</exception>
     public static CheckpointState ReadState(string path)
     {
-        using var file = StateDictFile.Read(path);
-        return State(file, path);
+        var (file, state) = Open(path);
+        file.Dispose();
+        return state;
+    }
+
+    /// <summary>
+    /// Reads a checkpoint and checks it: every entry against the checksum written with it, then the metadata. The one
+    /// way Cvrl reads a checkpoint (loading an encoder or a head, reading its state, resuming).
+    /// </summary>
+    /// <returns>The tensors (owned by the caller) and the state (<see cref="CheckpointState.IsVerified"/> says whether a checksum was there to check).</returns>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="CheckpointCorruptException">The file is damaged; the message names the first bad entry.</exception>
+    /// <exception cref="InvalidDataException">The file is not a Cvrl checkpoint, or of a newer format.</exception>
+    internal static (StateDict File, CheckpointState State) Open(string path)
+    {
+        StateDict file;
+        try
+        {
+            file = StateDictFile.Read(path);
+        }
+        catch (InvalidDataException e) when (path.EndsWith(Extension, StringComparison.Ordinal))
+        {
+            throw new CheckpointCorruptException(path, null, $"its structure does not read back ({e.Message})", e);
+        }
+
+        try
+        {
+            bool verified = CheckpointChecksum.Verify(file, path);
+            return (file, State(file, path) with { IsVerified = verified });
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Builds the checkpoint's encoder on <paramref name="device"/> with its weights (strictly checked).</summary>
     /// <param name="path">The checkpoint.</param>
     /// <param name="device">Where to put it (default CPU).</param>
     /// <returns>The encoder, owned by the caller, carrying the clips it was trained on (<see cref="ResNet3d.TrainedClips"/>).</returns>
-    /// <exception cref="InvalidDataException">The file is not a readable Cvrl checkpoint.</exception>
+    /// <exception cref="InvalidDataException">The file is not a Cvrl checkpoint.</exception>
+    /// <exception cref="CheckpointCorruptException">The file is damaged (it fails its checksum); the message names the first bad entry.</exception>
     public static ResNet3d LoadEncoder(string path, Device? device = null) => Load(path, null, device);
 
     /// <summary>
@@ -98,7 +140,8 @@ public static class CvrlCheckpoint
     /// <param name="expected">The architecture the caller expects.</param>
     /// <param name="device">Where to put it (default CPU).</param>
     /// <returns>The encoder, owned by the caller, carrying the clips it was trained on (<see cref="ResNet3d.TrainedClips"/>).</returns>
-    /// <exception cref="InvalidDataException">The file is not a readable Cvrl checkpoint.</exception>
+    /// <exception cref="InvalidDataException">The file is not a Cvrl checkpoint.</exception>
+    /// <exception cref="CheckpointCorruptException">The file is damaged (it fails its checksum); the message names the first bad entry.</exception>
     /// <exception cref="WeightsMismatchException">The checkpoint holds another architecture; the message names both.</exception>
     public static ResNet3d LoadEncoder(string path, ResNet3dOptions expected, Device? device = null)
     {
@@ -109,8 +152,8 @@ public static class CvrlCheckpoint
     /// <summary>Builds the encoder (of <paramref name="expected"/>, or the checkpoint's own architecture) with its weights and training clips.</summary>
     private static ResNet3d Load(string path, ResNet3dOptions? expected, Device? device)
     {
-        using var file = StateDictFile.Read(path);
-        var state = State(file, path);
+        var (file, state) = Open(path);
+        using var owned = file;
         var encoder = ResNet3d.Create(expected ?? state.Encoder);
         encoder.TrainedClips = state.TrainedClips;
         try
@@ -136,11 +179,12 @@ public static class CvrlCheckpoint
     }
 
     /// <summary>Builds the checkpoint's projection head with its weights.</summary>
-    /// <exception cref="InvalidDataException">The file is not a readable Cvrl checkpoint.</exception>
+    /// <exception cref="InvalidDataException">The file is not a Cvrl checkpoint.</exception>
+    /// <exception cref="CheckpointCorruptException">The file is damaged (it fails its checksum); the message names the first bad entry.</exception>
     public static ProjectionHead LoadHead(string path, Device? device = null)
     {
-        using var file = StateDictFile.Read(path);
-        var state = State(file, path);
+        var (file, state) = Open(path);
+        using var owned = file;
         var encoder = ResNet3d.Create(state.Encoder, torch.device("meta"));
         int featureDim = encoder.FeatureDim;
         encoder.Dispose();
@@ -166,6 +210,11 @@ public static class CvrlCheckpoint
     {
         if (!file.TryGetValue(MetaKey, out var meta) || meta.dtype != ScalarType.Byte)
         {
+            if (file.ContainsKey(CheckpointChecksum.Key) || (file.Keys.Any(k => k.StartsWith("encoder.", StringComparison.Ordinal)) && file.Keys.Any(k => k.StartsWith("head.", StringComparison.Ordinal))))
+            {
+                throw new CheckpointCorruptException(path, MetaKey, "is missing or not bytes, though the file holds a checkpoint's entries");
+            }
+
             throw new InvalidDataException($"'{path}' is a weight file but not a Cvrl checkpoint (no {MetaKey} entry).");
         }
 
@@ -176,7 +225,7 @@ public static class CvrlCheckpoint
         }
         catch (JsonException e)
         {
-            throw new InvalidDataException($"Checkpoint '{path}' has unreadable metadata: {e.Message}", e);
+            throw new CheckpointCorruptException(path, MetaKey, $"is not readable JSON ({e.Message})", e);
         }
 
         if (state is null || state.FormatVersion < 1)
@@ -207,6 +256,7 @@ internal sealed class CheckpointStore
 {
     private readonly string _directory;
     private readonly int _keep;
+    private readonly bool _writer;
 
     /// <param name="directory">The folder.</param>
     /// <param name="keep">Checkpoints to keep.</param>
@@ -218,6 +268,7 @@ internal sealed class CheckpointStore
     {
         _directory = Path.GetFullPath(directory);
         _keep = keep;
+        _writer = writer;
         if (!writer)
         {
             return;
@@ -251,6 +302,8 @@ internal sealed class CheckpointStore
 
         using var meta = CvrlCheckpoint.MetaTensor(state);
         all[CvrlCheckpoint.MetaKey] = meta;
+        using var checksum = CheckpointChecksum.Create(all);
+        all[CheckpointChecksum.Key] = checksum;
         StateDictFile.Write(path, all, WeightFormat.TorchSharp);
         var files = List();
         foreach (string old in files.Take(Math.Max(0, files.Count - _keep)))
@@ -261,25 +314,55 @@ internal sealed class CheckpointStore
         return path;
     }
 
-    /// <summary>The newest checkpoint that reads back, skipping (and logging) corrupt ones; null when none.</summary>
+    /// <summary>
+    /// The newest intact checkpoint: damaged ones are passed over with a warning and, by the writing process, renamed
+    /// <c>*.cvrl.damaged</c> (kept for inspection, never deleted by the retention policy). Null when the folder holds no
+    /// checkpoint.
+    /// </summary>
+    /// <exception cref="NoIntactCheckpointException">There are checkpoints, but none is intact: the run does not start over on its own.</exception>
     public (string Path, CheckpointState State, StateDict Tensors)? LoadNewest(ILogger logger)
     {
+        var damaged = new List<string>();
         foreach (string path in List().Reverse())
         {
-            StateDict? file = null;
             try
             {
-                file = StateDictFile.Read(path);
-                var state = CvrlCheckpoint.State(file, path);
+                var (file, state) = CvrlCheckpoint.Open(path);
+                if (damaged.Count > 0)
+                {
+                    Log.ResumingFromOlder(logger, path, damaged.Count);
+                }
+
+                if (!state.IsVerified)
+                {
+                    Log.UnverifiedCheckpoint(logger, path);
+                }
+
                 return (path, state, file);
             }
-            catch (InvalidDataException e)
+            catch (Exception e) when (e is CheckpointCorruptException or InvalidDataException or FileNotFoundException)
             {
-                file?.Dispose();
                 Log.BadCheckpoint(logger, path, e.Message);
+                damaged.Add(path);
+                SetAside(path);
             }
         }
 
-        return null;
+        return damaged.Count == 0 ? null : throw new NoIntactCheckpointException(_directory, damaged);
+    }
+
+    /// <summary>Renames a damaged checkpoint out of the way (the writer only): kept, but no longer listed, resumed from or pruned.</summary>
+    private void SetAside(string path)
+    {
+        if (_writer && File.Exists(path))
+        {
+            string target = path + ".damaged";
+            for (int n = 2; File.Exists(target); n++)
+            {
+                target = string.Create(CultureInfo.InvariantCulture, $"{path}.damaged-{n}"); // never replace one set aside earlier
+            }
+
+            File.Move(path, target);
+        }
     }
 }

@@ -152,6 +152,7 @@ public sealed class CvrlTrainer : IDisposable
     /// <exception cref="ArgumentException">The data set holds fewer videos than one batch.</exception>
     /// <exception cref="InvalidDataException">The checkpoint to resume from belongs to another architecture.</exception>
     /// <exception cref="ExperimentMismatchException">The checkpoint to resume from was written with other options that change the result, or on other data.</exception>
+    /// <exception cref="NoIntactCheckpointException">The checkpoint folder holds checkpoints but none is intact (each fails its checksum): set <see cref="CvrlTrainerOptions.Resume"/> to false to start over. Damaged ones are passed over (and kept) when an older one is intact.</exception>
     /// <exception cref="DatasetException">None of the videos decodes.</exception>
     /// <exception cref="TrainingDivergedException">The loss became NaN or infinite.</exception>
     /// <exception cref="Video.VideoDecodeException">With <see cref="BadVideoPolicy.Fail"/>, a bad video.</exception>

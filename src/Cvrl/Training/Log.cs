@@ -20,8 +20,14 @@ internal static partial class Log
     [LoggerMessage(EventId = 104, Level = LogLevel.Information, Message = "Checkpoint written: {Path}")]
     public static partial void Checkpoint(ILogger logger, string path);
 
-    [LoggerMessage(EventId = 105, Level = LogLevel.Warning, Message = "Ignoring unreadable checkpoint {Path}: {Reason}")]
+    [LoggerMessage(EventId = 105, Level = LogLevel.Warning, Message = "Passing over checkpoint {Path}: {Reason}")]
     public static partial void BadCheckpoint(ILogger logger, string path, string reason);
+
+    [LoggerMessage(EventId = 110, Level = LogLevel.Warning, Message = "Resuming from {Path}, the newest intact checkpoint ({Damaged} newer one(s) damaged and set aside)")]
+    public static partial void ResumingFromOlder(ILogger logger, string path, int damaged);
+
+    [LoggerMessage(EventId = 111, Level = LogLevel.Warning, Message = "Checkpoint {Path} has no checksum (written by an older Cvrl): loaded unverified")]
+    public static partial void UnverifiedCheckpoint(ILogger logger, string path);
 
     [LoggerMessage(EventId = 106, Level = LogLevel.Information, Message = "Training cancelled at step {Step}")]
     public static partial void Cancelled(ILogger logger, long step);
