@@ -34,6 +34,9 @@ public sealed record TestViewOptions
     /// <summary>Views per video: <see cref="Clips"/> x <see cref="Crops"/>.</summary>
     public int ViewsPerVideo => Clips * Crops;
 
+    /// <summary>Bytes of all views of one video, <c>views x 3 x T x S x S</c> (<see cref="long.MaxValue"/> when that overflows).</summary>
+    public long VideoBytes => MemoryBudget.Product(ViewsPerVideo, 3, FramesPerClip, CropSize, CropSize) is long b and >= 0 ? b : long.MaxValue;
+
     /// <summary>
     /// The test views that match an encoder trained on clips of <paramref name="framesPerClip"/> frames at
     /// <paramref name="stride"/> cropped to <paramref name="cropSize"/>: the same clip length and stride, short side and
@@ -72,6 +75,11 @@ public sealed record TestViewOptions
         if (CropSize > ShortSide)
         {
             throw new ArgumentOutOfRangeException(nameof(CropSize), CropSize, $"CropSize must not exceed ShortSide ({ShortSide}).");
+        }
+
+        if (VideoBytes > Array.MaxLength)
+        {
+            throw new ArgumentOutOfRangeException(nameof(FramesPerClip), FramesPerClip, $"The views of one video ({ViewsPerVideo} of 3 x {FramesPerClip} x {CropSize} x {CropSize} bytes) would take {MemoryBudget.Describe(VideoBytes)}, more than one buffer can hold; use fewer clips, crops or frames, or smaller crops.");
         }
 
         ArgumentNullException.ThrowIfNull(Reader, nameof(Reader));

@@ -32,6 +32,12 @@ public enum VideoDecodeFailure
 
     /// <summary>The file holds more frames than <see cref="VideoReaderOptions.MaxFrames"/> allows to decode.</summary>
     TooManyFrames,
+
+    /// <summary>
+    /// Its frames are larger than <see cref="VideoReaderOptions.MaxFramePixels"/> allows, or decoding its clips would
+    /// need more memory than <see cref="MemoryBudget.LimitBytes"/>: refused before the frames are decoded.
+    /// </summary>
+    TooLarge,
 }
 
 /// <summary>A video file could not be opened or decoded. Names the file and the reason.</summary>
@@ -49,6 +55,7 @@ public sealed class VideoDecodeException : IOException
         Path = path;
         Failure = failure;
         DecodableFrames = decodableFrames;
+        Detail = detail;
     }
 
     /// <summary>Creates the exception with a message only (serialisation and tooling).</summary>
@@ -73,6 +80,9 @@ public sealed class VideoDecodeException : IOException
 
     /// <summary>The video file.</summary>
     public string Path { get; }
+
+    /// <summary>What went wrong, without the file's name (the message is "Cannot decode video '<see cref="Path"/>': " and this).</summary>
+    public string Detail { get; } = string.Empty;
 
     /// <summary>The reason.</summary>
     public VideoDecodeFailure Failure { get; }

@@ -156,14 +156,17 @@ public sealed class VideoReader : IDisposable
         }
 
         var capture = OpenCapture(full, options);
-        var info = new VideoInfo(
-            full,
-            capture.FrameWidth,
-            capture.FrameHeight,
-            capture.Fps,
-            capture.FrameCount,
-            SafeFourCc(capture));
-        info = WithOutputSize(info, options);
+        VideoInfo info;
+        try
+        {
+            info = WithOutputSize(new VideoInfo(full, capture.FrameWidth, capture.FrameHeight, capture.Fps, capture.FrameCount, SafeFourCc(capture)), options);
+        }
+        catch
+        {
+            capture.Dispose();
+            throw;
+        }
+
         var reader = new VideoReader(full, options, capture, null, info, timeline);
         try
         {
@@ -401,12 +404,30 @@ public sealed class VideoReader : IDisposable
         {
             try
             {
-                return (read(plan(frames)), frames);
+                var clips = plan(frames);
+                RequireMemoryFor(clips);
+                return (read(clips), frames);
             }
             catch (VideoDecodeException e) when (e.Failure == VideoDecodeFailure.FrameOutOfRange && e.DecodableFrames is int real && real > 0 && real < frames && attempt < 3)
             {
                 frames = real;
             }
+        }
+    }
+
+    /// <summary>
+    /// Refuses to decode <paramref name="clips"/> when holding their frames (planar RGB bytes at the output size) would
+    /// exceed <see cref="MemoryBudget.LimitBytes"/>, before any of them is decoded.
+    /// </summary>
+    /// <exception cref="VideoDecodeException"><see cref="VideoDecodeFailure.TooLarge"/>.</exception>
+    public void RequireMemoryFor(IReadOnlyList<int[]> clips)
+    {
+        ArgumentNullException.ThrowIfNull(clips);
+        long frames = clips.Sum(c => (long)c.Length);
+        long bytes = MemoryBudget.Product(frames, 3, Info.OutputHeight, Info.OutputWidth);
+        if (!MemoryBudget.Fits(bytes))
+        {
+            throw new VideoDecodeException(Path, VideoDecodeFailure.TooLarge, $"{clips.Count} clip(s) of {frames} frames in all at {Info.OutputWidth}x{Info.OutputHeight} need {MemoryBudget.Describe(bytes)}, more than the {MemoryBudget.Describe(MemoryBudget.LimitBytes)} input data may take (MemoryBudget, CVRL_INPUT_MEMORY)");
         }
     }
 
@@ -502,8 +523,14 @@ public sealed class VideoReader : IDisposable
         }
     }
 
+    /// <summary>The info with the output size the options ask for; refuses frames larger than <see cref="VideoReaderOptions.MaxFramePixels"/>.</summary>
     private static VideoInfo WithOutputSize(VideoInfo info, VideoReaderOptions options)
     {
+        if ((long)info.Width * info.Height > options.MaxFramePixels)
+        {
+            throw new VideoDecodeException(info.Path, VideoDecodeFailure.TooLarge, string.Create(CultureInfo.InvariantCulture, $"its frames are {info.Width}x{info.Height}, more than the {options.MaxFramePixels:N0} pixels VideoReaderOptions.MaxFramePixels allows"));
+        }
+
         if (options.ShortSide is int shortSide && info.Width > 0 && info.Height > 0)
         {
             var (outH, outW) = ViewGeometry.ShortSideSize(info.Height, info.Width, shortSide);

@@ -68,6 +68,12 @@ public sealed record VideoReaderOptions
     /// </summary>
     public bool CountFramesOnOpen { get; init; }
 
+    /// <summary>
+    /// Upper bound on a frame's width x height, checked when the file opens (before any frame is decoded), so a small
+    /// file that declares enormous frames cannot take the memory of the process. Default 7680 x 4320 (8K UHD).
+    /// </summary>
+    public long MaxFramePixels { get; init; } = 7680L * 4320;
+
     /// <summary>Checks every option and throws on the first bad one.</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of range; the message names it.</exception>
     public void Validate()
@@ -100,6 +106,11 @@ public sealed record VideoReaderOptions
         if (MaxFrames < 1)
         {
             throw new ArgumentOutOfRangeException(nameof(MaxFrames), MaxFrames, "MaxFrames must be at least 1.");
+        }
+
+        if (MaxFramePixels < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxFramePixels), MaxFramePixels, "MaxFramePixels must be at least 1.");
         }
     }
 }

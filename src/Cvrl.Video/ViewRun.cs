@@ -188,8 +188,8 @@ public sealed class ViewRun<TViews>
                 int i = video++;
                 if (views is null)
                 {
-                    _skipped.Add(new SkippedVideo(Videos[i], error!.Message));
-                    ViewRunLog.SkippedVideo(Logger ?? NullLogger.Instance, Videos[i], error.Message);
+                    _skipped.Add(new SkippedVideo(Videos[i], error!.Detail));
+                    ViewRunLog.SkippedVideo(Logger ?? NullLogger.Instance, Videos[i], error.Detail);
                     skipped?.Invoke(i, error);
                     continue;
                 }

@@ -111,4 +111,36 @@ public sealed class RobustnessTests
         Assert.True(fresh.ExitCode == 0, fresh.All);
         Assert.Equal(checkpoints.Length, Directory.GetFiles(Path.Combine(run, "checkpoints"), "*.damaged").Length);
     }
+
+    /// <summary>Settings that cannot fit in memory and outputs that cannot be written fail at once, each in one line.</summary>
+    [Fact]
+    public void Oversize_options_and_wrong_outputs_fail_before_any_work_in_one_line()
+    {
+        using var dir = new TempDirectory();
+        string videos = dir.File("videos");
+        var paths = VideoFolders.Create(videos, 2, frames: 20, seed: 9);
+        string bad = VideoFolders.Corrupt(dir.File("other"), "bad.avi");
+        Directory.CreateDirectory(dir.File("a-folder"));
+        File.WriteAllText(dir.File("a-file"), "x");
+
+        void Fails(string expected, params string[] args)
+        {
+            var run = CliRunner.Run(dir.Path, args);
+            Assert.True(run.ExitCode is 1 or 2, run.All);
+            var errors = run.All.Split('\n').Where(l => l.StartsWith("error:", StringComparison.Ordinal)).ToList();
+            Assert.True(errors.Count == 1, run.All);
+            Assert.Contains(expected, run.Text);
+            Assert.False(Directory.Exists(dir.File("run")) && Directory.EnumerateFiles(dir.File("run"), "*", SearchOption.AllDirectories).Any(), "work was done: " + run.All);
+        }
+
+        Fails("needs 28 TiB of memory", "pretrain", videos, "--out", dir.File("run"), "--frames", "100000");
+        Fails("TiB of memory", "pretrain", videos, "--out", dir.File("run"), "--size", "100000");
+        Fails("would take 183.1 GiB, more than one buffer can hold", "embed", videos, "--frames", "100000", "--out", dir.File("e.cvrlemb"));
+        Fails("is a folder; give the name of the file to write", "embed", videos, "--out", dir.File("a-folder"));
+        Fails("is a file, not a folder", "embed", videos, "--out", dir.File("a-file/e.cvrlemb"));
+        Fails("is a file; give a folder", "pretrain", videos, "--out", dir.File("a-file"));
+        Fails("is a folder; give the name of the file to write", "preview", paths[0], "--out", dir.File("a-folder"));
+        Fails($"Cannot decode video '{bad}': OpenCV's FFmpeg backend could not open it", "preview", bad, "--out", dir.File("p.png"));
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(CliRunner.Run(dir.Path, "preview", bad, "--out", dir.File("p.png")).All, "Cannot decode video"));
+    }
 }

@@ -82,6 +82,26 @@ public sealed class WebServiceTests : IDisposable
             await AssertBadRequest(http.PostAsync("/search?k=0", Upload(File.ReadAllBytes(videos[0]), "a.avi")), "k must be a whole number");
             using var form = new MultipartFormDataContent { { new StringContent("x"), "other" } };
             await AssertBadRequest(http.PostAsync("/search", form), "no file field named 'video'");
+
+            // Malformed multipart bodies: no boundary, junk where the first boundary should be, a body cut short.
+            await AssertBadRequest(http.PostAsync("/embed", Raw("multipart/form-data", "--x\r\n")), "multipart form is malformed");
+            await AssertBadRequest(http.PostAsync("/embed", Raw("multipart/form-data; boundary=XYZ", "junk junk junk\r\nmore junk")), "multipart form is malformed");
+            await AssertBadRequest(http.PostAsync("/embed", Raw("multipart/form-data; boundary=XYZ", "--XYZ\r\nContent-Disposition: form-data; name=\"video\"; filename=\"a.avi\"\r\n\r\nRIFF")), "malformed");
+            await AssertBadRequest(http.PostAsync("/embed", Raw("text/plain", "hello")), "multipart form");
+
+            // A tiny upload that declares 4000 x 4000 frames is refused before any frame is decoded.
+            string huge = _temp.File("huge.avi");
+            using (var writer = new Cvrl.Video.VideoFileWriter(huge, 4000, 4000))
+            using (var frame = new OpenCvSharp.Mat(4000, 4000, OpenCvSharp.MatType.CV_8UC3, OpenCvSharp.Scalar.All(40)))
+            {
+                writer.WriteFrame(frame);
+                writer.WriteFrame(frame);
+            }
+
+            using var tooLarge = await http.PostAsync("/embed", Upload(File.ReadAllBytes(huge), "huge.avi"));
+            string tooLargeBody = await tooLarge.Content.ReadAsStringAsync();
+            Assert.True(tooLarge.StatusCode == HttpStatusCode.RequestEntityTooLarge, $"{(int)tooLarge.StatusCode}: {tooLargeBody}");
+            Assert.Contains("4000x4000", tooLargeBody, StringComparison.Ordinal);
             using var again = await http.GetAsync("/health");
             Assert.Equal(HttpStatusCode.OK, again.StatusCode);
             Assert.False(service.HasExited, "the service stopped after bad uploads");
@@ -132,6 +152,49 @@ public sealed class WebServiceTests : IDisposable
 
         Assert.NotEqual(0, service.ExitCode);
         Assert.Contains("The embeddings were made by encoder", await stderr + await stdout);
+    }
+
+    /// <summary>
+    /// A bad encoder file, a missing set, or a bad option at start-up: one line on standard error and exit code 1, no
+    /// stack trace.
+    /// </summary>
+    [Fact]
+    public async Task Service_with_a_bad_encoder_or_set_exits_1_with_one_line()
+    {
+        File.WriteAllText(_temp.File("garbage.onnx"), "not a model");
+        File.WriteAllText(_temp.File("garbage.cvrlemb"), "not a set");
+        foreach (string[] args in new[]
+        {
+            new[] { "--encoder", _temp.File("garbage.onnx"), "--embeddings", _temp.File("garbage.cvrlemb") },
+            new[] { "--encoder", _temp.File("missing.onnx"), "--embeddings", _temp.File("garbage.cvrlemb") },
+            new[] { "--embeddings", _temp.File("garbage.cvrlemb") },
+        })
+        {
+            var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            string[] command = [ServicePath, .. args, "--urls", $"http://127.0.0.1:{FreePort()}"];
+            foreach (string arg in command)
+            {
+                start.ArgumentList.Add(arg);
+            }
+
+            using var service = Process.Start(start)!;
+            var stderr = service.StandardError.ReadToEndAsync();
+            var stdout = service.StandardOutput.ReadToEndAsync();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            await service.WaitForExitAsync(timeout.Token);
+            string error = await stderr;
+            Assert.True(service.ExitCode == 1, $"exit {service.ExitCode}: {error}{await stdout}");
+            var lines = error.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Single(lines);
+            Assert.StartsWith("cvrl-webservice: error: ", lines[0], StringComparison.Ordinal);
+        }
+    }
+
+    private static StringContent Raw(string contentType, string body)
+    {
+        var content = new StringContent(body);
+        content.Headers.ContentType = MediaTypeHeaderValue.Parse(contentType);
+        return content;
     }
 
     private static MultipartFormDataContent Upload(byte[] bytes, string name)

@@ -1,3 +1,4 @@
+using Cvrl.Cli.Infrastructure;
 using System.ComponentModel;
 using System.Diagnostics;
 using Cvrl.Augment;
@@ -37,6 +38,7 @@ internal sealed class DemoCommand : Command<DemoCommand.Settings>
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
+        OutputPaths.RequireFolder(settings.Output, "--out");
         TorchNative.EnsureLoaded();
         OpenCvNative.EnsureLoaded();
         string dir = settings.Output ?? Path.Combine(Path.GetTempPath(), "cvrl-demo-" + Environment.ProcessId);

@@ -126,6 +126,7 @@ internal sealed class EmbedCommand : Command<EmbedCommand.Settings>
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
+        OutputPaths.RequireFile(settings.Output, "--out");
         VideoSource.RequireExists(settings.Folder);
 
         TestViewOptions? own = null;

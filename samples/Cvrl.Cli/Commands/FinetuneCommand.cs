@@ -62,8 +62,10 @@ internal sealed class FinetuneCommand : Command<FinetuneCommand.Settings>
         }
     }
 
-    public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken) =>
-        settings.Evaluate(
+    public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
+    {
+        OutputPaths.RequireFile(settings.Save, "--save");
+        return settings.Evaluate(
             (encoder, train, test, progress) => new FineTuner(settings.TuneOptions, settings.Logger).Fit(encoder, train, test, progress, cancellationToken),
             run => run.Result,
             (_, encoder) =>
@@ -74,4 +76,5 @@ internal sealed class FinetuneCommand : Command<FinetuneCommand.Settings>
                     AnsiConsole.MarkupLine($"wrote [green]{Markup.Escape(Path.GetFullPath(settings.Save))}[/] (encoder)");
                 }
             });
+    }
 }

@@ -88,6 +88,7 @@ internal sealed class PrepareCommand : Command<PrepareCommand.Settings>
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
+        OutputPaths.RequireFolder(settings.Output, "--out");
         VideoSource.RequireExists(settings.Source);
 
         var report = CliProgress.Run(progress => VideoPreparation.Prepare(

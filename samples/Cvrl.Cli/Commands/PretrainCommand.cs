@@ -169,6 +169,7 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
+        OutputPaths.RequireFolder(settings.Output, "--out");
         VideoSource.RequireExists(settings.Folder);
 
         var videos = VideoDataset.FromPath(settings.Folder);

@@ -1,3 +1,4 @@
+using Cvrl.Cli.Infrastructure;
 using System.ComponentModel;
 using Cvrl.Augment;
 using Cvrl.Augment.Sampling;
@@ -64,6 +65,7 @@ internal sealed class PreviewCommand : Command<PreviewCommand.Settings>
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
+        OutputPaths.RequireFile(settings.Output, "--out");
         if (!File.Exists(settings.Video))
         {
             throw new FileNotFoundException($"video '{settings.Video}' does not exist", settings.Video);
@@ -79,7 +81,7 @@ internal sealed class PreviewCommand : Command<PreviewCommand.Settings>
         var entry = Cvrl.Data.VideoIndex.Build([settings.Video], new Cvrl.Data.VideoIndexOptions { UseCache = false, Workers = 1 }).Videos[0];
         if (!entry.IsUsable)
         {
-            throw new Cvrl.Video.VideoDecodeException(entry.Path, Cvrl.Video.VideoDecodeFailure.NoDecodableFrames, entry.Problem ?? "no frame decodes");
+            throw new Cvrl.Video.VideoDecodeException(entry.Path, entry.Failure ?? Cvrl.Video.VideoDecodeFailure.NoDecodableFrames, entry.Problem ?? "no frame decodes");
         }
 
         using var views = generator.Generate(settings.Video, settings.Seed, 0, settings.Index, entry.Frames);

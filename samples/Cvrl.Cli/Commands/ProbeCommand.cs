@@ -61,8 +61,10 @@ internal sealed class ProbeCommand : Command<ProbeCommand.Settings>
         }
     }
 
-    public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken) =>
-        settings.Evaluate(
+    public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
+    {
+        OutputPaths.RequireFile(settings.SaveClassifier, "--save-classifier");
+        return settings.Evaluate(
             (encoder, train, test, progress) => new LinearProbe(settings.ProbeOptions, settings.Logger).Fit(encoder, train, test, progress, cancellationToken),
             run => run.Result,
             (run, _) =>
@@ -73,4 +75,5 @@ internal sealed class ProbeCommand : Command<ProbeCommand.Settings>
                     AnsiConsole.MarkupLine($"wrote [green]{Markup.Escape(Path.GetFullPath(settings.SaveClassifier))}[/]");
                 }
             });
+    }
 }

@@ -35,6 +35,7 @@ internal sealed class QuickstartCommand : Command<QuickstartCommand.Settings>
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
+        OutputPaths.RequireFolder(settings.Output, "--out");
         var (dataOptions, experiment) = settings.Resolve();
         string output = Path.GetFullPath(settings.Output);
         Directory.CreateDirectory(output);

@@ -69,6 +69,8 @@ internal sealed class ResultsCommand : Command<ResultsCommand.Settings>
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
+        OutputPaths.RequireFile(settings.Output, "--out");
+        OutputPaths.RequireFolder(settings.Work, "--work");
         if (settings.Render is not null)
         {
             if (!File.Exists(settings.Render))

@@ -10,6 +10,13 @@ namespace Cvrl.Cli.Infrastructure;
 /// </summary>
 internal sealed class CliLogger(LogLevel minimum) : ILogger
 {
+    /// <summary>
+    /// Library events the commands report themselves, so they are shown only with --verbose: the per-video skip warnings
+    /// (the loader's 200, the view runs' 300, the index's 400: each command names its skipped videos in its summary) and
+    /// the divergence error 107 (the exception that follows says the same).
+    /// </summary>
+    private static readonly HashSet<int> ReportedByCommands = [200, 300, 400, 107];
+
     private readonly bool _verbose = minimum < LogLevel.Warning;
 
     private static readonly Lock Gate = new();
@@ -30,7 +37,7 @@ internal sealed class CliLogger(LogLevel minimum) : ILogger
 
     public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
     {
-        if (!IsEnabled(logLevel) || (!_verbose && SkippedVideos.WarningEvents.Contains(eventId.Id)))
+        if (!IsEnabled(logLevel) || (!_verbose && ReportedByCommands.Contains(eventId.Id)))
         {
             return; // Skipped videos are named in the command's own summary; the per-video warnings only with --verbose.
         }

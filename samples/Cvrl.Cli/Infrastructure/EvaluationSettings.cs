@@ -127,6 +127,7 @@ internal class EvaluationSettings : EncoderSettings
     public int Evaluate<TRun>(Func<ResNet3d, VideoDataset, VideoDataset, IProgress<Cvrl.Video.StageProgress>, TRun> evaluate, Func<TRun, ClassificationResult> result, Action<TRun, ResNet3d>? after = null)
         where TRun : IDisposable
     {
+        OutputPaths.RequireFile(Output, "--out");
         var (train, test) = OpenData();
         var (encoder, description) = CreateEncoder();
         using (encoder)

@@ -9,9 +9,6 @@ namespace Cvrl.Cli.Infrastructure;
 /// </summary>
 internal static class SkippedVideos
 {
-    /// <summary>Event ids of the library's per-video skip warnings (the loader's, the view runs', the index's).</summary>
-    public static readonly IReadOnlySet<int> WarningEvents = new HashSet<int> { 200, 300, 400 };
-
     /// <summary>Prints one line per skipped video (paths relative to <paramref name="root"/> when given), first occurrence of a path only.</summary>
     public static void Print(IEnumerable<SkippedVideo> skipped, string? root = null)
     {

@@ -39,6 +39,7 @@ public abstract class Embedder
             : encoderViews is { } own ? (own, "the encoder's training clips")
             : (new TestViewOptions(), "Cvrl's defaults");
         ViewMaker = new TestViews(Views);
+        RequireViewMemory(ViewMaker, Options.Workers, Options.BatchSize, "Embedding", "options");
         Logger = logger ?? NullLogger.Instance;
         EmbedderLog.Views(Logger, Views.Clips, Views.Crops, Views.FramesPerClip, Views.Stride, Views.ShortSide, Views.CropSize, ViewsSource);
     }
@@ -237,6 +238,22 @@ public abstract class Embedder
 
         EmbedderLog.Embedded(Logger, set.Count, encoded.Skipped.Count, watch.Elapsed);
         return set;
+    }
+
+    /// <summary>
+    /// Refuses views whose buffers would exceed <see cref="MemoryBudget"/>: the videos decoded ahead (at most twice the
+    /// workers, <see cref="ViewRun{TViews}"/>'s look-ahead, plus one) as bytes, and a batch of views as float32.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">They would.</exception>
+    public static void RequireViewMemory(TestViews views, int workers, int batchSize, string what, string parameterName)
+    {
+        ArgumentNullException.ThrowIfNull(views);
+        long ahead = Math.Max(2, 2L * workers) + 1;
+        long bytes = MemoryBudget.Product(ahead, views.VideoBytes);
+        long batch = MemoryBudget.Product(batchSize, views.ViewBytes, 1 + sizeof(float));
+        bytes = bytes < 0 || batch < 0 ? -1 : bytes + batch;
+        var o = views.Options;
+        MemoryBudget.Require(bytes, $"{what} with {o.ViewsPerVideo} views of {o.FramesPerClip} frames at {o.CropSize}x{o.CropSize} per video ({ahead} videos decoded ahead, batches of {batchSize})", parameterName, "use fewer clips or crops, fewer frames, smaller crops, fewer workers or a smaller batch");
     }
 
     private EncodedVideos Run(IReadOnlyList<EmbeddingInput> videos, BadVideoPolicy policy, int workers, string stage, string where, IReadOnlyList<SkippedVideo> rejected, IProgress<StageProgress>? progress, CancellationToken cancellationToken)

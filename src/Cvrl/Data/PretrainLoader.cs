@@ -437,9 +437,10 @@ public sealed class PretrainLoader
                             return;
                         }
 
-                        if (_owner._bad.TryAdd(item.Path, slot.Error.Message))
+                        string reason = slot.Error is VideoDecodeException { Detail.Length: > 0 } v ? v.Detail : slot.Error.Message;
+                        if (_owner._bad.TryAdd(item.Path, reason))
                         {
-                            LoaderLog.BadVideo(_owner._logger, item.Path, slot.Error.Message);
+                            LoaderLog.BadVideo(_owner._logger, item.Path, reason);
                         }
 
                         continue;

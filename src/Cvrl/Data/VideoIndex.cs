@@ -282,7 +282,7 @@ public sealed class VideoIndex
         }
         catch (VideoDecodeException e)
         {
-            return entry with { Frames = 0, Status = VideoStatus.Bad, Problem = e.Message, Failure = e.Failure };
+            return entry with { Frames = 0, Status = VideoStatus.Bad, Problem = e.Detail, Failure = e.Failure };
         }
     }
 

@@ -261,9 +261,9 @@ public static class VideoPreparation
                 }
                 else
                 {
-                    bad[i] = new SkippedVideo(sources[i], error!.Message);
+                    bad[i] = new SkippedVideo(sources[i], error!.Detail);
                     badCount++;
-                    DataLog.BadVideoIndexed(logger, sources[i], error.Message);
+                    DataLog.BadVideoIndexed(logger, sources[i], error.Detail);
                     if (File.Exists(targets[i]))
                     {
                         // An earlier copy of a file that no longer decodes is no copy of it.

@@ -58,6 +58,7 @@ public sealed class FeatureExtractor
         _logger = logger ?? NullLogger.Instance;
         _device = DeviceOf(encoder);
         Views = new EvaluationViews(Options.Views);
+        Embedder.RequireViewMemory(new TestViews(Options.Views.Test), Options.Workers, Options.BatchSize, "Extracting features", "options");
         CheckViewSize(encoder, Views.TrainViewShape, "training");
         CheckViewSize(encoder, Views.TestViewShape, "test");
     }
@@ -201,7 +202,7 @@ public sealed class FeatureExtractor
         if (policy == BadVideoPolicy.Fail && verified.Rejected.Count > 0)
         {
             var bad = verified.Rejected[0];
-            throw new VideoDecodeException(bad.Path, VideoDecodeFailure.NoDecodableFrames, bad.Problem ?? "no frame decodes");
+            throw new VideoDecodeException(bad.Path, bad.Failure ?? VideoDecodeFailure.NoDecodableFrames, bad.Problem ?? "no frame decodes");
         }
 
         return verified;

@@ -2,12 +2,9 @@ using Microsoft.Extensions.Logging;
 
 namespace Cvrl.Evaluation;
 
-/// <summary>Source-generated log messages of the evaluation protocols and the embedder.</summary>
+/// <summary>Source-generated log messages of the evaluation protocols.</summary>
 internal static partial class Log
 {
-    [LoggerMessage(EventId = 300, Level = LogLevel.Warning, Message = "Leaving out video {Path}: {Reason}")]
-    public static partial void SkippedVideo(ILogger logger, string path, string reason);
-
     [LoggerMessage(EventId = 301, Level = LogLevel.Information, Message = "{Protocol}: {TrainVideos} training and {TestVideos} test videos, {Classes} classes")]
     public static partial void Start(ILogger logger, string protocol, int trainVideos, int testVideos, int classes);
 
@@ -19,7 +16,4 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 304, Level = LogLevel.Warning, Message = "k = {K} exceeds the {TrainVideos} training videos; using k = {TrainVideos}")]
     public static partial void KnnClamped(ILogger logger, int k, int trainVideos);
-
-    [LoggerMessage(EventId = 305, Level = LogLevel.Information, Message = "Embedded {Videos} videos ({Skipped} skipped) in {Elapsed}")]
-    public static partial void Embedded(ILogger logger, int videos, int skipped, TimeSpan elapsed);
 }

@@ -63,7 +63,7 @@ public sealed class CvrlTrainer : IDisposable
     /// <param name="options">The options.</param>
     /// <param name="logger">Optional structured logging.</param>
     /// <param name="communicator">The processes training together; null for one process.</param>
-    /// <exception cref="ArgumentOutOfRangeException">An option is out of range; the message names it.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range (the message names it), or the input batches would take more memory than <see cref="MemoryBudget"/> allows.</exception>
     /// <exception cref="ArgumentException">The encoder is a classifier, an option is malformed, or the batch does not divide by the number of ranks.</exception>
     /// <exception cref="InvalidOperationException">CUDA was asked for and is not available.</exception>
     public CvrlTrainer(ResNet3d encoder, CvrlTrainerOptions options, ILogger? logger = null, ICommunicator? communicator = null)
@@ -82,6 +82,7 @@ public sealed class CvrlTrainer : IDisposable
             throw new ArgumentException($"BatchSize {options.BatchSize} is the global batch and must divide into equal slices for the {_communicator.Size} ranks.", nameof(options));
         }
 
+        RequireInputMemory(options, _communicator.Size);
         Options = options;
         _logger = logger ?? NullLogger.Instance;
         _device = DeviceSpec.Resolve(options.Device);
@@ -175,6 +176,20 @@ public sealed class CvrlTrainer : IDisposable
             _communicator.Abort(1, $"training failed: {e.GetType().Name}: {e.Message}");
             throw;
         }
+    }
+
+    /// <summary>
+    /// Refuses, before anything is allocated, a run whose input batches alone would exceed <see cref="MemoryBudget"/>:
+    /// the batches the loader keeps ready plus the one in training and the one being collated, each of
+    /// <c>local batch x 2 views x 3 x T x S x S</c> float32.
+    /// </summary>
+    private static void RequireInputMemory(CvrlTrainerOptions options, int ranks)
+    {
+        int t = options.Views.Sampler.FramesPerClip;
+        int size = options.Views.CropSize;
+        long local = options.BatchSize / ranks;
+        long bytes = MemoryBudget.Product(options.PrefetchBatches + 2, local, 2, 3, t, size, size, sizeof(float));
+        MemoryBudget.Require(bytes, $"Pre-training on batches of {local} videos x 2 clips of {t} frames at {size}x{size} ({options.PrefetchBatches + 2} batches in flight)", nameof(options), "use fewer frames per clip, smaller crops or a smaller batch");
     }
 
     /// <summary>The clips a run with <paramref name="options"/> trains on: its sampler's clip length and stride, and its crop size.</summary>

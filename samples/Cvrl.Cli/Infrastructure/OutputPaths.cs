@@ -1,0 +1,71 @@
+namespace Cvrl.Cli.Infrastructure;
+
+/// <summary>
+/// Checks where a command will write before it starts its long work, so that a wrong --out fails in one line at once
+/// instead of after the work is done: a file is not a folder, a folder is not a file, no file stands where a folder of
+/// the path must be, and the folder the output goes into (or the nearest one that exists) can be written.
+/// </summary>
+internal static class OutputPaths
+{
+    /// <summary>Checks that a file can be written at <paramref name="path"/> (given with <paramref name="option"/>).</summary>
+    /// <exception cref="ArgumentException">It cannot; the message says why.</exception>
+    public static void RequireFile(string? path, string option)
+    {
+        if (path is null)
+        {
+            return;
+        }
+
+        string full = Path.GetFullPath(path);
+        if (Directory.Exists(full))
+        {
+            throw new ArgumentException($"{option} '{path}' is a folder; give the name of the file to write.");
+        }
+
+        RequireWritableFolder(Path.GetDirectoryName(full)!, path, option);
+    }
+
+    /// <summary>Checks that a folder can be created or written at <paramref name="path"/> (given with <paramref name="option"/>).</summary>
+    /// <exception cref="ArgumentException">It cannot; the message says why.</exception>
+    public static void RequireFolder(string? path, string option)
+    {
+        if (path is null)
+        {
+            return;
+        }
+
+        string full = Path.GetFullPath(path);
+        if (File.Exists(full))
+        {
+            throw new ArgumentException($"{option} '{path}' is a file; give a folder.");
+        }
+
+        RequireWritableFolder(full, path, option);
+    }
+
+    private static void RequireWritableFolder(string folder, string given, string option)
+    {
+        string existing = folder;
+        while (!Directory.Exists(existing))
+        {
+            if (File.Exists(existing))
+            {
+                throw new ArgumentException($"{option} '{given}' cannot be written: '{existing}' is a file, not a folder.");
+            }
+
+            existing = Path.GetDirectoryName(existing) ?? throw new ArgumentException($"{option} '{given}' has no folder that exists.");
+        }
+
+        string probe = Path.Combine(existing, $".cvrl-write-check-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        try
+        {
+            using (File.Create(probe, 1, FileOptions.DeleteOnClose))
+            {
+            }
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+        {
+            throw new ArgumentException($"{option} '{given}' cannot be written: the folder '{existing}' is not writable ({e.Message}).");
+        }
+    }
+}
