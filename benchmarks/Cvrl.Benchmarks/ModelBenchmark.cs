@@ -84,9 +84,11 @@ internal static class ModelBenchmark
         int steps = AugmentBenchmark.Option(args, "--steps", 3);
         int threads = AugmentBenchmark.Option(args, "--threads", 2);
         bool contiguous = args.Contains("--contiguous");
+        var precision = Enum.Parse<Precision>(AugmentBenchmark.OptionText(args, "--precision", "Float32"), ignoreCase: true);
         torch.set_num_threads(threads);
         torch.manual_seed(0);
         using var model = ResNet3d.Create(new ResNet3dOptions { Depth = 50, WidthMultiplier = width, ChannelsLast = !contiguous });
+        model.ComputeType = PrecisionPolicy.Resolve(precision, torch.CPU).Type;
         var x = torch.rand(new long[] { batch, 3, frames, size, size });
 
         using var optimizer = torch.optim.SGD(model.parameters(), 0.01, momentum: 0.9, weight_decay: 1e-6);

@@ -63,23 +63,53 @@ internal sealed class ConvBn
         _ => throw new InvalidOperationException($"Unexpected convolution {Conv.GetType().Name}."),
     };
 
-    /// <summary>Runs conv, BN and ReLU; disposes every intermediate it creates (never <paramref name="x"/>).</summary>
+    /// <summary>
+    /// Runs conv, BN and ReLU in the compute type of the enclosing <see cref="ComputeScope"/> (float32, or bfloat16
+    /// with bfloat16 copies of the input and the kernel; BatchNorm keeps float32 statistics either way and returns the
+    /// convolution's type); disposes every intermediate it creates (never <paramref name="x"/>).
+    /// </summary>
     public Tensor Forward(Tensor x)
     {
         Tensor conv;
         if (_tfSame)
         {
             using var padded = nn.functional.pad(x, SamePadding.Pads(x.shape, _kernel, _stride));
-            conv = Conv.call(padded);
+            conv = Convolve(padded);
         }
         else
         {
-            conv = Conv.call(x);
+            conv = Convolve(x);
         }
 
         var y = Bn.call(conv);
         conv.Dispose();
         return Relu ? y.relu_() : y;
+    }
+
+    /// <summary>
+    /// The convolution in the input's element type: the module itself for float32, else with a cast copy of its kernel.
+    /// In bfloat16, an input shorter in time than the kernel is padded in time explicitly: libtorch 2.10's CPU
+    /// bfloat16 convolution returns wrong kernel gradients (NaN, infinite, or off by 100%) when it pads such an input
+    /// itself (measured: 2 frames under a 3-frame kernel, 3 or 4 frames under a 5-frame one; forward values are right).
+    /// </summary>
+    private Tensor Convolve(Tensor input)
+    {
+        if (Conv is not TorchSharp.Modules.Conv3d conv || ComputeScope.Current == ScalarType.Float32)
+        {
+            return Conv.call(input); // PointwiseConv3d casts for itself
+        }
+
+        using var cast = ComputeScope.Cast(input);
+        var x = cast ?? input;
+        using var kernel = conv.weight!.to(x.dtype);
+        long[] padding = _tfSame ? [0, 0, 0] : [_kernel[0] / 2, _kernel[1] / 2, _kernel[2] / 2];
+        if (padding[0] > 0 && x.shape[2] < _kernel[0])
+        {
+            using var padded = nn.functional.pad(x, [0, 0, 0, 0, padding[0], padding[0]]);
+            return nn.functional.conv3d(padded, kernel, strides: _stride, padding: [0, padding[1], padding[2]]);
+        }
+
+        return nn.functional.conv3d(x, kernel, strides: _stride, padding: padding);
     }
 }
 

@@ -171,8 +171,9 @@ public sealed class CvrlBatchNorm : Module<Tensor, Tensor>
 
         long[] shape = [1, Channels, .. Enumerable.Repeat(1L, (int)input.dim() - 2)];
         using var eps = Eps.ToScalar();
-        var scale = (variance.add(eps, TorchScalars.One).rsqrt().to_type(input.dtype) * weight).view(shape);
-        var shift = bias.add(mean.to_type(input.dtype) * scale.view(Channels), alpha: minusOne).view(shape);
-        return input.mul(scale).add_(shift, TorchScalars.One).MoveToOuterDisposeScope();
+        // Scale and shift in float32 (the parameters' type), applied in the input's type (bfloat16 activations stay bfloat16).
+        var scale = (variance.add(eps, TorchScalars.One).rsqrt().to_type(weight.dtype) * weight).view(shape);
+        var shift = bias.add(mean.to_type(weight.dtype) * scale.view(Channels), alpha: minusOne).view(shape);
+        return input.mul(scale.to_type(input.dtype)).add_(shift.to_type(input.dtype), TorchScalars.One).MoveToOuterDisposeScope();
     }
 }

@@ -64,10 +64,18 @@ internal sealed class PointwiseConv3d : Module<Tensor, Tensor>
     /// <summary>The stride (T, H, W).</summary>
     public IReadOnlyList<long> Stride => _stride;
 
-    public override Tensor forward(Tensor input) =>
-        UseMatrixProduct && input.device_type == DeviceType.CPU
-            ? MatrixProduct(input, weight, _stride)
-            : nn.functional.conv3d(input, weight, strides: _stride);
+    public override Tensor forward(Tensor input)
+    {
+        // In the compute type of the enclosing ComputeScope: bfloat16 copies of the input and the kernel (gradients reach
+        // the float32 weight through the cast).
+        using var cast = ComputeScope.Cast(input);
+        var x = cast ?? input;
+        using var kernel = weight.dtype == x.dtype ? null : weight.to(x.dtype);
+        var w = kernel ?? weight;
+        return UseMatrixProduct && x.device_type == DeviceType.CPU
+            ? MatrixProduct(x, w, _stride)
+            : nn.functional.conv3d(x, w, strides: _stride);
+    }
 
     /// <summary>
     /// <paramref name="x"/> <c>[N, C, T, H, W]</c> subsampled by <paramref name="stride"/>, times

@@ -83,6 +83,8 @@ public sealed record ProjectionHeadOptions
 public sealed class ProjectionHead : Module<Tensor, Tensor>
 {
     private readonly Sequential _net;
+    private readonly List<Module<Tensor, Tensor>> _layers;
+    private ScalarType _computeType = ScalarType.Float32;
 
     /// <summary>Creates a head.</summary>
     /// <param name="inputDim">Size of the incoming features.</param>
@@ -111,6 +113,7 @@ public sealed class ProjectionHead : Module<Tensor, Tensor>
         layers.Add(((3 * Options.HiddenLayers).ToString(System.Globalization.CultureInfo.InvariantCulture), nn.Linear(width, Options.OutputDim, device: device)));
         _net = nn.Sequential(layers);
         register_module("net", _net);
+        _layers = [.. layers.Select(l => l.Item2)];
 
         using var noGrad = torch.no_grad();
         foreach (var (_, module) in named_modules())
@@ -129,6 +132,22 @@ public sealed class ProjectionHead : Module<Tensor, Tensor>
     /// <summary>Size of the incoming features.</summary>
     public int InputDim { get; }
 
+    /// <summary>
+    /// The element type the head computes in: <see cref="ScalarType.Float32"/> (default) or
+    /// <see cref="ScalarType.BFloat16"/> (linear layers on bfloat16 copies of their float32 weights, BatchNorm statistics
+    /// in float32); the embeddings come back as float32 either way, for the loss. See <see cref="ResNet3d.ComputeType"/>.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Another element type.</exception>
+    public ScalarType ComputeType
+    {
+        get => _computeType;
+        set
+        {
+            PrecisionPolicy.RequireSupported(value, nameof(ComputeType));
+            _computeType = value;
+        }
+    }
+
     /// <summary>Projects features <c>[N, InputDim]</c> to embeddings <c>[N, OutputDim]</c>.</summary>
     /// <exception cref="ArgumentException">The input is not <c>[N, InputDim]</c>.</exception>
     public override Tensor forward(Tensor input)
@@ -139,6 +158,21 @@ public sealed class ProjectionHead : Module<Tensor, Tensor>
             throw new ArgumentException($"Expected features [N, {InputDim}], got [{string.Join(", ", input.shape)}].", nameof(input));
         }
 
-        return _net.call(input);
+        if (_computeType == ScalarType.Float32)
+        {
+            return _net.call(input);
+        }
+
+        using var scope = torch.NewDisposeScope();
+        using var compute = ComputeScope.Enter(_computeType);
+        var x = input.to(_computeType);
+        foreach (var layer in _layers)
+        {
+            x = layer is Linear linear
+                ? nn.functional.linear(x, linear.weight!.to(x.dtype), linear.bias?.to(x.dtype))
+                : layer.call(x);
+        }
+
+        return x.to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 }

@@ -32,6 +32,7 @@ public sealed class ResNet3d : Module<Tensor, Tensor>
     private readonly Module<Tensor, Tensor>[][] _stages;
     private readonly Dropout? _dropout;
     private readonly Linear? _fc;
+    private ScalarType _computeType = ScalarType.Float32;
 
     private ResNet3d(ResNet3dOptions options, Device? device)
         : base(nameof(ResNet3d))
@@ -103,6 +104,25 @@ public sealed class ResNet3d : Module<Tensor, Tensor>
     /// from it and the ONNX exporter records it in the model. Not part of the weights or the fingerprint.
     /// </summary>
     public ClipGeometry? TrainedClips { get; set; }
+
+    /// <summary>
+    /// The element type the network computes in: <see cref="ScalarType.Float32"/> (the default) or
+    /// <see cref="ScalarType.BFloat16"/> (<see cref="Precision.BFloat16"/>: the input and the activations between layers
+    /// in bfloat16, convolutions with bfloat16 copies of their float32 kernels, BatchNorm statistics in float32; the
+    /// pooled features come back as float32). Weights stay float32, so checkpoints and optimizers do not change. Set it
+    /// with <see cref="PrecisionPolicy.Resolve"/>; Cvrl's trainer, evaluations and embedder set it for the duration of
+    /// their run and put it back.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Another element type.</exception>
+    public ScalarType ComputeType
+    {
+        get => _computeType;
+        set
+        {
+            PrecisionPolicy.RequireSupported(value, nameof(ComputeType));
+            _computeType = value;
+        }
+    }
 
     /// <summary>
     /// The smallest input (T, H, W) the network accepts: each at least the product of the strides along it, so that
@@ -226,21 +246,28 @@ public sealed class ResNet3d : Module<Tensor, Tensor>
     private Tensor FeaturesCore(Tensor input)
     {
         var map = FeatureMapCore(input);
+        if (map.dtype == ScalarType.BFloat16)
+        {
+            map = map.to(ScalarType.Float32); // pool in float32: the features leave the network as float32
+        }
+
         return map.mean([2, 3, 4]);
     }
 
     private Tensor FeatureMapCore(Tensor input)
     {
         ValidateInput(input);
+        using var compute = ComputeScope.Enter(_computeType);
+        var source = input;
         Tensor x;
-        if (Options.ChannelsLast && !IsChannelsLast(input))
+        if (Options.ChannelsLast && !IsChannelsLast(source))
         {
-            using var channelsLast = ToChannelsLast(input);
+            using var channelsLast = ToChannelsLast(source);
             x = _stem.Forward(channelsLast);
         }
         else
         {
-            x = _stem.Forward(input);
+            x = _stem.Forward(source);
         }
 
         foreach (var stage in _stages)

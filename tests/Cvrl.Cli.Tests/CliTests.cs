@@ -207,7 +207,7 @@ public sealed class CliTests(TinyQuickstart quickstart) : IClassFixture<TinyQuic
             var metadata = JsonNode.Parse(Cvrl.Embeddings.EmbeddingSet.Load(set).Metadata)!;
             Assert.Equal(4, (int)metadata["views"]!["FramesPerClip"]!);
             Assert.Equal(32, (int)metadata["views"]!["CropSize"]!);
-            Assert.Equal(Path.GetFullPath(encoder), (string)metadata["encoder"]!["path"]!);
+            Assert.Equal(Path.GetFullPath(encoder), (string)metadata["source"]!["path"]!);
 
             var search = CliRunner.Run(work, "search", set, query, "--top", "2");
             Assert.True(search.ExitCode == 0, search.All);

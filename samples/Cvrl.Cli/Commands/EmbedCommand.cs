@@ -92,10 +92,15 @@ internal sealed class EmbedCommand : Command<EmbedCommand.Settings>
     /// network) with <paramref name="options"/> laid over the encoder's own views; returns it with the object that owns
     /// the encoder (dispose it after use).
     /// </summary>
-    internal static (Embedder Embedder, IDisposable Owner) CreateEmbedder(EncoderSettings settings, Func<TestViewOptions?, EmbeddingOptions> options, string? file, Cvrl.Models.ResNet3dOptions architecture, long seed)
+    internal static (Embedder Embedder, IDisposable Owner) CreateEmbedder(EncoderSettings settings, Func<TestViewOptions?, EmbeddingOptions> options, string? file, Cvrl.Models.ResNet3dOptions architecture, long seed, Cvrl.Models.Precision precision)
     {
         if (file is not null && file.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))
         {
+            if (precision != Cvrl.Models.Precision.Float32)
+            {
+                throw new ArgumentException($"--precision {settings.PrecisionName} applies to TorchSharp encoders; an ONNX model runs in ONNX Runtime's float32");
+            }
+
             var onnx = settings.LoadOnnx(file);
             try
             {
@@ -115,7 +120,7 @@ internal sealed class EmbedCommand : Command<EmbedCommand.Settings>
         {
             settings.Announce(description);
             var own = encoder.TrainedClips?.MatchingTestViews();
-            return (new VideoEmbedder(encoder, options(own), settings.Logger), encoder);
+            return (new VideoEmbedder(encoder, options(own), settings.Logger, precision), encoder);
         }
         catch
         {
@@ -130,7 +135,7 @@ internal sealed class EmbedCommand : Command<EmbedCommand.Settings>
         VideoSource.RequireExists(settings.Folder);
 
         TestViewOptions? own = null;
-        var (embedder, owner) = CreateEmbedder(settings, views => settings.Options(own = views), settings.EncoderFile, settings.Architecture, settings.InitSeed);
+        var (embedder, owner) = CreateEmbedder(settings, views => settings.Options(own = views), settings.EncoderFile, settings.Architecture, settings.InitSeed, settings.Precision);
         EmbeddingSet set;
         using (owner)
         {

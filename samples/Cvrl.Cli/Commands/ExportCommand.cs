@@ -54,6 +54,11 @@ internal sealed class ExportCommand : Command<ExportCommand.Settings>
                 return baseResult;
             }
 
+            if (PrecisionName is not null)
+            {
+                return ValidationResult.Error("--precision does not apply to export: the ONNX model holds float32 weights and ONNX Runtime computes in float32");
+            }
+
             if (File is not null && Checkpoint is not null)
             {
                 return ValidationResult.Error("give the checkpoint either as the argument or with --checkpoint, not both");

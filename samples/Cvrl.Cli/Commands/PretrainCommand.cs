@@ -151,6 +151,7 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
                     LogEverySteps = LogEvery ?? d.LogEverySteps,
                     TensorBoardDirectory = Path.Combine(Output, "tensorboard"),
                     SyncBatchNorm = NoSyncBatchNorm ? false : SyncBatchNorm ? true : null,
+                    Precision = Precision,
                 };
             }
         }

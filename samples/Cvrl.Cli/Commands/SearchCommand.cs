@@ -77,7 +77,10 @@ internal sealed class SearchCommand : Command<SearchCommand.Settings>
         }
 
         IReadOnlyList<SearchHit> hits;
-        var (embedder, owner) = EmbedCommand.CreateEmbedder(settings, _ => options, file, architecture, seed);
+        // The query is embedded in the precision the set was made in, unless --precision says otherwise.
+        var precision = settings.RequestedPrecision
+            ?? ((System.Text.Json.Nodes.JsonNode.Parse(set.Metadata)?["encoder"] as System.Text.Json.Nodes.JsonObject)?["computeType"]?.GetValue<string>() == "BFloat16" ? Cvrl.Models.Precision.BFloat16 : Cvrl.Models.Precision.Float32);
+        var (embedder, owner) = EmbedCommand.CreateEmbedder(settings, _ => options, file, architecture, seed, precision);
         using (owner)
         {
             hits = embedder.Search(set, settings.Video, settings.Top);

@@ -14,6 +14,10 @@ internal class DeviceSettings : CommandSettings
     [DefaultValue("cpu")]
     public string Device { get; init; } = "cpu";
 
+    [CommandOption("--precision <KIND>")]
+    [Description("fp32, bf16 (convolutions and matrix products in bfloat16; weights, BatchNorm statistics and the loss in float32) or auto (bf16 where the CPU or GPU computes it natively). [grey]Default: fp32[/]")]
+    public string? PrecisionName { get; init; }
+
     [CommandOption("--workers <N>")]
     [Description("Decoding threads. [grey]Default: one per core[/]")]
     public int? Workers { get; init; }
@@ -23,6 +27,21 @@ internal class DeviceSettings : CommandSettings
     public bool Verbose { get; init; }
 
     public int WorkerCount => Workers ?? Environment.ProcessorCount;
+
+    /// <summary>The precision asked for with --precision, or null.</summary>
+    public Precision? RequestedPrecision => PrecisionName is null ? null : ParsePrecision(PrecisionName);
+
+    /// <summary>The precision to compute in: --precision, else float32.</summary>
+    public Precision Precision => RequestedPrecision ?? Precision.Float32;
+
+    /// <summary>"fp32", "bf16", "auto" (or the enum's names) as a <see cref="Models.Precision"/>, or null when it is none of them.</summary>
+    public static Precision? ParsePrecision(string text) => text.Trim().ToLowerInvariant() switch
+    {
+        "fp32" or "float32" => Models.Precision.Float32,
+        "bf16" or "bfloat16" => Models.Precision.BFloat16,
+        "auto" => Models.Precision.Auto,
+        _ => null,
+    };
 
     /// <summary>The logger every library object of the command gets.</summary>
     public Microsoft.Extensions.Logging.ILogger Logger => _logger ??= CliLogger.For(Verbose);
@@ -34,6 +53,11 @@ internal class DeviceSettings : CommandSettings
         if (Workers is < 1)
         {
             return ValidationResult.Error("--workers must be at least 1");
+        }
+
+        if (PrecisionName is not null && ParsePrecision(PrecisionName) is null)
+        {
+            return ValidationResult.Error($"--precision must be fp32, bf16 or auto, got '{PrecisionName}'");
         }
 
         try

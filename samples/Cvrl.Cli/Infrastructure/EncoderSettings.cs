@@ -172,7 +172,10 @@ internal class EncoderSettings : DeviceSettings
         AnsiConsole.MarkupLine($"encoder: {Markup.Escape(description)} on {Markup.Escape(Device)}");
 }
 
-/// <summary>Where an embedding set's encoder came from (the "encoder" entry of the set's metadata).</summary>
+/// <summary>
+/// Where an embedding set's encoder came from, for the CLI to find it again (the "source" entry of the set's metadata,
+/// beside the library's "encoder" description; sets written before this version kept it as "encoder").
+/// </summary>
 /// <param name="Kind">"checkpoint", "onnx", "weights" or "fresh".</param>
 /// <param name="Path">The encoder file's full path (null for a fresh encoder).</param>
 /// <param name="Depth">The architecture's depth for weight files and fresh encoders (checkpoints and ONNX models carry theirs).</param>
@@ -186,7 +189,7 @@ internal sealed record EncoderSource(string Kind, string? Path, int? Depth, doub
     public Cvrl.Embeddings.EmbeddingSet Stamp(Cvrl.Embeddings.EmbeddingSet set)
     {
         var metadata = (System.Text.Json.Nodes.JsonNode.Parse(string.IsNullOrWhiteSpace(set.Metadata) ? "{}" : set.Metadata) as System.Text.Json.Nodes.JsonObject) ?? [];
-        metadata["encoder"] = System.Text.Json.JsonSerializer.SerializeToNode(this, Json);
+        metadata["source"] = System.Text.Json.JsonSerializer.SerializeToNode(this, Json);
         var stamped = new Cvrl.Embeddings.EmbeddingSet(set.Dim, set.ModelFingerprint, metadata.ToJsonString());
         for (int i = 0; i < set.Count; i++)
         {
@@ -201,7 +204,9 @@ internal sealed record EncoderSource(string Kind, string? Path, int? Depth, doub
     {
         try
         {
-            return System.Text.Json.Nodes.JsonNode.Parse(set.Metadata)?["encoder"]?.Deserialize<EncoderSource>(Json);
+            var metadata = System.Text.Json.Nodes.JsonNode.Parse(set.Metadata);
+            var node = metadata?["source"] ?? (metadata?["encoder"]?["kind"] is not null ? metadata["encoder"] : null);
+            return node?.Deserialize<EncoderSource>(Json);
         }
         catch (System.Text.Json.JsonException)
         {

@@ -78,6 +78,7 @@ internal class EvaluationSettings : EncoderSettings
             },
             BatchSize = Batch ?? defaults.BatchSize,
             Workers = WorkerCount,
+            Precision = Precision,
         };
     }
 

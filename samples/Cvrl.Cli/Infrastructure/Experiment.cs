@@ -76,6 +76,8 @@ internal sealed record ExperimentSettings
 
     public string Device { get; init; } = Library.Device;
 
+    public Precision Precision { get; init; } = Library.Precision;
+
     public int Workers { get; init; } = Environment.ProcessorCount;
 
     public ResNet3dOptions Architecture => new() { Depth = Depth, WidthMultiplier = WidthMultiplier };
@@ -100,6 +102,7 @@ internal sealed record ExperimentSettings
         Seed = Seed,
         Workers = Workers,
         Device = Device,
+        Precision = Precision,
         CheckpointDirectory = checkpoints,
         CheckpointEverySteps = 1000,
         KeepCheckpoints = 1,
@@ -127,6 +130,7 @@ internal sealed record ExperimentSettings
         Views = EvaluationViewOptions.Small(Frames, Stride, Crop, TestClips, TestCrops),
         BatchSize = 16,
         Workers = Workers,
+        Precision = Precision,
     };
 }
 

@@ -171,7 +171,7 @@ internal class ExperimentOptions : DeviceSettings
                 BatchSize = batch, Optimizer = Optimizer, LearningRate = LearningRate ?? (adam ? 1e-3 : CvrlTrainerOptions.ScaledLearningRate(batch)),
                 WeightDecay = WeightDecay ?? (adam ? 1e-2 : new CvrlOptimizerOptions().WeightDecay), WarmupFraction = Warmup, Temperature = Temperature ?? library.Temperature,
                 ColorStrength = ColorStrength ?? library.Views.ColorJitterStrength, HeadLayers = HeadLayers, CropAspect = ParseRange(CropAspect)!.Value,
-                PreciseBatchNorm = !FrozenBatchNorm, ProbeStandardize = !OfficialProbe, Seed = seed, Device = Device, Workers = workers,
+                PreciseBatchNorm = !FrozenBatchNorm, ProbeStandardize = !OfficialProbe, Seed = seed, Device = Device, Precision = Precision, Workers = workers,
             });
     }
 
@@ -197,7 +197,7 @@ internal class ExperimentOptions : DeviceSettings
             new ExperimentSettings
             {
                 WidthMultiplier = 1.0 / 16, Frames = 4, Stride = 2, Crop = 32, Epochs = 1, BatchSize = 6, TestClips = 2, TestCrops = 1,
-                CachedViews = 1, ProbeEpochs = 5, KnnK = 3, Seed = Seed, Device = Device, Workers = workers,
+                CachedViews = 1, ProbeEpochs = 5, KnnK = 3, Seed = Seed, Device = Device, Precision = Precision, Workers = workers,
             });
     }
 }

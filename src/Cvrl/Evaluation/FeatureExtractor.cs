@@ -18,12 +18,22 @@ public sealed record FeatureExtractorOptions : ViewRunOptions
     /// <summary>L2-normalise each view's pooled feature (as the official linear evaluation does). Default true.</summary>
     public bool Normalize { get; init; } = true;
 
+    /// <summary>
+    /// The encoder's arithmetic while features are extracted (and while fine-tuning trains it): float32, bfloat16 or
+    /// Auto (<see cref="Models.Precision"/>); only a <see cref="ResNet3d"/> computes in bfloat16. Default Float32.
+    /// </summary>
+    public Precision Precision { get; init; } = Precision.Float32;
+
     /// <inheritdoc/>
     public override void Validate()
     {
         ArgumentNullException.ThrowIfNull(Views, nameof(Views));
         Views.Validate();
         base.Validate();
+        if (!Enum.IsDefined(Precision))
+        {
+            throw new ArgumentOutOfRangeException(nameof(Precision), Precision, "Unknown precision.");
+        }
     }
 }
 
@@ -57,6 +67,7 @@ public sealed class FeatureExtractor
         _encoder = encoder;
         _logger = logger ?? NullLogger.Instance;
         _device = DeviceOf(encoder);
+        ComputeType = ComputeTypeFor(encoder, Options.Precision, _device, _logger);
         Views = new EvaluationViews(Options.Views);
         Embedder.RequireViewMemory(new TestViews(Options.Views.Test), Options.Workers, Options.BatchSize, "Extracting features", "options");
         CheckViewSize(encoder, Views.TrainViewShape, "training");
@@ -68,6 +79,9 @@ public sealed class FeatureExtractor
 
     /// <summary>The view maker.</summary>
     public EvaluationViews Views { get; }
+
+    /// <summary>The element type the encoder computes in while this extractor runs it (<see cref="FeatureExtractorOptions.Precision"/> resolved).</summary>
+    public ScalarType ComputeType { get; }
 
     /// <summary>The features of every test view (<see cref="TestViewOptions.ViewsPerVideo"/> of <see cref="EvaluationViewOptions.Test"/> per video).</summary>
     /// <param name="data">The videos.</param>
@@ -137,6 +151,48 @@ public sealed class FeatureExtractor
         }
 
         return norms.Count;
+    }
+
+    /// <summary>
+    /// The element type <paramref name="precision"/> means for <paramref name="encoder"/> on <paramref name="device"/>
+    /// (logged); bfloat16 only for a <see cref="ResNet3d"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">bfloat16 asked for an encoder that is not a ResNet3d.</exception>
+    internal static ScalarType ComputeTypeFor(nn.Module<Tensor, Tensor> encoder, Precision precision, Device device, ILogger logger)
+    {
+        var (type, why) = PrecisionPolicy.Resolve(precision, device);
+        if (type != ScalarType.Float32 && encoder is not ResNet3d)
+        {
+            if (precision == Precision.Auto)
+            {
+                return ScalarType.Float32;
+            }
+
+            throw new ArgumentException($"Precision {precision} applies to Cvrl's ResNet3d encoders; {encoder.GetType().Name} computes in its own types.", nameof(precision));
+        }
+
+        Log.Precision(logger, why);
+        return type;
+    }
+
+    /// <summary>Runs <paramref name="work"/> with the encoder computing in <paramref name="type"/> (a ResNet3d), then puts its compute type back.</summary>
+    internal static T WithComputeType<T>(nn.Module<Tensor, Tensor> encoder, ScalarType type, Func<T> work)
+    {
+        if (encoder is not ResNet3d r || r.ComputeType == type)
+        {
+            return work();
+        }
+
+        var before = r.ComputeType;
+        r.ComputeType = type;
+        try
+        {
+            return work();
+        }
+        finally
+        {
+            r.ComputeType = before;
+        }
     }
 
     /// <summary>The device the encoder runs on: that of its first parameter, or the CPU.</summary>
@@ -240,7 +296,7 @@ public sealed class FeatureExtractor
         EncodedVideos encoded;
         try
         {
-            encoded = run.Encode(EncodeViews, stage, $"'{data.Root}'", Rejected(data), progress, cancellationToken);
+            encoded = WithComputeType(_encoder, ComputeType, () => run.Encode(EncodeViews, stage, $"'{data.Root}'", Rejected(data), progress, cancellationToken));
         }
         finally
         {

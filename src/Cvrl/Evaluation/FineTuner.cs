@@ -131,7 +131,7 @@ public sealed class FineTuner
         var run = new ClassifierRun(head, train.Classes, normalizeFeatures: false);
         try
         {
-            var (losses, skipped, used) = Train(encoder, run, extractor.Views, train, device, watch, progress, cancellationToken);
+            var (losses, skipped, used) = FeatureExtractor.WithComputeType(encoder, extractor.ComputeType, () => Train(encoder, run, extractor.Views, train, device, watch, progress, cancellationToken));
             var testFeatures = extractor.TestFeatures(test, progress, cancellationToken);
             head.to(torch.CPU);
             var scores = run.Predict(testFeatures);

@@ -16,4 +16,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 304, Level = LogLevel.Warning, Message = "k = {K} exceeds the {TrainVideos} training videos; using k = {TrainVideos}")]
     public static partial void KnnClamped(ILogger logger, int k, int trainVideos);
+
+    [LoggerMessage(EventId = 306, Level = LogLevel.Information, Message = "Encoder precision: {Reason}")]
+    public static partial void Precision(ILogger logger, string reason);
 }

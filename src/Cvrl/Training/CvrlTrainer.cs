@@ -254,6 +254,11 @@ public sealed class CvrlTrainer : IDisposable
             data = Prepare(data);
             bool cancelled = false;
             trainer._encoder.TrainedClips = ClipsOf(trainer.Options);
+            var (compute, why) = PrecisionPolicy.Resolve(Options.Precision, trainer._device);
+            Log.Precision(trainer._logger, why);
+            var before = (trainer._encoder.ComputeType, trainer.Head.ComputeType);
+            trainer._encoder.ComputeType = compute;
+            trainer.Head.ComputeType = compute;
             trainer._encoder.train();
             trainer.Head.train();
             try
@@ -277,6 +282,7 @@ public sealed class CvrlTrainer : IDisposable
                 _metrics?.Dispose();
                 trainer._encoder.train();
                 trainer.Head.train();
+                (trainer._encoder.ComputeType, trainer.Head.ComputeType) = before;
             }
 
             return new TrainingSummary
@@ -290,6 +296,7 @@ public sealed class CvrlTrainer : IDisposable
                 Skipped = [.. Evaluation.FeatureExtractor.Rejected(data), .. _loader.BadVideos.OrderBy(b => b.Key, StringComparer.Ordinal).Select(b => new Cvrl.Video.SkippedVideo(b.Key, b.Value))],
                 Checkpoint = _lastCheckpoint,
                 Elapsed = _run.Elapsed,
+                ComputeType = compute,
             };
         }
 

@@ -65,6 +65,15 @@ public sealed record CvrlTrainerOptions
     public string Device { get; init; } = "cpu";
 
     /// <summary>
+    /// The arithmetic of the encoder and the head (<see cref="Models.Precision"/>): float32, bfloat16 convolutions and
+    /// matrix products with float32 weights, optimizer state, BatchNorm statistics, loss and gradient reduction, or
+    /// <see cref="Models.Precision.Auto"/> (bfloat16 where the hardware computes it natively). Checkpoints are float32
+    /// either way, and a run may resume in another precision (it is not part of the experiment's identity). Default
+    /// <see cref="Models.Precision.Float32"/>.
+    /// </summary>
+    public Precision Precision { get; init; } = Precision.Float32;
+
+    /// <summary>
     /// Gradient caching: embed the batch in chunks of this many videos without keeping activations, compute the loss
     /// over the whole batch, then re-run each chunk with its share of the gradient, so a large batch needs the memory of
     /// one chunk. Null turns it off. Default null.
@@ -130,6 +139,7 @@ public sealed record CvrlTrainerOptions
         Require(LearningRate is null || (LearningRate > 0 && !double.IsInfinity(LearningRate.Value)), nameof(LearningRate), LearningRate, "LearningRate must be positive and finite, or null for the scaled official rate.");
         Require(WarmupFraction is >= 0 and < 1, nameof(WarmupFraction), WarmupFraction, "WarmupFraction must lie in [0, 1).");
         Require(Temperature > 0 && !double.IsInfinity(Temperature), nameof(Temperature), Temperature, "Temperature must be positive and finite.");
+        Require(Enum.IsDefined(Precision), nameof(Precision), Precision, "Unknown precision.");
         Require(Workers is null or >= 1, nameof(Workers), Workers, "Workers must be at least 1, or null for one per core of this process's share.");
         Require(PrefetchBatches >= 1, nameof(PrefetchBatches), PrefetchBatches, "PrefetchBatches must be at least 1.");
         Require(GradientCacheChunk is null or >= 1, nameof(GradientCacheChunk), GradientCacheChunk, "GradientCacheChunk must be at least 1 video, or null.");

@@ -57,7 +57,7 @@ public sealed class ExperimentMismatchException : InvalidOperationException
     private static readonly string[] IgnoredOptions =
     [
         nameof(CvrlTrainerOptions.Epochs), nameof(CvrlTrainerOptions.Workers), nameof(CvrlTrainerOptions.PrefetchBatches), nameof(CvrlTrainerOptions.BadVideos),
-        nameof(CvrlTrainerOptions.Device), nameof(CvrlTrainerOptions.CheckpointDirectory), nameof(CvrlTrainerOptions.CheckpointEverySteps),
+        nameof(CvrlTrainerOptions.Device), nameof(CvrlTrainerOptions.Precision), nameof(CvrlTrainerOptions.CheckpointDirectory), nameof(CvrlTrainerOptions.CheckpointEverySteps),
         nameof(CvrlTrainerOptions.KeepCheckpoints), nameof(CvrlTrainerOptions.Resume), nameof(CvrlTrainerOptions.LogEverySteps),
         nameof(CvrlTrainerOptions.MetricsFile), nameof(CvrlTrainerOptions.TensorBoardDirectory), nameof(CvrlTrainerOptions.NativeHeapGrowthLimit),
         "Views.Reader.DecoderThreads", "Views.Reader.Timeout", "Views.Reader.MaxFrames", "Views.Reader.CountFramesOnOpen",

@@ -23,6 +23,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 105, Level = LogLevel.Warning, Message = "Passing over checkpoint {Path}: {Reason}")]
     public static partial void BadCheckpoint(ILogger logger, string path, string reason);
 
+    [LoggerMessage(EventId = 112, Level = LogLevel.Information, Message = "Precision: {Reason}")]
+    public static partial void Precision(ILogger logger, string reason);
+
     [LoggerMessage(EventId = 110, Level = LogLevel.Warning, Message = "Resuming from {Path}, the newest intact checkpoint ({Damaged} newer one(s) damaged and set aside)")]
     public static partial void ResumingFromOlder(ILogger logger, string path, int damaged);
 

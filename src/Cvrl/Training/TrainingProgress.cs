@@ -104,6 +104,9 @@ public sealed record TrainingSummary
     /// <summary>The newest checkpoint, if any was written or loaded.</summary>
     public string? Checkpoint { get; init; }
 
+    /// <summary>The element type the run computed in (<see cref="CvrlTrainerOptions.Precision"/> resolved for the device).</summary>
+    public TorchSharp.torch.ScalarType ComputeType { get; init; } = TorchSharp.torch.ScalarType.Float32;
+
     /// <summary>Wall time of this call.</summary>
     public required TimeSpan Elapsed { get; init; }
 }
