@@ -143,7 +143,7 @@ internal static class EvaluationBenchmark
     private static double Gaussian(Random rng) =>
         Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
 
-    private static List<string> MakeVideos(string dir, int count)
+    internal static List<string> MakeVideos(string dir, int count)
     {
         Directory.CreateDirectory(dir);
         var paths = new List<string>();

@@ -20,6 +20,13 @@ internal static class Machine
         return $"{os}, {cpu}, {Environment.ProcessorCount} cores, {memGiB:0} GiB, .NET {Environment.Version}";
     }
 
+    /// <summary>The Python for same-run baselines: <c>CVRL_PYTHON</c> when set, else Debian's /usr/bin/python3 if present, else null.</summary>
+    public static string? Python => Environment.GetEnvironmentVariable("CVRL_PYTHON") is { Length: > 0 } chosen ? chosen
+        : File.Exists("/usr/bin/python3") ? "/usr/bin/python3" : null;
+
+    /// <summary>The dotnet host running this process (a carried runtime on a GPU machine), for child benchmark processes.</summary>
+    public static string DotnetHost => Environment.ProcessPath is { } path && Path.GetFileName(path) == "dotnet" ? path : "dotnet";
+
     /// <summary>Resident set size of this process in MiB (VmRSS), or NaN.</summary>
     public static double RssMiB() => ReadStatus("VmRSS:");
 

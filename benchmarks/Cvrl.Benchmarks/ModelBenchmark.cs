@@ -85,11 +85,13 @@ internal static class ModelBenchmark
         int threads = AugmentBenchmark.Option(args, "--threads", 2);
         bool contiguous = args.Contains("--contiguous");
         var precision = Enum.Parse<Precision>(AugmentBenchmark.OptionText(args, "--precision", "Float32"), ignoreCase: true);
+        var device = GpuBenchmark.OpenDevice(AugmentBenchmark.OptionText(args, "--device", "cpu"));
         torch.set_num_threads(threads);
         torch.manual_seed(0);
         using var model = ResNet3d.Create(new ResNet3dOptions { Depth = 50, WidthMultiplier = width, ChannelsLast = !contiguous });
-        model.ComputeType = PrecisionPolicy.Resolve(precision, torch.CPU).Type;
-        var x = torch.rand(new long[] { batch, 3, frames, size, size });
+        model.to(device);
+        model.ComputeType = PrecisionPolicy.Resolve(precision, device).Type;
+        var x = torch.rand(new long[] { batch, 3, frames, size, size }, device: device);
 
         using var optimizer = torch.optim.SGD(model.parameters(), 0.01, momentum: 0.9, weight_decay: 1e-6);
         var times = new List<double>();
@@ -114,6 +116,7 @@ internal static class ModelBenchmark
                 }
             }
 
+            GpuBenchmark.Synchronize(device);
             if (step > 0)
             {
                 times.Add(watch.Elapsed.TotalSeconds);
@@ -125,21 +128,16 @@ internal static class ModelBenchmark
         return 0;
     }
 
-    private static (double Seconds, double Mib) RunChild(string arguments)
+    internal static (double Seconds, double Mib) RunChild(string arguments)
     {
         string self = Path.Combine(AppContext.BaseDirectory, "Cvrl.Benchmarks.dll");
-        return Parse(RunProcess("dotnet", $"\"{self}\" {arguments}"));
+        return Parse(RunProcess(Machine.DotnetHost, $"\"{self}\" {arguments}"));
     }
 
-    private static (double Seconds, double Mib) RunPython(string arguments)
+    internal static (double Seconds, double Mib) RunPython(string arguments)
     {
         string script = Path.Combine(AppContext.BaseDirectory, "python", "r3d_step.py");
-        if (!File.Exists("/usr/bin/python3"))
-        {
-            return (double.NaN, double.NaN);
-        }
-
-        return Parse(RunProcess("/usr/bin/python3", $"\"{script}\" {arguments}"));
+        return Machine.Python is { } python ? Parse(RunProcess(python, $"\"{script}\" {arguments}")) : (double.NaN, double.NaN);
     }
 
     private static string RunProcess(string file, string arguments)

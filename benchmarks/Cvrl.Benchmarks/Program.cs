@@ -14,6 +14,8 @@ return which switch
     "distributed" => DistributedBenchmark.Run(rest),
     "onnx" => OnnxBenchmark.Run(rest),
     "data" => DataBenchmark.Run(rest),
+    "precision" => PrecisionBenchmark.Run(rest),
+    "gpu" => GpuBenchmark.Run(rest),
     _ => Usage(),
 };
 
@@ -27,5 +29,7 @@ static int Usage()
     Console.WriteLine("  distributed [--steps N] [--batch N]   (needs mpiexec: it runs 1 process, then 2 under mpiexec)");
     Console.WriteLine("  data [--seconds N] [--cut-seconds N] [--samples N] [--videos-per-size N] [--sizes WxH,...] [--raw] [--dir PATH]   (needs ffmpeg)");
     Console.WriteLine("  onnx [--videos N] [--clips N] [--frames N] [--size N] [--depth N] [--width-percent N]");
+    Console.WriteLine("  precision [--repeats N] [--steps N] [--videos N]   (PyTorch rows need Debian's python3-torch)");
+    Console.WriteLine("  gpu [--device cuda|cpu] [--batches 16,64] [--frames N] [--size N] [--steps N] [--pretrain-steps N] [--pretrain-batch N] [--width X]   (scripts/gpu-check.sh)");
     return 2;
 }

@@ -1,8 +1,9 @@
 """CVRL's R3D-50 (the same layout as Cvrl.Models.ResNet3d at depth 50) in PyTorch, for same-run baselines.
 
 Usage: python3 r3d_step.py --mode train|infer [--width 1] [--batch 4] [--frames 16] [--size 112] [--steps 3]
-       [--channels-last] [--threads 2]
-Prints one line: "seconds_per_step=<median> peak_rss_mib=<VmHWM>".
+       [--channels-last] [--autocast] [--threads 2] [--device cpu|cuda]
+--autocast runs the forward pass under torch.autocast(<device>, dtype=torch.bfloat16).
+Prints one line: "seconds_per_step=<median> peak_rss_mib=<VmHWM>", and on CUDA " peak_cuda_mib=<max allocated>".
 """
 import argparse
 import statistics
@@ -73,11 +74,14 @@ def main():
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--autocast", action="store_true")
+    p.add_argument("--device", default="cpu")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    model = R3D50(a.width)
-    x = torch.rand(a.batch, 3, a.frames, a.size, a.size)
+    model = R3D50(a.width).to(a.device)
+    x = torch.rand(a.batch, 3, a.frames, a.size, a.size, device=a.device)
+    cuda = a.device.startswith("cuda")
     if a.channels_last:
         model = model.to(memory_format=torch.channels_last_3d)
         x = x.to(memory_format=torch.channels_last_3d)
@@ -88,16 +92,23 @@ def main():
         if a.mode == "train":
             model.train()
             opt.zero_grad(set_to_none=True)
-            loss = model(x).pow(2).mean()
+            with torch.autocast(a.device.split(":")[0], dtype=torch.bfloat16, enabled=a.autocast):
+                features = model(x)
+            loss = features.float().pow(2).mean()
             loss.backward()
             opt.step()
         else:
             model.eval()
-            with torch.inference_mode():
+            with torch.inference_mode(), torch.autocast(a.device.split(":")[0], dtype=torch.bfloat16, enabled=a.autocast):
                 model(x)
+        if cuda:
+            torch.cuda.synchronize()
         if step > 0:
             times.append(time.perf_counter() - start)
-    print(f"seconds_per_step={statistics.median(times):.4f} peak_rss_mib={peak_rss_mib():.0f}")
+    line = f"seconds_per_step={statistics.median(times):.4f} peak_rss_mib={peak_rss_mib():.0f}"
+    if cuda:
+        line += f" peak_cuda_mib={torch.cuda.max_memory_allocated() / 2**20:.0f}"
+    print(line)
 
 
 if __name__ == "__main__":
