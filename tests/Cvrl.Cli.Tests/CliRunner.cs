@@ -30,6 +30,9 @@ internal sealed record CliLaunch(string WorkingDirectory, TimeSpan Timeout)
 
     /// <summary>Called once the process has started (it receives the launcher's process).</summary>
     public Action<Process>? Started { get; init; }
+
+    /// <summary>The tool to run; default <see cref="CliRunner.ToolPath"/> (the build output).</summary>
+    public string? Tool { get; init; }
 }
 
 /// <summary>Runs the built <c>cvrl</c> tool (Cvrl.Cli.dll) in its own process, as a user would.</summary>
@@ -47,8 +50,9 @@ internal static class CliRunner
     /// <summary>Runs the tool as <paramref name="launch"/> says (under a launcher such as mpiexec, with extra environment variables).</summary>
     public static CliResult Run(CliLaunch launch, params string[] args)
     {
-        Assert.True(File.Exists(ToolPath), $"the tool is not built at {ToolPath}");
-        string[] command = [.. launch.Launcher, "dotnet", ToolPath, .. args];
+        string tool = launch.Tool ?? ToolPath;
+        Assert.True(File.Exists(tool), $"the tool is not built at {tool}");
+        string[] command = [.. launch.Launcher, "dotnet", tool, .. args];
         if (launch.Interrupt is not null && SigIntIgnored() && File.Exists("/usr/bin/perl"))
         {
             // A test run started from a background job (`cmd &` in a shell without job control) inherits SIGINT as

@@ -111,8 +111,8 @@ public sealed class DistributedTests(SixteenVideos videos) : IClassFixture<Sixte
 
     /// <summary>
     /// SIGTERM to mpiexec (what Slurm and Kubernetes send to a job's launcher) reaches both ranks; they stop at the same
-    /// step, rank 0 writes the checkpoint, the job exits 143, and the job started again resumes from it to the losses of
-    /// an uninterrupted run, bit for bit.
+    /// step, rank 0 writes the checkpoint, and the job started again resumes from it to the losses of an uninterrupted
+    /// run, bit for bit.
     /// </summary>
     [Fact]
     public void SIGTERM_to_mpiexec_stops_both_ranks_at_one_step_and_the_job_resumes_to_the_same_losses()
@@ -124,7 +124,9 @@ public sealed class DistributedTests(SixteenVideos videos) : IClassFixture<Sixte
         string stopped = Path.Combine(videos.Temp, "mpi-term-stopped");
         var launch = MpiLaunch(videos.Temp) with { Signal = "TERM", Interrupt = output => output.Contains("pre-training epoch 1:", StringComparison.Ordinal) };
         var run = CliRunner.Run(launch, StopTests.Pretrain(videos.Data, stopped, batch: 8, epochs: 40));
-        Assert.True(run.ExitCode == 143, run.All);
+        // Each rank exits 143; Hydra's mpiexec returns 143 too, or 0 when it ends before collecting the ranks' exit
+        // codes after forwarding a signal (about one run in three here: mpiexec.c skips proxies without an exit status).
+        Assert.True(run.ExitCode is 143 or 0, $"exit code {run.ExitCode}: {run.All}");
         Assert.Equal(2, System.Text.RegularExpressions.Regex.Matches(run.Text, "SIGTERM received").Count);
         Assert.NotEmpty(Directory.GetFiles(Path.Combine(stopped, "checkpoints"), "*.cvrl"));
         Assert.True(StopTests.Losses(stopped).Length < 80, "the job was not stopped before its end");

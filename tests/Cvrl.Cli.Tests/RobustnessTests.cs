@@ -53,8 +53,14 @@ public sealed class RobustnessTests
         }
 
         File.SetUnixFileMode(paths[1], UnixFileMode.None);
-        string[] launcher = Environment.UserName == "root" ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] : [];
-        var launch = new CliLaunch(dir.Path, TimeSpan.FromMinutes(2)) { Launcher = launcher, Environment = new Dictionary<string, string> { ["HOME"] = home, ["DOTNET_CLI_HOME"] = home } };
+        bool root = Environment.UserName == "root";
+        string[] launcher = root ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] : [];
+        var launch = new CliLaunch(dir.Path, TimeSpan.FromMinutes(2))
+        {
+            Launcher = launcher,
+            Environment = new Dictionary<string, string> { ["HOME"] = home, ["DOTNET_CLI_HOME"] = home },
+            Tool = root && !OthersCanReach(CliRunner.ToolPath) ? LinkTool(dir.File("cli")) : null,
+        };
 
         var denied = CliRunner.Run(launch, "index", videos);
         Assert.True(denied.ExitCode == 0, denied.All);
@@ -68,6 +74,54 @@ public sealed class RobustnessTests
         Assert.Contains("2 videos: 2 ok", readable.Text);
         Assert.Contains("(1 of 2 from the cache)", readable.Text);
     }
+
+    /// <summary>Whether a user other than the owner can open <paramref name="path"/>: every folder above it searchable by others.</summary>
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    private static bool OthersCanReach(string path)
+    {
+        for (var folder = new DirectoryInfo(Path.GetDirectoryName(path)!); folder is not null; folder = folder.Parent)
+        {
+            if ((File.GetUnixFileMode(folder.FullName) & UnixFileMode.OtherExecute) == 0)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// The tool's build output (its files and the linux-x64 natives) mirrored into <paramref name="folder"/>, hard-linked
+    /// where the file system allows and copied otherwise, for a test clone in a folder only its owner may enter (such
+    /// as /root). Returns the mirrored Cvrl.Cli.dll.
+    /// </summary>
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    private static string LinkTool(string folder)
+    {
+        string source = Path.GetDirectoryName(CliRunner.ToolPath)!;
+        var files = Directory.GetFiles(source).Concat(Directory.Exists(Path.Combine(source, "runtimes", "linux-x64"))
+            ? Directory.GetFiles(Path.Combine(source, "runtimes", "linux-x64"), "*", SearchOption.AllDirectories)
+            : []);
+        foreach (string file in files)
+        {
+            string target = Path.Combine(folder, Path.GetRelativePath(source, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            if (HardLink(file, target) != 0)
+            {
+                File.Copy(file, target);
+            }
+        }
+
+        foreach (string sub in Directory.GetDirectories(folder, "*", SearchOption.AllDirectories).Append(folder))
+        {
+            File.SetUnixFileMode(sub, (UnixFileMode)0b111_101_101);
+        }
+
+        return Path.Combine(folder, Path.GetFileName(CliRunner.ToolPath));
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "link", SetLastError = true)]
+    private static extern int HardLink([System.Runtime.InteropServices.MarshalAs(System.Runtime.InteropServices.UnmanagedType.LPUTF8Str)] string existing, [System.Runtime.InteropServices.MarshalAs(System.Runtime.InteropServices.UnmanagedType.LPUTF8Str)] string created);
 
     /// <summary>
     /// A flipped bit in a checkpoint is refused by every command that reads it, naming the file and the entry; a run
