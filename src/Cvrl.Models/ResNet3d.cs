@@ -258,7 +258,8 @@ public sealed class ResNet3d : Module<Tensor, Tensor>
     {
         ValidateInput(input);
         using var compute = ComputeScope.Enter(_computeType);
-        var source = input;
+        using var normalized = Options.NormalizesInput ? Normalize(input) : null;
+        var source = normalized ?? input;
         Tensor x;
         if (Options.ChannelsLast && !IsChannelsLast(source))
         {
@@ -281,6 +282,16 @@ public sealed class ResNet3d : Module<Tensor, Tensor>
         }
 
         return x;
+    }
+
+    /// <summary>(x - mean) / std per channel, in the input's element type (before any cast to the compute type).</summary>
+    private Tensor Normalize(Tensor input)
+    {
+        using var scope = torch.NewDisposeScope();
+        long[] shape = [1, Options.InputChannels, 1, 1, 1];
+        var mean = torch.tensor(Options.InputMean!.ToArray(), input.dtype, input.device).view(shape);
+        var std = torch.tensor(Options.InputStd!.ToArray(), input.dtype, input.device).view(shape);
+        return input.sub(mean).div_(std).MoveToOuterDisposeScope();
     }
 
     /// <summary>

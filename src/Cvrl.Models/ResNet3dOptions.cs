@@ -106,6 +106,22 @@ public sealed record ResNet3dOptions
     /// </summary>
     public bool ChannelsLast { get; init; } = true;
 
+    /// <summary>
+    /// Per-channel values subtracted from the input before the stem, in the input's units (Cvrl feeds RGB in [0, 1]), or
+    /// null for none: CVRL feeds pixels as they are. Model-zoo encoders were trained on normalised pixels (PySlowFast and
+    /// pytorchvideo: mean 0.45, std 0.225; mmaction2: ImageNet's 0.485, 0.456, 0.406 and 0.229, 0.224, 0.225); their
+    /// importer sets both so that every consumer (embedding, evaluation, fine-tuning, ONNX export) feeds them right. Set
+    /// with <see cref="InputStd"/>; one value per input channel.
+    /// </summary>
+    public IReadOnlyList<double>? InputMean { get; init; }
+
+    /// <summary>Per-channel divisors applied after <see cref="InputMean"/>, or null for none. Positive; one per input channel.</summary>
+    public IReadOnlyList<double>? InputStd { get; init; }
+
+    /// <summary>Whether the network normalises its input (<see cref="InputMean"/> and <see cref="InputStd"/> set).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public bool NormalizesInput => InputMean is not null;
+
     /// <summary>Whether the depth uses bottleneck blocks (50 and up).</summary>
     public bool IsBottleneck => Depth >= 50;
 
@@ -167,6 +183,21 @@ public sealed record ResNet3dOptions
             throw new ArgumentOutOfRangeException(nameof(BatchNormEps), BatchNormEps, "BatchNormEps must be positive.");
         }
 
+        if ((InputMean is null) != (InputStd is null))
+        {
+            throw new ArgumentException($"{nameof(InputMean)} and {nameof(InputStd)} go together: set both or neither.", InputMean is null ? nameof(InputMean) : nameof(InputStd));
+        }
+
+        if (InputMean is not null && (InputMean.Count != InputChannels || InputStd!.Count != InputChannels))
+        {
+            throw new ArgumentException($"{nameof(InputMean)} and {nameof(InputStd)} need one value per input channel ({InputChannels}); got {InputMean.Count} and {InputStd!.Count}.", nameof(InputMean));
+        }
+
+        if (InputMean is not null && (InputMean.Any(v => !double.IsFinite(v)) || InputStd!.Any(v => !(v > 0) || !double.IsFinite(v))))
+        {
+            throw new ArgumentOutOfRangeException(nameof(InputStd), $"{nameof(InputMean)} must be finite and {nameof(InputStd)} positive and finite; got [{string.Join(", ", InputMean)}] and [{string.Join(", ", InputStd!)}].");
+        }
+
         if (!Enum.IsDefined(Init))
         {
             throw new ArgumentOutOfRangeException(nameof(Init), Init, "Unknown initialisation.");
@@ -206,7 +237,7 @@ public sealed record ResNet3dOptions
         && StemTemporalStride == other.StemTemporalStride && StemPool == other.StemPool && SameList(StageTemporalKernels, other.StageTemporalKernels)
         && SameList(StageTemporalStrides, other.StageTemporalStrides) && BatchNormMomentum.Equals(other.BatchNormMomentum)
         && BatchNormEps.Equals(other.BatchNormEps) && ZeroInitResidual == other.ZeroInitResidual && Init == other.Init && Padding == other.Padding
-        && ChannelsLast == other.ChannelsLast;
+        && ChannelsLast == other.ChannelsLast && SameValues(InputMean, other.InputMean) && SameValues(InputStd, other.InputStd);
 
     /// <inheritdoc />
     public override int GetHashCode() => HashCode.Combine(Depth, WidthMultiplier, NumClasses, StemTemporalKernel, Init, Padding);
@@ -215,6 +246,9 @@ public sealed record ResNet3dOptions
     internal static int Channels(int baseWidth, double widthMultiplier) => (int)Math.Round(baseWidth * widthMultiplier, MidpointRounding.AwayFromZero);
 
     private static bool SameList(IReadOnlyList<int>? a, IReadOnlyList<int>? b) =>
+        a is null ? b is null : b is not null && a.SequenceEqual(b);
+
+    private static bool SameValues(IReadOnlyList<double>? a, IReadOnlyList<double>? b) =>
         a is null ? b is null : b is not null && a.SequenceEqual(b);
 
     private static void CheckStageList(IReadOnlyList<int>? values, string name, bool odd)

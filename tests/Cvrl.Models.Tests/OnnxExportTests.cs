@@ -24,7 +24,7 @@ namespace Cvrl.Models.Tests;
 /// </remarks>
 public sealed class OnnxExportTests
 {
-    public static TheoryData<string> Configurations => ["r3d18", "r3d18-cvrl-stem", "r3d18-half", "r3d18-2x", "r3d50", "r3d50-tf-same", "r3d18-classifier-head"];
+    public static TheoryData<string> Configurations => ["r3d18", "r3d18-cvrl-stem", "r3d18-half", "r3d18-2x", "r3d50", "r3d50-tf-same", "r3d18-classifier-head", "slow-r50-normalising"];
 
     [Theory]
     [MemberData(nameof(Configurations))]
@@ -183,6 +183,7 @@ public sealed class OnnxExportTests
         "r3d50" => (new() { Depth = 50, WidthMultiplier = 0.25 }, [[2, 3, 8, 32, 32], [1, 3, 5, 40, 36]], false),
         "r3d50-tf-same" => (new() { Depth = 50, WidthMultiplier = 0.25, Padding = ConvPadding.TensorFlowSame }, [[1, 3, 9, 33, 35], [2, 3, 8, 32, 32]], false),
         "r3d18-classifier-head" => (new() { Depth = 18, WidthMultiplier = 0.25, NumClasses = 5 }, [[2, 3, 8, 32, 32]], true),
+        "slow-r50-normalising" => (new() { Depth = 50, WidthMultiplier = 0.125, StemTemporalKernel = 1, StemTemporalStride = 1, InputMean = [0.485, 0.456, 0.406], InputStd = [0.229, 0.224, 0.225] }, [[2, 3, 8, 32, 32]], false),
         _ => throw new ArgumentOutOfRangeException(nameof(name), name, "unknown configuration"),
     };
 

@@ -148,6 +148,15 @@ public static class OnnxExporter
         using (torch.no_grad())
         {
             string x = Input(graph, o.InputChannels);
+            if (o.NormalizesInput)
+            {
+                long[] shape = [1, o.InputChannels, 1, 1, 1];
+                using var scope = torch.NewDisposeScope();
+                string mean = graph.AddWeight("input.mean", torch.tensor(o.InputMean!.ToArray(), ScalarType.Float32).view(shape));
+                string std = graph.AddWeight("input.std", torch.tensor(o.InputStd!.ToArray(), ScalarType.Float32).view(shape));
+                x = graph.AddNode("Div", "input.normalized", [graph.AddNode("Sub", "input.centred", [x, mean]), std]);
+            }
+
             x = ConvBn(graph, model.StemPart.Conv, x, "stem.0", relu: true);
             if (model.StemPart.HasPool)
             {
@@ -321,7 +330,9 @@ public static class OnnxExporter
             ["cvrl.options"] = JsonSerializer.Serialize(model.Options, json),
             ["cvrl.input"] = InputName,
             ["cvrl.input_layout"] = $"[N, {model.Options.InputChannels}, T, H, W]",
-            ["cvrl.input_range"] = "RGB float32 in [0, 1]; no mean/std normalisation",
+            ["cvrl.input_range"] = model.Options.NormalizesInput
+                ? $"RGB float32 in [0, 1]; the graph normalises it (mean {string.Join(", ", model.Options.InputMean!.Select(v => v.ToString("G6", CultureInfo.InvariantCulture)))}, std {string.Join(", ", model.Options.InputStd!.Select(v => v.ToString("G6", CultureInfo.InvariantCulture)))})"
+                : "RGB float32 in [0, 1]; no mean/std normalisation",
             ["cvrl.min_input"] = $"{t},{h},{w}",
             ["cvrl.outputs"] = string.Join(",", outputs),
             ["cvrl.feature_dim"] = model.FeatureDim.ToString(CultureInfo.InvariantCulture),

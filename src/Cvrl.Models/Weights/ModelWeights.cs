@@ -110,7 +110,8 @@ public static class ModelWeights
 {
     /// <summary>
     /// Identifies a module's weights: "sha256:" and the first 16 hex digits of a hash over its type name and its state
-    /// (parameter and buffer names, shapes, types and values, in name order). Two modules with the same fingerprint
+    /// (parameter and buffer names, shapes, types and values, in name order) and, for a <see cref="ResNet3d"/> that
+    /// normalises its input, that normalisation. Two modules with the same fingerprint
     /// compute the same function; an exported ONNX model records its encoder's fingerprint, so embeddings made by either
     /// runtime can be searched together.
     /// </summary>
@@ -120,6 +121,12 @@ public static class ModelWeights
         ArgumentNullException.ThrowIfNull(module);
         using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
         hash.AppendData(Encoding.UTF8.GetBytes(module.GetType().FullName ?? module.GetType().Name));
+        if (module is ResNet3d { Options.NormalizesInput: true } normalizing)
+        {
+            // The input normalisation changes the function; networks without one keep their earlier fingerprints.
+            hash.AppendData(Encoding.UTF8.GetBytes($"|input|{string.Join(",", normalizing.Options.InputMean!.Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture)))}|{string.Join(",", normalizing.Options.InputStd!.Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture)))}|"));
+        }
+
         foreach (var (name, tensor) in module.state_dict().OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
             hash.AppendData(Encoding.UTF8.GetBytes($"|{name}|{tensor.dtype}|{string.Join(",", tensor.shape)}|"));

@@ -12,7 +12,7 @@ public enum WeightFormat
     /// <summary>TorchSharp's own format (<c>Module.save</c>/<c>Module.load</c>): a count, then name, dtype, shape and raw data per tensor.</summary>
     TorchSharp,
 
-    /// <summary>A PyTorch state dict saved with <c>torch.save(model.state_dict(), path)</c> (.pt/.pth, zip or legacy pickle), through TorchSharp.PyBridge.</summary>
+    /// <summary>A PyTorch state dict saved with <c>torch.save(model.state_dict(), path)</c> (.pt/.pth, zip or legacy format; read by <see cref="TorchSaveFile"/>, written through TorchSharp.PyBridge).</summary>
     PyTorch,
 
     /// <summary>Hugging Face safetensors: an 8-byte header length, a JSON header, raw little-endian data.</summary>
@@ -162,25 +162,14 @@ public static class StateDictFile
 
     private static StateDict ReadPyTorch(string path)
     {
-        var table = PyTorchUnpickler.UnpickleStateDict(path);
-        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (DictionaryEntry entry in table)
+        using var content = TorchSaveFile.Read(path);
+        if (content.StateDicts.Any(l => l.Path.Length == 0))
         {
-            if (entry.Key is not string name || entry.Value is not Tensor tensor)
-            {
-                foreach (var t in result.Values)
-                {
-                    t.Dispose();
-                }
-
-                throw new InvalidDataException(
-                    $"PyTorch file '{path}' is not a plain state dict (entry '{entry.Key}' holds {entry.Value?.GetType().Name ?? "null"}); save model.state_dict() itself.");
-            }
-
-            result[name] = tensor;
+            return content.TakeStateDict("");
         }
 
-        return new StateDict(result, WeightFormat.PyTorch);
+        throw new InvalidDataException(
+            $"PyTorch file '{path}' is not a plain state dict: it holds {TorchSaveContent.Describe(content.StateDicts)}. A model-zoo checkpoint imports with ZooImporter (cvrl import); otherwise save model.state_dict() itself.");
     }
 
     private static StateDict ReadTorchSharp(string path)
