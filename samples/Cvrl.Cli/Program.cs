@@ -67,6 +67,10 @@ app.Configure(config =>
         .WithDescription("Write an encoder (and optionally its projection head) as an ONNX model: BatchNorm folded, dynamic batch, frames and size, metadata that says what it expects; runs in ONNX Runtime without libtorch.")
         .WithExample("export", "runs/a/checkpoints/checkpoint-0000000500.cvrl", "--out", "encoder.onnx")
         .WithExample("export", "runs/a/checkpoints/checkpoint-0000000500.cvrl", "--out", "model.onnx", "--head");
+    config.AddCommand<ImportCommand>("import")
+        .WithDescription("Import a model-zoo checkpoint (PySlowFast, pytorchvideo, mmaction2 Slow-R50/R101/SlowOnly; torchvision R3D) as a Cvrl checkpoint: names mapped, architecture inferred, loaded strictly, clips and normalisation recorded; no Python needed.")
+        .WithExample("import", "SLOW_8x8_R50.pyth", "--out", "slow_r50.cvrl")
+        .WithExample("import", "slowonly_r50_8x8x1_256e_kinetics400_rgb.pth", "--from", "mmaction2", "--out", "slowonly.cvrl");
 });
 
 int code = app.Run(args, stop.Token);

@@ -192,6 +192,47 @@ public sealed class ZooImportTests
     }
 
     [Fact]
+    public void What_the_configuration_says_the_weights_cannot_show_is_checked()
+    {
+        // Temporal pooling and strides leave no trace in the weights: the checkpoint's configuration decides.
+        using var dir = new TempDirectory();
+        using var slowfast = TorchSaveFile.Read(Fixture("zoo_slowfast_slow_r50_w32.pyth"));
+        using var sfWeights = slowfast.TakeStateDict("model_state");
+        string c2d = dir.File("c2d.pyth");
+        LegacyTorchSave.Write(c2d, new Dictionary<string, object> { ["cfg"] = "MODEL:\n  ARCH: c2d\n", ["model_state"] = sfWeights });
+        var e = Assert.Throws<InvalidDataException>(() => ZooImporter.Import(c2d));
+        Assert.True(e.Message.Contains("PySlowFast 'c2d' network", StringComparison.Ordinal), e.Message);
+        Assert.Contains("pools in time", e.Message, StringComparison.Ordinal);
+
+        string noCfg = dir.File("nocfg.pyth");
+        LegacyTorchSave.Write(noCfg, new Dictionary<string, object> { ["model_state"] = sfWeights });
+        using (var assumed = ZooImporter.Import(noCfg))
+        {
+            Assert.Contains(assumed.Report.Notes, n => n.Contains("assumed a PySlowFast 'slow' network", StringComparison.Ordinal));
+            Assert.Contains("defaults", assumed.Report.ClipsSource, StringComparison.Ordinal);
+        }
+
+        using var mm = TorchSaveFile.Read(Fixture("zoo_mmaction2_slowonly_r50_w32.pth"));
+        using var mmWeights = mm.TakeStateDict("state_dict");
+        string i3d = dir.File("i3d.pth");
+        LegacyTorchSave.Write(i3d, new Dictionary<string, object> { ["meta"] = new Dictionary<string, object> { ["config"] = "model = dict(backbone=dict(type='ResNet3d', depth=50))" }, ["state_dict"] = mmWeights });
+        Assert.Contains("with_pool2", Assert.Throws<InvalidDataException>(() => ZooImporter.Import(i3d)).Message, StringComparison.Ordinal);
+
+        string strided = dir.File("strided.pth");
+        LegacyTorchSave.Write(strided, new Dictionary<string, object> { ["meta"] = new Dictionary<string, object> { ["config"] = "model = dict(backbone=dict(type='ResNet3dSlowOnly', conv1_stride_t=2))" }, ["state_dict"] = mmWeights });
+        using (var twice = ZooImporter.Import(strided))
+        {
+            Assert.Equal(2, twice.Encoder.Options.StemTemporalStride);
+        }
+
+        using var scope = torch.NewDisposeScope();
+        var c2dKeys = s_outputs.GetProperty("full_width").GetProperty("pytorchvideo").GetProperty("keys").EnumerateArray().ToDictionary(
+            k => k[0].GetString()!,
+            k => torch.zeros([.. k[1].EnumerateArray().Select((d, i) => i == 2 && k[0].GetString()!.Contains("conv_a", StringComparison.Ordinal) ? 1 : d.GetInt64())]));
+        Assert.Contains("C2D", Assert.Throws<InvalidDataException>(() => ZooImporter.Import(c2dKeys, ModelZoo.Auto)).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Hostile_and_damaged_files_get_a_typed_error_naming_the_file()
     {
         using var dir = new TempDirectory();

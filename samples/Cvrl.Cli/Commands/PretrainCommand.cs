@@ -32,6 +32,10 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
         [Description("Delete the checkpoints already in the run folder and start from step 0 (damaged ones set aside as *.cvrl.damaged are kept).")]
         public bool Fresh { get; init; }
 
+        [CommandOption("--init <CHECKPOINT>")]
+        [Description("Start from an encoder's weights: a Cvrl checkpoint (cvrl import writes one from a model-zoo file). The architecture comes from it; the projection head and the optimizer start fresh. A run already in --out resumes instead.")]
+        public string? Init { get; init; }
+
         [CommandOption("--depth <N>")]
         [DefaultFrom("ResNet depth: 18, 34, 50, 101, 152 or 200.", typeof(ResNet3dOptions), "Depth")]
         public int? Depth { get; init; }
@@ -105,15 +109,25 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
         [DefaultFrom("Steps between checkpoints (one is also written at every epoch end and on Ctrl+C).", typeof(CvrlTrainerOptions), "CheckpointEverySteps")]
         public int? CheckpointEvery { get; init; }
 
-        /// <summary>The library's default architecture with --depth and --width laid over it.</summary>
+        /// <summary>The --init checkpoint's architecture, else the library's default architecture with --depth and --width laid over it.</summary>
         public ResNet3dOptions Architecture
         {
             get
             {
+                if (InitState is { } init)
+                {
+                    return init.Encoder;
+                }
+
                 var defaults = new ResNet3dOptions();
                 return defaults with { Depth = Depth ?? defaults.Depth, WidthMultiplier = Width ?? defaults.WidthMultiplier };
             }
         }
+
+        /// <summary>The --init checkpoint's state (read once, checksum verified), or null.</summary>
+        public CheckpointState? InitState => Init is null ? null : _initState ??= CvrlCheckpoint.ReadState(Init);
+
+        private CheckpointState? _initState;
 
         /// <summary>The library's default trainer options with the options given here laid over them, field by field.</summary>
         public CvrlTrainerOptions TrainerOptions
@@ -163,6 +177,11 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
                 return ValidationResult.Error("--sync-bn and --no-sync-bn contradict each other; give at most one.");
             }
 
+            if (Init is not null && (Depth is not null || Width is not null))
+            {
+                return ValidationResult.Error("--init takes the architecture from its checkpoint; leave out --depth and --width");
+            }
+
             var result = base.Validate();
             return result.Successful ? Checked(() => { Architecture.Validate(); TrainerOptions.Validate(); }) : result;
         }
@@ -200,13 +219,18 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
             Workers = communicator.Size > 1 && settings.Workers is null ? communicator.ThreadsPerProcess() : settings.WorkerCount,
         };
         torch.manual_seed(settings.Seed);
-        using var encoder = ResNet3d.Create(settings.Architecture, DeviceSpec.Resolve(options.Device));
+        using var encoder = settings.Init is { } init
+            ? CvrlCheckpoint.LoadEncoder(init, DeviceSpec.Resolve(options.Device))
+            : ResNet3d.Create(settings.Architecture, DeviceSpec.Resolve(options.Device));
         using var trainer = new CvrlTrainer(encoder, options, root ? settings.Logger : CliLogger.ErrorsOnly, communicator);
         string batchNorm = trainer.SynchronisesBatchNorm ? "synchronised" : "per-process";
         string ranks = communicator.Size > 1 ? $" on {communicator.Size} processes ({batchNorm} BatchNorm)" : trainer.SynchronisesBatchNorm ? " (synchronised BatchNorm code)" : string.Empty;
         if (root)
         {
-            AnsiConsole.MarkupLine($"pre-training {Markup.Escape(settings.Architecture.ArchitectureName)} on {videos.Count} videos{ranks}: {options.Epochs} epochs of {options.BatchSize}, learning rate {options.EffectiveLearningRate:G3}, temperature {options.Temperature}; Ctrl+C stops after the current step and writes a checkpoint");
+            string from = settings.InitState is { } initState
+                ? $" from {Markup.Escape(Path.GetFileName(settings.Init!))}{(initState.Source is null ? string.Empty : $" ({Markup.Escape(initState.Source)})")}"
+                : string.Empty;
+            AnsiConsole.MarkupLine($"pre-training {Markup.Escape(settings.Architecture.ArchitectureName)}{from} on {videos.Count} videos{ranks}: {options.Epochs} epochs of {options.BatchSize}, learning rate {options.EffectiveLearningRate:G3}, temperature {options.Temperature}; Ctrl+C stops after the current step and writes a checkpoint");
         }
 
         var summary = root ? CliProgress.Run(sink => trainer.Fit(videos, sink.Training, cancellationToken)) : trainer.Fit(videos, null, cancellationToken);

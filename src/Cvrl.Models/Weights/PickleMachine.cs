@@ -686,7 +686,7 @@ internal sealed class PickleMachine
 
     private static string Utf8(byte[] bytes) => new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes);
 
-    private static object Integer(BigInteger value) => value >= long.MinValue && value <= long.MaxValue ? (long)value : value;
+    private static object Integer(BigInteger value) => value >= long.MinValue && value <= long.MaxValue ? (object)(long)value : value;
 
     private static string Unquote(string text) =>
         text.Length >= 2 && (text[0] == '\'' || text[0] == '"') && text[^1] == text[0]

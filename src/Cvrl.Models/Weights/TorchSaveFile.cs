@@ -256,10 +256,20 @@ public static class TorchSaveFile
     private static TorchSaveContent ReadLegacy(string path, FileStream stream)
     {
         long Left() => stream.Length - stream.Position;
-        var magic = new PickleMachine(stream, path, Left(), legacyStorages: false).Load();
+        const string NotTorch = "is a pickle but not a torch.save file (torch.save files start with a zip header or torch's magic number); PySlowFast's supervised Kinetics models are Caffe2 .pkl files, which Cvrl does not read: load one in PySlowFast and save its model_state with torch.save";
+        object? magic;
+        try
+        {
+            magic = new PickleMachine(stream, path, Left(), legacyStorages: false).Load();
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"'{path}' {NotTorch} ({e.Message})", e);
+        }
+
         if (magic is not BigInteger m || m != s_legacyMagic)
         {
-            throw new InvalidDataException($"'{path}' is a pickle but not a torch.save file (no torch magic number): save the model's state dict with torch.save.");
+            throw new InvalidDataException($"'{path}' {NotTorch}.");
         }
 
         var protocol = new PickleMachine(stream, path, Left(), legacyStorages: false).Load();

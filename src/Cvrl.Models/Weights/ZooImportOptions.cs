@@ -107,6 +107,10 @@ public sealed record ZooImportReport
     /// <summary>The checkpoint's tensors not used (a momentum encoder, a predictor, a classifier not kept, queues).</summary>
     public required IReadOnlyList<string> Unused { get; init; }
 
+    /// <summary><see cref="Unused"/> grouped by their first two name parts ("backbone_hist.s2.* (48)"), for a console.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public string UnusedSummary => Summarize(Unused);
+
     /// <summary>The clips the model expects (what embedding uses by default).</summary>
     public required ClipGeometry Clips { get; init; }
 
@@ -129,7 +133,7 @@ public sealed record ZooImportReport
         {
             $"{Path}: {Zoo} checkpoint, weights at '{StateDictPath}'",
             $"architecture: {Architecture}",
-            $"mapped {Mapped.Count} tensors; unused {Unused.Count}{(Unused.Count > 0 ? ": " + Summarize(Unused) : string.Empty)}; missing 0",
+            $"mapped {Mapped.Count} tensors; unused {Unused.Count}{(Unused.Count > 0 ? ": " + UnusedSummary : string.Empty)}; missing 0",
             $"clips: {Clips} ({ClipsSource})",
             $"input normalisation: mean {string.Join(", ", Encoder.InputMean ?? [])}, std {string.Join(", ", Encoder.InputStd ?? [])} ({NormalizationSource})",
         };
@@ -143,7 +147,7 @@ public sealed record ZooImportReport
     }
 
     /// <summary>Groups names by their first two parts ("backbone_hist.s2 (48)") so that a long list stays readable.</summary>
-    internal static string Summarize(IReadOnlyList<string> names)
+    private static string Summarize(IReadOnlyList<string> names)
     {
         var groups = names.GroupBy(n => string.Join('.', n.Split('.').Take(2))).Select(g => g.Count() == 1 ? g.Key : $"{g.Key}.* ({g.Count()})").ToList();
         return groups.Count <= 8 ? string.Join(", ", groups) : string.Join(", ", groups.Take(8)) + $", and {groups.Count - 8} more groups";

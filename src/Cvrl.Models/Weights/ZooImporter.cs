@@ -61,6 +61,11 @@ public static class ZooImporter
         options.Validate();
         using var content = TorchSaveFile.Read(path);
         string location = ChooseStateDict(content, options);
+        if (!content.StateDicts.Any(l => l.Path == location))
+        {
+            throw new InvalidDataException($"'{path}' has no dictionary of tensors at '{location}'; it has {TorchSaveContent.Describe(content.StateDicts)}.");
+        }
+
         using var weights = content.TakeStateDict(location);
         var notes = new List<string>();
         if (content.OpaqueClasses.Count > 0)
@@ -205,8 +210,9 @@ public static class ZooImporter
             throw new InvalidDataException($"'{path}': no stem convolution among the {zoo} names at '{location}' (expected {ExpectedStemName(zoo)}); is it a {zoo} 3D-ResNet checkpoint?");
         }
 
-        // 2. The architecture, from the shapes.
+        // 2. The architecture, from the shapes and what the configuration says the shapes cannot.
         var (encoderOptions, architecture) = InferArchitecture(weights, encoderMap, zoo, path);
+        encoderOptions = CheckConfiguration(zoo, content, encoderOptions, notes, path);
         var (clips, clipsSource, mean, std, normSource) = Expectations(zoo, content, options, notes);
         int? classes = null;
         if (options.KeepClassifier)
@@ -504,6 +510,60 @@ public static class ZooImporter
         string description = string.Create(CultureInfo.InvariantCulture,
             $"{name} (depth {depth}, width {width:0.###}, stem {stem[2]}x7x7{(options.StemPool != false ? " with a 1x3x3 max pool" : string.Empty)}, stage temporal kernels {string.Join(", ", kernels)})");
         return (options, description);
+    }
+
+    /// <summary>
+    /// What the weights cannot show: temporal pooling and strides. A zoo network that pools or strides in time where
+    /// Cvrl's does not would load and compute something else, so it is refused by name.
+    /// </summary>
+    private static ResNet3dOptions CheckConfiguration(ModelZoo zoo, TorchSaveContent? content, ResNet3dOptions options, List<string> notes, string path)
+    {
+        switch (zoo)
+        {
+            case ModelZoo.PySlowFast:
+                if (content?.Find("cfg") is string yaml && YamlValue(yaml, "MODEL", "ARCH") is { } arch)
+                {
+                    if (arch != "slow")
+                    {
+                        throw new InvalidDataException($"'{path}' is a PySlowFast '{arch}' network (cfg MODEL.ARCH); Cvrl maps 'slow' networks (Slow-R50, Slow-R101): {(arch is "c2d" or "i3d" ? "this one pools in time after its second stage, which Cvrl's ResNet3d does not" : "its layout is not Cvrl's ResNet3d")}.");
+                    }
+                }
+                else
+                {
+                    notes.Add("no cfg in the checkpoint: assumed a PySlowFast 'slow' network (no temporal pooling or strides)");
+                }
+
+                return options;
+            case ModelZoo.MmAction2:
+                if (content?.Find("meta/config") is string config)
+                {
+                    var backbone = Regex.Match(config, @"backbone\s*=\s*dict\(\s*type\s*=\s*'(\w+)'");
+                    if (backbone.Success && backbone.Groups[1].Value == "ResNet3d" && !Regex.IsMatch(config, @"with_pool2\s*=\s*False"))
+                    {
+                        throw new InvalidDataException($"'{path}' is an mmaction2 ResNet3d (I3D-style) network that pools in time after its first stage (with_pool2), which Cvrl's ResNet3d does not; SlowOnly networks map.");
+                    }
+
+                    if (PyInt(config, "pool1_stride_t") is int pool && pool != 1)
+                    {
+                        throw new InvalidDataException($"'{path}': its stem pools with temporal stride {pool} (pool1_stride_t); Cvrl's stem pool has temporal stride 1.");
+                    }
+
+                    if (PyInt(config, "conv1_stride_t") is int stride && stride != 1)
+                    {
+                        return options with { StemTemporalStride = stride };
+                    }
+                }
+                else
+                {
+                    notes.Add("no meta.config in the checkpoint: assumed an mmaction2 SlowOnly network (no temporal pooling or strides)");
+                }
+
+                return options;
+            case ModelZoo.PyTorchVideo when options.StemTemporalKernel == 1 && options.StageTemporalKernels!.All(k => k == 1):
+                throw new InvalidDataException($"'{path}' has no temporal convolution at all, the signature of pytorchvideo's C2D, which pools in time after its first stage; Cvrl's ResNet3d does not. Slow-R50 maps.");
+            default:
+                return options;
+        }
     }
 
     private static (ClipGeometry Clips, string ClipsSource, double[] Mean, double[] Std, string NormSource) Expectations(ModelZoo zoo, TorchSaveContent? content, ZooImportOptions options, List<string> notes)

@@ -45,6 +45,12 @@ public sealed record CheckpointState
     /// <summary>The number of videos pre-trained on.</summary>
     public int? DataVideos { get; init; }
 
+    /// <summary>
+    /// Where the weights came from when training did not write them (for example "PySlowFast checkpoint
+    /// SLOW_8x8_R50.pyth" for a model-zoo import, <see cref="CvrlCheckpoint.WriteEncoder"/>), else null.
+    /// </summary>
+    public string? Source { get; init; }
+
     /// <summary>When it was written (UTC, ISO 8601).</summary>
     public string CreatedUtc { get; init; } = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture);
 
@@ -178,13 +184,85 @@ public static class CvrlCheckpoint
         }
     }
 
+    /// <summary>
+    /// Writes an encoder (and a projection head) as a Cvrl checkpoint at step 0, atomically and with its checksum: what
+    /// <c>cvrl import</c> writes for a model-zoo file, so that every command and API that takes a checkpoint (embedding,
+    /// evaluation, fine-tuning, export, <c>cvrl pretrain --init</c>) takes the imported model. The encoder's
+    /// <see cref="ResNet3d.TrainedClips"/> become the checkpoint's clips (the trainer's defaults when unknown).
+    /// </summary>
+    /// <param name="path">The file to write (its folder is created).</param>
+    /// <param name="encoder">The encoder (any device).</param>
+    /// <param name="head">Its projection head, or null.</param>
+    /// <param name="source">Where the weights came from (<see cref="CheckpointState.Source"/>), or null.</param>
+    /// <returns>The state written.</returns>
+    public static CheckpointState WriteEncoder(string path, ResNet3d encoder, ProjectionHead? head = null, string? source = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        ArgumentNullException.ThrowIfNull(encoder);
+        if (head is not null && head.InputDim != encoder.FeatureDim)
+        {
+            throw new ArgumentException($"The projection head takes {head.InputDim} features but the encoder gives {encoder.FeatureDim}.", nameof(head));
+        }
+
+        var defaults = new CvrlTrainerOptions();
+        var clips = encoder.TrainedClips ?? CvrlTrainer.ClipsOf(defaults);
+        var state = new CheckpointState
+        {
+            Encoder = encoder.Options,
+            Trainer = defaults with
+            {
+                Head = head?.Options ?? ProjectionHeadOptions.ForWidth(encoder.Options.WidthMultiplier),
+                Views = defaults.Views with { CropSize = clips.CropSize, Sampler = defaults.Views.Sampler with { FramesPerClip = clips.FramesPerClip, Stride = clips.Stride } },
+            },
+            Source = source,
+        };
+        var parts = new List<(string, IReadOnlyDictionary<string, Tensor>)> { ("encoder.", encoder.state_dict()) };
+        if (head is not null)
+        {
+            parts.Add(("head.", head.state_dict()));
+        }
+
+        string? folder = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (folder is not null)
+        {
+            System.IO.Directory.CreateDirectory(folder);
+        }
+
+        WriteFile(path, state, parts);
+        return state;
+    }
+
+    /// <summary>Writes a checkpoint file: every part under its prefix, the metadata and the checksum, atomically.</summary>
+    internal static void WriteFile(string path, CheckpointState state, IEnumerable<(string Prefix, IReadOnlyDictionary<string, Tensor> Tensors)> parts)
+    {
+        var all = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (prefix, tensors) in parts)
+        {
+            foreach (var (key, tensor) in tensors)
+            {
+                all[prefix + key] = tensor;
+            }
+        }
+
+        using var meta = MetaTensor(state);
+        all[MetaKey] = meta;
+        using var checksum = CheckpointChecksum.Create(all);
+        all[CheckpointChecksum.Key] = checksum;
+        StateDictFile.Write(path, all, WeightFormat.TorchSharp);
+    }
+
     /// <summary>Builds the checkpoint's projection head with its weights.</summary>
-    /// <exception cref="InvalidDataException">The file is not a Cvrl checkpoint.</exception>
+    /// <exception cref="InvalidDataException">The file is not a Cvrl checkpoint, or holds no projection head (an imported encoder without one).</exception>
     /// <exception cref="CheckpointCorruptException">The file is damaged (it fails its checksum); the message names the first bad entry.</exception>
     public static ProjectionHead LoadHead(string path, Device? device = null)
     {
         var (file, state) = Open(path);
         using var owned = file;
+        if (!file.Keys.Any(k => k.StartsWith("head.", StringComparison.Ordinal)))
+        {
+            throw new InvalidDataException($"Checkpoint '{path}' holds no projection head{(state.Source is null ? string.Empty : $" (its encoder was imported from {state.Source})")}.");
+        }
+
         var encoder = ResNet3d.Create(state.Encoder, torch.device("meta"));
         int featureDim = encoder.FeatureDim;
         encoder.Dispose();
@@ -291,20 +369,7 @@ internal sealed class CheckpointStore
     public string Write(CheckpointState state, IEnumerable<(string Prefix, IReadOnlyDictionary<string, Tensor> Tensors)> parts)
     {
         string path = Path.Combine(_directory, string.Create(CultureInfo.InvariantCulture, $"checkpoint-{state.Step:D10}{CvrlCheckpoint.Extension}"));
-        var all = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (var (prefix, tensors) in parts)
-        {
-            foreach (var (key, tensor) in tensors)
-            {
-                all[prefix + key] = tensor;
-            }
-        }
-
-        using var meta = CvrlCheckpoint.MetaTensor(state);
-        all[CvrlCheckpoint.MetaKey] = meta;
-        using var checksum = CheckpointChecksum.Create(all);
-        all[CheckpointChecksum.Key] = checksum;
-        StateDictFile.Write(path, all, WeightFormat.TorchSharp);
+        CvrlCheckpoint.WriteFile(path, state, parts);
         var files = List();
         foreach (string old in files.Take(Math.Max(0, files.Count - _keep)))
         {
