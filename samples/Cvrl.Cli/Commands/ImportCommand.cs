@@ -53,11 +53,11 @@ internal sealed class ImportCommand : Command<ImportCommand.Settings>
         public int? Size { get; init; }
 
         [CommandOption("--mean <R,G,B>")]
-        [Description("Input normalisation mean in [0, 1] units (with --std). [grey]Default: the checkpoint's configuration, else the zoo's default[/]")]
+        [Description("Input normalisation mean in [[0, 1]] units (with --std). [grey]Default: the checkpoint's configuration, else the zoo's default[/]")]
         public string? Mean { get; init; }
 
         [CommandOption("--std <R,G,B>")]
-        [Description("Input normalisation standard deviation in [0, 1] units (with --mean).")]
+        [Description("Input normalisation standard deviation in [[0, 1]] units (with --mean).")]
         public string? Std { get; init; }
 
         public ModelZoo Zoo => From.Trim().ToLowerInvariant() switch
