@@ -4,6 +4,8 @@
 #   - mpich: the MPI launcher and library for multi-process pre-training (docs/distributed.md) and its tests;
 #   - ffmpeg: the tests make long-GOP H.264, VP9, MPEG-TS and elementary-stream fixtures with it (OpenCV's writer
 #     cannot), and the data benchmark makes its minutes-long videos with it;
+#   - chromium: the explore report's test opens the page in a real browser (driven by PuppeteerSharp over the DevTools
+#     protocol; Debian's build, since browser downloads cannot work here);
 #   - dotnet-repl (pinned in .config/dotnet-tools.json): runs the C# notebooks in samples/.
 # Everything comes from the package registries (Debian/Ubuntu apt, NuGet). Idempotent: when all is present it only
 # checks, in about a second.
@@ -22,6 +24,7 @@ if command -v dpkg-query >/dev/null 2>&1; then
   have_pkg libgtk-3-0 || have_pkg libgtk-3-0t64 || missing+=(libgtk-3-0)
   have_pkg mpich || missing+=(mpich)
   have_pkg ffmpeg || missing+=(ffmpeg)
+  have_pkg chromium || missing+=(chromium)
 fi
 
 if ((${#missing[@]})); then

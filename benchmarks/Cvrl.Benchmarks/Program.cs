@@ -16,6 +16,7 @@ return which switch
     "data" => DataBenchmark.Run(rest),
     "precision" => PrecisionBenchmark.Run(rest),
     "gpu" => GpuBenchmark.Run(rest),
+    "explore" => ExploreBenchmark.Run(rest),
     _ => Usage(),
 };
 
@@ -31,5 +32,6 @@ static int Usage()
     Console.WriteLine("  onnx [--videos N] [--clips N] [--frames N] [--size N] [--depth N] [--width-percent N]");
     Console.WriteLine("  precision [--repeats N] [--steps N] [--videos N]   (PyTorch rows need Debian's python3-torch)");
     Console.WriteLine("  gpu [--device cuda|cpu] [--batches 16,64] [--frames N] [--size N] [--steps N] [--pretrain-steps N] [--pretrain-batch N] [--width X]   (scripts/gpu-check.sh)");
+    Console.WriteLine("  explore [--sizes 1000,10000] [--dim N] [--iterations N]");
     return 2;
 }

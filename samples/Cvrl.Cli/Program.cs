@@ -63,6 +63,9 @@ app.Configure(config =>
     config.AddCommand<SearchCommand>("search")
         .WithDescription("Find the videos of an embedding file most similar to a query video (use the encoder that made the file).")
         .WithExample("search", "videos.cvrlemb", "query.mp4", "--top", "5");
+    config.AddCommand<ExploreCommand>("explore")
+        .WithDescription("Write a report of an embedding file that opens in a browser from disk: a map of every video (PCA or t-SNE) coloured by class, thumbnails on hover, each video's nearest neighbours with scores on click, a file-name filter, the leave-one-out kNN accuracy and the most confused classes; optionally TensorBoard projector files.")
+        .WithExample("explore", "videos.cvrlemb", "--out", "explore/");
     config.AddCommand<ExportCommand>("export")
         .WithDescription("Write an encoder (and optionally its projection head) as an ONNX model: BatchNorm folded, dynamic batch, frames and size, metadata that says what it expects; runs in ONNX Runtime without libtorch.")
         .WithExample("export", "runs/a/checkpoints/checkpoint-0000000500.cvrl", "--out", "encoder.onnx")

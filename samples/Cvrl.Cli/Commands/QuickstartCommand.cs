@@ -6,6 +6,10 @@ using Cvrl.Augment;
 using Cvrl.Augment.Sampling;
 using Cvrl.Cli.Infrastructure;
 using Cvrl.Data;
+using Cvrl.Embeddings;
+using Cvrl.Explore;
+using Cvrl.Models;
+using Microsoft.Extensions.Logging;
 using Cvrl.Evaluation;
 using Cvrl.Video;
 using Spectre.Console;
@@ -56,8 +60,12 @@ internal sealed class QuickstartCommand : Command<QuickstartCommand.Settings>
         AnsiConsole.MarkupLine($"augmented views: [green]{Markup.Escape(sheet)}[/]");
         AnsiConsole.MarkupLine($"encoder: {Markup.Escape(experiment.Architecture.ArchitectureName)}, clips of {experiment.Frames} frames at stride {experiment.Stride}, {experiment.Crop}x{experiment.Crop}; {experiment.Epochs} epochs of {experiment.BatchSize} videos, learning rate {experiment.Trainer(null).EffectiveLearningRate:G3}, temperature {experiment.Temperature}");
 
-        var outcome = CliProgress.Run(sink => Experiment.Run(experiment, train, test, checkpoints, evaluateRandom: true, settings.Logger, sink.Training, sink.Evaluation, cancellationToken));
+        var reports = new List<string>();
+        var outcome = CliProgress.Run(sink => Experiment.Run(
+            experiment, train, test, checkpoints, evaluateRandom: true, settings.Logger, sink.Training, sink.Evaluation, cancellationToken,
+            inspect: (encoder, name) => reports.Add(QuickstartSteps.WriteExplore(output, name, encoder, test, experiment, settings.Logger, cancellationToken))));
         QuickstartSteps.Report(output, outcome, experiment, dataOptions);
+        AnsiConsole.MarkupLine($"maps of the test videos (open in a browser): {string.Join(" and ", reports.Select(r => $"[green]{Markup.Escape(r)}[/]"))}");
         return 0;
     }
 }
@@ -82,6 +90,20 @@ internal static class QuickstartSteps
         using var views = generator.Generate(video, experiment.Seed, 0, 0);
         ContactSheet.Write(path, views, $"CVRL's two views of {Path.GetFileName(video)}: clips {views.Clips.Gap} frames apart, each with its own crop, flip, colour, blur", maxFrames: 8, cellHeight: 96);
         return path;
+    }
+
+    /// <summary>
+    /// Embeds the test videos with <paramref name="encoder"/> (the evaluation's test views) and writes the set and its
+    /// explore report as <c>{name}-test.cvrlemb</c> and <c>explore-{name}/</c>; returns the report's page.
+    /// </summary>
+    public static string WriteExplore(string output, string name, ResNet3d encoder, VideoDataset test, ExperimentSettings experiment, ILogger logger, CancellationToken cancellationToken)
+    {
+        var embedder = new VideoEmbedder(encoder, new EmbeddingOptions { Views = experiment.Features.Views.Test, Workers = experiment.Workers }, logger);
+        var set = embedder.Embed(test, cancellationToken: cancellationToken);
+        set.Save(Path.Combine(output, $"{name}-test.cvrlemb"));
+        string title = name == "random" ? "Quickstart test videos, random weights" : "Quickstart test videos, CVRL pre-trained";
+        var report = ExploreReport.Write(set, Path.Combine(output, $"explore-{name}"), new ExploreOptions { Title = title, Map = MapMethod.Tsne, Workers = experiment.Workers }, logger, cancellationToken: cancellationToken);
+        return report.IndexPath;
     }
 
     public static void Report(string output, ExperimentOutcome outcome, ExperimentSettings experiment, SyntheticMotionOptions data)

@@ -158,7 +158,8 @@ internal static class Experiment
         ILogger logger,
         IProgress<TrainingProgress>? training,
         IProgress<StageProgress>? evaluation,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken,
+        Action<ResNet3d, string>? inspect = null)
     {
         var watch = Stopwatch.StartNew();
         var index = new VideoIndexOptions { Workers = settings.Workers };
@@ -171,6 +172,7 @@ internal static class Experiment
         if (evaluateRandom)
         {
             random = Evaluate(encoder, settings, train, test, logger, evaluation, cancellationToken);
+            inspect?.Invoke(encoder, "random");
         }
 
         TrainingSummary summary;
@@ -181,6 +183,7 @@ internal static class Experiment
 
         cancellationToken.ThrowIfCancellationRequested();
         var cvrl = Evaluate(encoder, settings, train, test, logger, evaluation, cancellationToken);
+        inspect?.Invoke(encoder, "cvrl");
         return new ExperimentOutcome(summary, cvrl.Probe, cvrl.Knn, random?.Probe, random?.Knn, watch.Elapsed);
     }
 

@@ -136,7 +136,7 @@ public abstract class Embedder
             throw new VideoDecodeException(rejected[0].Path, VideoDecodeFailure.NoDecodableFrames, rejected[0].Reason);
         }
 
-        return EmbedVerified(kept, rejected, [], fullRoot is null ? "the given videos" : $"'{fullRoot}'", progress, cancellationToken);
+        return EmbedVerified(kept, rejected, [], fullRoot is null ? "the given videos" : $"'{fullRoot}'", progress, cancellationToken, fullRoot);
     }
 
     /// <summary>
@@ -212,9 +212,10 @@ public abstract class Embedder
     /// <param name="where">What the videos are, for the error when none decodes.</param>
     /// <param name="progress">Reports videos done.</param>
     /// <param name="cancellationToken">Stops the run.</param>
+    /// <param name="root">The folder the keys are relative to, recorded as "root" (explore reports find the videos there); null when there is none.</param>
     /// <returns>The set.</returns>
     /// <exception cref="DatasetException">None could be decoded.</exception>
-    protected EmbeddingSet EmbedVerified(IReadOnlyList<EmbeddingInput> videos, IReadOnlyList<SkippedVideo> rejected, IReadOnlyList<string> classes, string where, IProgress<StageProgress>? progress, CancellationToken cancellationToken)
+    protected EmbeddingSet EmbedVerified(IReadOnlyList<EmbeddingInput> videos, IReadOnlyList<SkippedVideo> rejected, IReadOnlyList<string> classes, string where, IProgress<StageProgress>? progress, CancellationToken cancellationToken, string? root = null)
     {
         ArgumentNullException.ThrowIfNull(videos);
         ArgumentNullException.ThrowIfNull(rejected);
@@ -227,6 +228,7 @@ public abstract class Embedder
             ["encoder"] = DescribeEncoder(),
             ["runtime"] = Runtime,
             ["classes"] = new JsonArray([.. classes.Select(c => (JsonNode?)c)]),
+            ["root"] = root,
             ["skipped"] = new JsonArray([.. encoded.Skipped.Select(s => (JsonNode?)new JsonObject { ["path"] = s.Path, ["reason"] = s.Reason })]),
             ["createdUtc"] = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture),
         };

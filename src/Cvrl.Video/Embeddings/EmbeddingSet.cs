@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using System.Text;
 
 namespace Cvrl.Embeddings;
@@ -24,6 +25,7 @@ public sealed class EmbeddingSet
     private const int MaxMetadataBytes = 1 << 24;
     private readonly List<string> _keys = [];
     private readonly List<float[]> _vectors = [];
+    private readonly List<double> _norms = [];
     private readonly Dictionary<string, int> _index = new(StringComparer.Ordinal);
 
     /// <summary>Creates an empty set.</summary>
@@ -90,6 +92,7 @@ public sealed class EmbeddingSet
 
         _keys.Add(key);
         _vectors.Add(vector.ToArray());
+        _norms.Add(Norm(vector));
     }
 
     /// <summary>The <paramref name="k"/> items most similar to <paramref name="query"/> by cosine similarity, best first (ties by position).</summary>
@@ -108,21 +111,101 @@ public sealed class EmbeddingSet
             throw new ArgumentException("The query vector is zero (or not finite); cosine similarity is undefined.", nameof(query));
         }
 
-        var scores = new (float Score, int Index)[Count];
-        for (int i = 0; i < Count; i++)
-        {
-            var v = _vectors[i];
-            double dot = 0;
-            for (int d = 0; d < Dim; d++)
-            {
-                dot += (double)query[d] * v[d];
-            }
+        return Top(query, queryNorm, k, exclude: -1);
+    }
 
-            double norm = Norm(v);
-            scores[i] = (norm > 0 ? (float)(dot / (queryNorm * norm)) : 0f, i);
+    /// <summary>
+    /// The <paramref name="k"/> items most similar to item <paramref name="index"/>, leaving the item itself out: the
+    /// list <see cref="Search"/> returns for the item's vector, without the item. Scores are computed by the same
+    /// arithmetic as <see cref="Search"/>, so they are the same numbers.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The index is outside the set, or <paramref name="k"/> is not positive.</exception>
+    /// <exception cref="ArgumentException">The item's vector is all zeros.</exception>
+    public IReadOnlyList<SearchHit> Neighbours(int index, int k = 10)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(k);
+        ArgumentOutOfRangeException.ThrowIfNegative(index);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, Count);
+        if (!(_norms[index] > 0))
+        {
+            throw new ArgumentException($"The vector of '{_keys[index]}' is zero; cosine similarity is undefined.", nameof(index));
         }
 
-        return [.. scores.OrderByDescending(s => s.Score).ThenBy(s => s.Index).Take(k).Select(s => new SearchHit(s.Index, _keys[s.Index], s.Score))];
+        return Top(_vectors[index], _norms[index], k, exclude: index);
+    }
+
+    private SearchHit[] Top(ReadOnlySpan<float> query, double queryNorm, int k, int exclude)
+    {
+        // A bounded selection (k is small next to the set): keep the best k by (score descending, position ascending).
+        int keep = Math.Min(k, Count - (exclude >= 0 ? 1 : 0));
+        var best = new List<(float Score, int Index)>(keep + 1);
+        for (int i = 0; i < Count; i++)
+        {
+            if (i == exclude)
+            {
+                continue;
+            }
+
+            float score = Score(query, queryNorm, i);
+            if (best.Count == keep && (keep == 0 || score <= best[^1].Score))
+            {
+                continue; // not better than the worst kept (equal scores: the earlier position wins)
+            }
+
+            int at = best.Count;
+            while (at > 0 && score > best[at - 1].Score)
+            {
+                at--;
+            }
+
+            best.Insert(at, (score, i));
+            if (best.Count > keep)
+            {
+                best.RemoveAt(best.Count - 1);
+            }
+        }
+
+        return [.. best.Select(s => new SearchHit(s.Index, _keys[s.Index], s.Score))];
+    }
+
+    private float Score(ReadOnlySpan<float> query, double queryNorm, int i)
+    {
+        double norm = _norms[i];
+        return norm > 0 ? (float)(Dot(query, _vectors[i]) / (queryNorm * norm)) : 0f;
+    }
+
+    /// <summary>
+    /// A dot product accumulated in double precision in a fixed order (eight lanes, then the lanes in order, then the
+    /// tail), so that the same two vectors give the same bits on every machine, with or without vector hardware.
+    /// </summary>
+    private static double Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        var lo = Vector256<double>.Zero;
+        var hi = Vector256<double>.Zero;
+        int d = 0;
+        for (; d + 8 <= a.Length; d += 8)
+        {
+            var x = Vector256.Create(a.Slice(d, 8));
+            var y = Vector256.Create(b.Slice(d, 8));
+            var (xl, xh) = Vector256.Widen(x);
+            var (yl, yh) = Vector256.Widen(y);
+            lo += xl * yl;
+            hi += xh * yh;
+        }
+
+        double sum = 0;
+        for (int lane = 0; lane < 4; lane++)
+        {
+            sum += lo.GetElement(lane);
+            sum += hi.GetElement(lane);
+        }
+
+        for (; d < a.Length; d++)
+        {
+            sum += (double)a[d] * b[d];
+        }
+
+        return sum;
     }
 
     /// <summary>

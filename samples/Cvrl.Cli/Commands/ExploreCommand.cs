@@ -1,0 +1,156 @@
+using System.ComponentModel;
+using System.Globalization;
+using Cvrl.Cli.Infrastructure;
+using Cvrl.Embeddings;
+using Cvrl.Explore;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace Cvrl.Cli.Commands;
+
+/// <summary>Writes an explore report (map, thumbnails, neighbours, kNN) of an embedding file.</summary>
+internal sealed class ExploreCommand : Command<ExploreCommand.Settings>
+{
+    public sealed class Settings : CommandSettings
+    {
+        [CommandArgument(0, "<EMBEDDINGS>")]
+        [Description("An embedding file written by 'cvrl embed' (TorchSharp or ONNX encoder).")]
+        public string Embeddings { get; init; } = string.Empty;
+
+        [CommandOption("-o|--out <FOLDER>")]
+        [Description("Folder of the report (index.html and its files).")]
+        [DefaultValue("explore")]
+        public string Output { get; init; } = "explore";
+
+        [CommandOption("--map <METHOD>")]
+        [Description("Layout of the map: pca or tsne.")]
+        [DefaultValue("pca")]
+        public string Map { get; init; } = "pca";
+
+        [CommandOption("--perplexity <P>")]
+        [Description("t-SNE perplexity.")]
+        [DefaultValue(30.0)]
+        public double Perplexity { get; init; } = 30;
+
+        [CommandOption("--iterations <N>")]
+        [Description("t-SNE steps.")]
+        [DefaultValue(750)]
+        public int Iterations { get; init; } = 750;
+
+        [CommandOption("-k|--top <K>")]
+        [Description("Neighbours listed per video (as 'cvrl search' ranks them).")]
+        [DefaultValue(10)]
+        public int Top { get; init; } = 10;
+
+        [CommandOption("--neighbours <K>")]
+        [Description("Neighbours that vote in the leave-one-out kNN accuracy (labelled sets).")]
+        [DefaultValue(20)]
+        public int KnnK { get; init; } = 20;
+
+        [CommandOption("--videos <FOLDER>")]
+        [Description("Where the videos are, for thumbnails. [grey]Default: the folder the embedding file records[/]")]
+        public string? Videos { get; init; }
+
+        [CommandOption("--no-thumbnails")]
+        [Description("Leave thumbnails out (no video is decoded).")]
+        public bool NoThumbnails { get; init; }
+
+        [CommandOption("--frames <N>")]
+        [Description("Frames per thumbnail strip.")]
+        [DefaultValue(4)]
+        public int Frames { get; init; } = 4;
+
+        [CommandOption("--no-classes")]
+        [Description("Do not read the first folder of each video as its class.")]
+        public bool NoClasses { get; init; }
+
+        [CommandOption("--projector")]
+        [Description("Also write TensorBoard projector files (tensors.tsv, metadata.tsv, sprite.png, projector_config.pbtxt) under <FOLDER>/projector.")]
+        public bool Projector { get; init; }
+
+        [CommandOption("--title <TEXT>")]
+        [Description("Title of the page. [grey]Default: the embedding file's name[/]")]
+        public string? Title { get; init; }
+
+        [CommandOption("--workers <N>")]
+        [Description("Videos decoded at once for thumbnails.")]
+        [DefaultValue(2)]
+        public int Workers { get; init; } = 2;
+
+        [CommandOption("-v|--verbose")]
+        [Description("Log each step.")]
+        public bool Verbose { get; init; }
+
+        public MapMethod Method => Map.Trim().ToLowerInvariant() switch
+        {
+            "pca" => MapMethod.Pca,
+            "tsne" or "t-sne" => MapMethod.Tsne,
+            _ => throw new InvalidOperationException("validated"),
+        };
+
+        public override ValidationResult Validate() =>
+            Map.Trim().ToLowerInvariant() is not ("pca" or "tsne" or "t-sne") ? ValidationResult.Error("--map must be pca or tsne")
+            : Top < 1 || Top > 100 ? ValidationResult.Error("--top must be between 1 and 100")
+            : KnnK < 1 ? ValidationResult.Error("--neighbours must be at least 1")
+            : Frames < 1 || Frames > 16 ? ValidationResult.Error("--frames must be between 1 and 16")
+            : Workers < 1 ? ValidationResult.Error("--workers must be at least 1")
+            : Perplexity < 2 || Perplexity > 200 ? ValidationResult.Error("--perplexity must be between 2 and 200")
+            : Iterations < 250 || Iterations > 10_000 ? ValidationResult.Error("--iterations must be between 250 and 10000")
+            : ValidationResult.Success();
+    }
+
+    public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
+    {
+        if (!File.Exists(settings.Embeddings))
+        {
+            throw new FileNotFoundException($"embedding file '{settings.Embeddings}' does not exist", settings.Embeddings);
+        }
+
+        OutputPaths.RequireFolder(settings.Output, "--out");
+        var set = EmbeddingSet.Load(settings.Embeddings);
+        var options = new ExploreOptions
+        {
+            Map = settings.Method,
+            Tsne = new TsneOptions { Perplexity = settings.Perplexity, Iterations = settings.Iterations },
+            Neighbours = settings.Top,
+            KnnK = settings.KnnK,
+            ClassFolders = settings.NoClasses ? false : null,
+            VideoRoot = settings.Videos,
+            Thumbnails = !settings.NoThumbnails,
+            ThumbnailFrames = settings.Frames,
+            Projector = settings.Projector,
+            Workers = settings.Workers,
+            Title = settings.Title ?? Path.GetFileName(settings.Embeddings),
+        };
+        var report = CliProgress.Run(progress => ExploreReport.Write(set, settings.Output, options, CliLogger.For(settings.Verbose), progress, cancellationToken));
+
+        var c = CultureInfo.InvariantCulture;
+        AnsiConsole.MarkupLine($"wrote [green]{Markup.Escape(report.IndexPath)}[/]: {report.Videos} videos, {Markup.Escape(report.Layout.Method == MapMethod.Pca ? "PCA" : "t-SNE")} map in {report.Layout.Elapsed.TotalSeconds.ToString("0.0", c)} s, neighbours in {report.NeighboursElapsed.TotalSeconds.ToString("0.0", c)} s");
+        if (report.Layout.ExplainedVariance.Count == 2)
+        {
+            AnsiConsole.MarkupLine($"the map's axes hold {(100 * report.Layout.ExplainedVariance[0]).ToString("0.0", c)}% and {(100 * report.Layout.ExplainedVariance[1]).ToString("0.0", c)}% of the variance");
+        }
+
+        if (report.Knn is { } knn)
+        {
+            AnsiConsole.MarkupLine($"leave-one-out kNN accuracy: {(100 * knn.Accuracy).ToString("0.0", c)}% ({knn.Correct} of {knn.Total}, {knn.K} neighbours, {report.Classes.Count} classes)");
+            foreach (var confusion in knn.Confusions.Take(3))
+            {
+                AnsiConsole.MarkupLine($"  {Markup.Escape(confusion.Actual)} taken for {Markup.Escape(confusion.Predicted)}: {confusion.Count}");
+            }
+        }
+
+        if (!settings.NoThumbnails)
+        {
+            AnsiConsole.MarkupLine($"thumbnails: {report.Thumbnails} of {report.Videos} videos in {report.ThumbnailsElapsed.TotalSeconds.ToString("0.0", c)} s");
+            SkippedVideos.Print(report.ThumbnailFailures, null);
+        }
+
+        if (report.ProjectorFolder is { } projector)
+        {
+            AnsiConsole.MarkupLine($"TensorBoard projector files in [green]{Markup.Escape(projector)}[/] (tensorboard --logdir {Markup.Escape(projector)})");
+        }
+
+        return 0;
+    }
+}
