@@ -94,7 +94,7 @@ public sealed class VideoFileWriter : IDisposable
     /// <summary>Writes every frame of a planar RGB clip <c>[3, T, H, W]</c> (H and W the writer's size), as <see cref="VideoReader"/> returns it.</summary>
     /// <param name="planarRgb">The bytes: three planes of T frames each.</param>
     /// <exception cref="ArgumentException">The length is not a whole number of frames of this size.</exception>
-    public unsafe void WriteClip(ReadOnlySpan<byte> planarRgb)
+    public void WriteClip(ReadOnlySpan<byte> planarRgb)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         long plane = (long)Height * Width;
@@ -104,17 +104,11 @@ public sealed class VideoFileWriter : IDisposable
         }
 
         int frames = (int)(planarRgb.Length / (3 * plane));
-        fixed (byte* basePtr = planarRgb)
+        for (int t = 0; t < frames; t++)
         {
-            for (int t = 0; t < frames; t++)
-            {
-                using var r = Mat.FromPixelData(Height, Width, MatType.CV_8UC1, (IntPtr)(basePtr + (((0L * frames) + t) * plane)));
-                using var g = Mat.FromPixelData(Height, Width, MatType.CV_8UC1, (IntPtr)(basePtr + (((1L * frames) + t) * plane)));
-                using var b = Mat.FromPixelData(Height, Width, MatType.CV_8UC1, (IntPtr)(basePtr + (((2L * frames) + t) * plane)));
-                Cv2.Merge([b, g, r], _bgr);
-                _writer.Write(_bgr);
-                FramesWritten++;
-            }
+            PlanarRgb.FrameToBgr(planarRgb, frames, t, Height, Width, _bgr);
+            _writer.Write(_bgr);
+            FramesWritten++;
         }
     }
 

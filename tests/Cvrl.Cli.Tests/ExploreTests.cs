@@ -159,6 +159,9 @@ public sealed partial class ExploreTests(TinyQuickstart quickstart) : IClassFixt
         var badMap = CliRunner.Run(dir.Path, "explore", set, "--map", "umap");
         Assert.Equal(2, badMap.ExitCode);
         Assert.Contains("--map must be pca or tsne", badMap.Text);
+        var badTop = CliRunner.Run(dir.Path, "explore", set, "--top", "0");
+        Assert.Equal(2, badTop.ExitCode);
+        Assert.Contains("Neighbours must be between 1 and 100", badTop.Text); // the library's bound, through the CLI
         var noVideos = CliRunner.Run(dir.Path, "explore", set, "--out", dir.File("r2"), "--videos", dir.File("gone"));
         Assert.Equal(1, noVideos.ExitCode);
         Assert.Contains("gone' does not exist", noVideos.Text);

@@ -28,24 +28,20 @@ internal sealed class ExploreCommand : Command<ExploreCommand.Settings>
         public string Map { get; init; } = "pca";
 
         [CommandOption("--perplexity <P>")]
-        [Description("t-SNE perplexity.")]
-        [DefaultValue(30.0)]
-        public double Perplexity { get; init; } = 30;
+        [DefaultFrom("t-SNE perplexity.", typeof(TsneOptions), nameof(TsneOptions.Perplexity))]
+        public double? Perplexity { get; init; }
 
         [CommandOption("--iterations <N>")]
-        [Description("t-SNE steps.")]
-        [DefaultValue(750)]
-        public int Iterations { get; init; } = 750;
+        [DefaultFrom("t-SNE steps.", typeof(TsneOptions), nameof(TsneOptions.Iterations))]
+        public int? Iterations { get; init; }
 
         [CommandOption("-k|--top <K>")]
-        [Description("Neighbours listed per video (as 'cvrl search' ranks them).")]
-        [DefaultValue(10)]
-        public int Top { get; init; } = 10;
+        [DefaultFrom("Neighbours listed per video (as 'cvrl search' ranks them).", typeof(ExploreOptions), nameof(ExploreOptions.Neighbours))]
+        public int? Top { get; init; }
 
         [CommandOption("--neighbours <K>")]
-        [Description("Neighbours that vote in the leave-one-out kNN accuracy (labelled sets).")]
-        [DefaultValue(20)]
-        public int KnnK { get; init; } = 20;
+        [DefaultFrom("Neighbours that vote in the leave-one-out kNN accuracy (labelled sets).", typeof(ExploreOptions), nameof(ExploreOptions.KnnK))]
+        public int? KnnK { get; init; }
 
         [CommandOption("--videos <FOLDER>")]
         [Description("Where the videos are, for thumbnails. [grey]Default: the folder the embedding file records[/]")]
@@ -56,9 +52,8 @@ internal sealed class ExploreCommand : Command<ExploreCommand.Settings>
         public bool NoThumbnails { get; init; }
 
         [CommandOption("--frames <N>")]
-        [Description("Frames per thumbnail strip.")]
-        [DefaultValue(4)]
-        public int Frames { get; init; } = 4;
+        [DefaultFrom("Frames per thumbnail strip.", typeof(ExploreOptions), nameof(ExploreOptions.ThumbnailFrames))]
+        public int? Frames { get; init; }
 
         [CommandOption("--no-classes")]
         [Description("Do not read the first folder of each video as its class.")]
@@ -73,9 +68,8 @@ internal sealed class ExploreCommand : Command<ExploreCommand.Settings>
         public string? Title { get; init; }
 
         [CommandOption("--workers <N>")]
-        [Description("Videos decoded at once for thumbnails.")]
-        [DefaultValue(2)]
-        public int Workers { get; init; } = 2;
+        [DefaultFrom("Videos decoded at once for thumbnails.", typeof(ExploreOptions), nameof(ExploreOptions.Workers))]
+        public int? Workers { get; init; }
 
         [CommandOption("-v|--verbose")]
         [Description("Log each step.")]
@@ -88,15 +82,32 @@ internal sealed class ExploreCommand : Command<ExploreCommand.Settings>
             _ => throw new InvalidOperationException("validated"),
         };
 
+        /// <summary>The library's explore options with the options given here laid over them.</summary>
+        public ExploreOptions Options
+        {
+            get
+            {
+                var defaults = new ExploreOptions();
+                return defaults with
+                {
+                    Map = Method,
+                    Tsne = defaults.Tsne with { Perplexity = Perplexity ?? defaults.Tsne.Perplexity, Iterations = Iterations ?? defaults.Tsne.Iterations },
+                    Neighbours = Top ?? defaults.Neighbours,
+                    KnnK = KnnK ?? defaults.KnnK,
+                    ClassFolders = NoClasses ? false : null,
+                    VideoRoot = Videos,
+                    Thumbnails = !NoThumbnails,
+                    ThumbnailFrames = Frames ?? defaults.ThumbnailFrames,
+                    Projector = Projector,
+                    Workers = Workers ?? defaults.Workers,
+                    Title = Title ?? Path.GetFileName(Embeddings),
+                };
+            }
+        }
+
         public override ValidationResult Validate() =>
             Map.Trim().ToLowerInvariant() is not ("pca" or "tsne" or "t-sne") ? ValidationResult.Error("--map must be pca or tsne")
-            : Top < 1 || Top > 100 ? ValidationResult.Error("--top must be between 1 and 100")
-            : KnnK < 1 ? ValidationResult.Error("--neighbours must be at least 1")
-            : Frames < 1 || Frames > 16 ? ValidationResult.Error("--frames must be between 1 and 16")
-            : Workers < 1 ? ValidationResult.Error("--workers must be at least 1")
-            : Perplexity < 2 || Perplexity > 200 ? ValidationResult.Error("--perplexity must be between 2 and 200")
-            : Iterations < 250 || Iterations > 10_000 ? ValidationResult.Error("--iterations must be between 250 and 10000")
-            : ValidationResult.Success();
+            : DeviceSettings.Checked(() => Options.Validate());
     }
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
@@ -108,20 +119,7 @@ internal sealed class ExploreCommand : Command<ExploreCommand.Settings>
 
         OutputPaths.RequireFolder(settings.Output, "--out");
         var set = EmbeddingSet.Load(settings.Embeddings);
-        var options = new ExploreOptions
-        {
-            Map = settings.Method,
-            Tsne = new TsneOptions { Perplexity = settings.Perplexity, Iterations = settings.Iterations },
-            Neighbours = settings.Top,
-            KnnK = settings.KnnK,
-            ClassFolders = settings.NoClasses ? false : null,
-            VideoRoot = settings.Videos,
-            Thumbnails = !settings.NoThumbnails,
-            ThumbnailFrames = settings.Frames,
-            Projector = settings.Projector,
-            Workers = settings.Workers,
-            Title = settings.Title ?? Path.GetFileName(settings.Embeddings),
-        };
+        var options = settings.Options;
         var report = CliProgress.Run(progress => ExploreReport.Write(set, settings.Output, options, CliLogger.For(settings.Verbose), progress, cancellationToken));
 
         var c = CultureInfo.InvariantCulture;

@@ -65,7 +65,7 @@ public static class EmbeddingMap
     public static EmbeddingLayout Pca(EmbeddingSet set, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(set);
-        RequireItems(set, 2);
+        RequireItems(set, MapMethod.Pca);
         var watch = Stopwatch.StartNew();
         var (data, n, dim) = Normalised(set);
         var (scores, ratios) = Principal(data, n, dim, 2, cancellationToken);
@@ -89,11 +89,11 @@ public static class EmbeddingMap
         ArgumentNullException.ThrowIfNull(set);
         options ??= new TsneOptions();
         options.Validate();
-        RequireItems(set, 4);
+        RequireItems(set, MapMethod.Tsne);
         var watch = Stopwatch.StartNew();
         int n = set.Count;
-        double perplexity = Math.Min(options.Perplexity, (n - 1) / 3.0);
-        int k = Math.Min(n - 1, (int)Math.Ceiling(3 * perplexity));
+        double perplexity = EffectivePerplexity(n, options);
+        int k = TsneNeighbours(n, options);
         if (neighbours is null || neighbours.Count != n || neighbours.Any(h => h.Count < k))
         {
             neighbours = NearestNeighbours(set, k, cancellationToken);
@@ -222,13 +222,23 @@ public static class EmbeddingMap
         return result;
     }
 
-    private static void RequireItems(EmbeddingSet set, int least)
+    /// <summary>Refuses a set too small for <paramref name="method"/> (PCA needs two items, t-SNE four).</summary>
+    /// <exception cref="ArgumentException">It is.</exception>
+    internal static void RequireItems(EmbeddingSet set, MapMethod method)
     {
+        int least = method == MapMethod.Tsne ? 4 : 2;
         if (set.Count < least)
         {
             throw new ArgumentException($"A map needs at least {least} videos; the set holds {set.Count}.", nameof(set));
         }
     }
+
+    /// <summary>Neighbours per item that t-SNE's affinities use for a set of <paramref name="count"/>: three times the perplexity.</summary>
+    internal static int TsneNeighbours(int count, TsneOptions options) =>
+        Math.Min(count - 1, (int)Math.Ceiling(3 * EffectivePerplexity(count, options)));
+
+    // The perplexity, clamped so that three times it fits in the set.
+    private static double EffectivePerplexity(int count, TsneOptions options) => Math.Min(options.Perplexity, (count - 1) / 3.0);
 
     private static (float[] Data, int N, int Dim) Normalised(EmbeddingSet set)
     {

@@ -157,10 +157,7 @@ public static class ExploreReport
         options ??= new ExploreOptions();
         options.Validate();
         logger ??= NullLogger.Instance;
-        if (set.Count < (options.Map == MapMethod.Tsne ? 4 : 2))
-        {
-            throw new ArgumentException($"A map needs at least {(options.Map == MapMethod.Tsne ? 4 : 2)} videos; the set holds {set.Count}.", nameof(set));
-        }
+        EmbeddingMap.RequireItems(set, options.Map);
 
         string? root = options.Thumbnails ? VideoRootOf(set, options.VideoRoot) : null;
         Directory.CreateDirectory(folder);
@@ -173,7 +170,7 @@ public static class ExploreReport
         int needed = Math.Max(shown, classes.Count > 0 ? knnK : 0);
         if (options.Map == MapMethod.Tsne)
         {
-            needed = Math.Max(needed, Math.Min(set.Count - 1, (int)Math.Ceiling(3 * Math.Min(options.Tsne.Perplexity, (set.Count - 1) / 3.0))));
+            needed = Math.Max(needed, EmbeddingMap.TsneNeighbours(set.Count, options.Tsne));
         }
 
         progress?.Report(new StageProgress("neighbours", 0, set.Count, TimeSpan.Zero));
@@ -468,6 +465,8 @@ public static class ExploreReport
                 ["explained"] = new JsonArray([.. layout.ExplainedVariance.Select(v => (JsonNode?)Math.Round(v, 4))]),
             },
             ["classes"] = new JsonArray([.. classes.Select(c => (JsonNode?)c)]),
+            ["colours"] = new JsonArray([.. classes.Select((_, i) => (JsonNode?)ColourOf(i))]),
+            ["noClassColour"] = ColourOf(-1),
             ["keys"] = new JsonArray([.. set.Keys.Select(k => (JsonNode?)k)]),
             ["x"] = new JsonArray([.. layout.X.Select(v => (JsonNode?)v)]),
             ["y"] = new JsonArray([.. layout.Y.Select(v => (JsonNode?)v)]),

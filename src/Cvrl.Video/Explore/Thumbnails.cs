@@ -83,27 +83,16 @@ internal sealed class Thumbnails(EmbeddingSet set, string? root, ExploreOptions 
             int h = reader.Info.OutputHeight, w = reader.Info.OutputWidth;
             int cellWidth = Math.Min(w, (h * 16 / 9) + 1); // very wide frames are cropped to 16:9 around their centre
             int x0 = (w - cellWidth) / 2;
-            byte[] planar = clips[0];
-            long plane = (long)h * w;
-            int stripWidth = cellWidth * frames;
-            long channel = frames * plane;
-            var bgr = new byte[3L * h * stripWidth];
+            using var strip = new Mat(h, cellWidth * frames, MatType.CV_8UC3);
+            using var frame = new Mat();
             for (int f = 0; f < frames; f++)
             {
-                for (int y = 0; y < h; y++)
-                {
-                    for (int x = 0; x < cellWidth; x++)
-                    {
-                        long p = (f * plane) + ((long)y * w) + x0 + x;
-                        long q = 3 * (((long)y * stripWidth) + (f * cellWidth) + x);
-                        bgr[q] = planar[(2 * channel) + p];
-                        bgr[q + 1] = planar[channel + p];
-                        bgr[q + 2] = planar[p];
-                    }
-                }
+                PlanarRgb.FrameToBgr(clips[0], frames, f, h, w, frame);
+                using var centre = new Mat(frame, new Rect(x0, 0, cellWidth, h));
+                using var cell = new Mat(strip, new Rect(f * cellWidth, 0, cellWidth, h));
+                centre.CopyTo(cell);
             }
 
-            using var strip = Mat.FromPixelData(h, stripWidth, MatType.CV_8UC3, bgr);
             Cv2.ImEncode(".jpg", strip, out byte[] jpeg, new ImageEncodingParam(ImwriteFlags.JpegQuality, 85));
             byte[]? tile = options.Projector ? MakeTile(strip, frames / 2, cellWidth, h) : null;
             return (index, jpeg, tile, null);

@@ -8,9 +8,7 @@
   const ctx = canvas.getContext("2d");
   const tooltip = document.getElementById("tooltip");
   const labelled = D.classes.length > 0;
-  const palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-    "#393b79", "#e7969c", "#637939", "#fd8d3c", "#6baed6", "#843c39", "#31a354", "#ce6dbd", "#9c9ede", "#bd9e39"];
-  const colourOf = (c) => c < 0 ? "#9ca3af" : c < palette.length ? palette[c] : `hsl(${(c * 137.508) % 360},65%,45%)`;
+  const colourOf = (c) => c < 0 ? D.noClassColour : D.colours[c]; // chosen in .NET, the same as the SVG map's
   const pointColour = (i) => labelled ? colourOf(D.labels[i]) : "#2563eb";
   const escape = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
   const className = (i) => labelled && D.labels[i] >= 0 ? D.classes[D.labels[i]] : null;
