@@ -13,6 +13,10 @@ if (Console.IsOutputRedirected)
     Spectre.Console.AnsiConsole.Profile.Width = 240;
 }
 
+// "--" ends the options: what follows is taken as paths, so a file named "-x.mp4" is read as "./-x.mp4" (Spectre's parser
+// has no end-of-options marker of its own). "--version" and "-V" print the versions (also "cvrl version").
+args = CommandLine.Normalise(args);
+
 var app = new CommandApp<QuickstartCommand>();
 app.Configure(config =>
 {
@@ -20,6 +24,8 @@ app.Configure(config =>
     config.UseStrictParsing();
     config.Settings.ExceptionHandler = CliErrors.Handle;
     config.Settings.CancellationExitCode = 130;
+    config.AddCommand<VersionCommand>("version")
+        .WithDescription("The versions of the tool, the libraries, TorchSharp, libtorch and OpenCV, and what they run on: .NET, the CPU's vector extensions, CUDA (also cvrl --version).");
     config.AddCommand<QuickstartCommand>("quickstart")
         .WithDescription("The default: generate synthetic motion videos, pre-train a small 3D-ResNet with CVRL (a few minutes on 2 cores), compare with random weights (linear probe, kNN), write a table and pictures.")
         .WithExample("quickstart", "--out", "runs/quickstart")

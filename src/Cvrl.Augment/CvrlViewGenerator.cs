@@ -103,6 +103,15 @@ public sealed class CvrlViews : IDisposable
     /// <summary>The number of decodable frames the clips were drawn from.</summary>
     public int FrameCount { get; }
 
+    /// <summary>
+    /// Frames decoded to make the views (<see cref="VideoReader.FramesDecoded"/> of the read): the clips' own frames when
+    /// the reader seeks or reads a prepared video, up to the whole video's start when it decodes forward.
+    /// </summary>
+    public long FramesDecoded { get; init; }
+
+    /// <summary>Seeks the read made (<see cref="VideoReader.Seeks"/>).</summary>
+    public int Seeks { get; init; }
+
     /// <summary>Releases both views.</summary>
     public void Dispose()
     {
@@ -177,6 +186,6 @@ public sealed class CvrlViewGenerator
         var (view2, plan2) = View2.Run(decoded[1], ClipRandom.For(seed, epoch, sampleIndex, 1));
         view1.MoveToOuterDisposeScope();
         view2.MoveToOuterDisposeScope();
-        return new CvrlViews(view1, view2, pair, plan1, plan2, frames);
+        return new CvrlViews(view1, view2, pair, plan1, plan2, frames) { FramesDecoded = reader.FramesDecoded, Seeks = reader.Seeks };
     }
 }

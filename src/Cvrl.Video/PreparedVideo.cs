@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.Win32.SafeHandles;
@@ -309,7 +310,22 @@ public static class PreparedVideo
 
     /// <summary>The temporary name a prepared file is written under until it is complete.</summary>
     /// <param name="destination">The prepared file.</param>
-    public static string PartialPath(string destination) => destination + ".partial";
+    /// <remarks>
+    /// The destination's name with <c>.partial</c> appended, or, when that would be longer than a file name may be, a
+    /// hidden name made from a hash of the destination's (still ending in <c>.cvrlvid.partial</c>).
+    /// </remarks>
+    public static string PartialPath(string destination)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(destination);
+        string name = Path.GetFileName(destination) + ".partial";
+        if (System.Text.Encoding.UTF8.GetByteCount(name) <= AtomicFile.MaxNameBytes)
+        {
+            return destination + ".partial";
+        }
+
+        string hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Path.GetFileName(destination))))[..32];
+        return Path.Combine(Path.GetDirectoryName(destination) ?? string.Empty, ".cvrl-" + hash + Extension + ".partial");
+    }
 
     private static unsafe void CopyPixels(Mat frame, byte[] destination)
     {
@@ -348,8 +364,10 @@ internal sealed class PreparedVideoFile : IDisposable
 
     public PreparedVideoHeader Header { get; }
 
-    public static PreparedVideoFile Open(string path)
+    /// <summary>Opens a prepared video, checking its layout and what its header claims against <paramref name="limits"/>.</summary>
+    public static PreparedVideoFile Open(string path, VideoReaderOptions? limits = null)
     {
+        limits ??= VideoReaderOptions.Default;
         string full = System.IO.Path.GetFullPath(path);
         if (!File.Exists(full))
         {
@@ -368,7 +386,7 @@ internal sealed class PreparedVideoFile : IDisposable
 
         try
         {
-            var (header, offsets) = ReadLayout(full, handle);
+            var (header, offsets) = ReadLayout(full, handle, limits);
             return new PreparedVideoFile(full, handle, header, offsets);
         }
         catch
@@ -394,7 +412,25 @@ internal sealed class PreparedVideoFile : IDisposable
         Mat frame;
         if (Header.Encoding == FrameEncoding.Jpeg)
         {
-            frame = Cv2.ImDecode(span, ImreadModes.Color);
+            // The size a JPEG declares is read before it is decoded: a frame of a kilobyte can declare 30000 x 30000.
+            if (!JpegHeader.TryReadSize(span, out int width, out int height))
+            {
+                throw new VideoDecodeException(Path, VideoDecodeFailure.InconsistentFrames, $"frame {index} is not a baseline or progressive JPEG (damaged file)");
+            }
+
+            if (width != Header.Width || height != Header.Height)
+            {
+                throw new VideoDecodeException(Path, VideoDecodeFailure.InconsistentFrames, $"frame {index} declares {width}x{height}, {Header.Width}x{Header.Height} expected (damaged file)");
+            }
+
+            try
+            {
+                frame = Cv2.ImDecode(span, ImreadModes.Color);
+            }
+            catch (OpenCVException e)
+            {
+                throw new VideoDecodeException(Path, VideoDecodeFailure.InconsistentFrames, $"frame {index} does not decode: {e.Message}", null, e);
+            }
         }
         else
         {
@@ -429,7 +465,7 @@ internal sealed class PreparedVideoFile : IDisposable
 
     public void Dispose() => _handle.Dispose();
 
-    private static (PreparedVideoHeader Header, long[] Offsets) ReadLayout(string path, SafeFileHandle handle)
+    private static (PreparedVideoHeader Header, long[] Offsets) ReadLayout(string path, SafeFileHandle handle, VideoReaderOptions limits)
     {
         long length = RandomAccess.GetLength(handle);
         VideoDecodeException Bad(string why) => new(path, VideoDecodeFailure.CannotOpen, "not a complete prepared video: " + why);
@@ -488,31 +524,59 @@ internal sealed class PreparedVideoFile : IDisposable
             throw Bad($"its header ({header.Frames} frames, {header.Width}x{header.Height}) does not match its frame table ({entries - 1} frames)");
         }
 
-        var table = ArrayPool<byte>.Shared.Rent(checked((int)(entries * 8)));
+        // Limits before anything is allocated for the table or a frame: a few bytes of header can claim any size.
+        if (header.Frames > limits.MaxFrames)
+        {
+            throw new VideoDecodeException(path, VideoDecodeFailure.TooManyFrames, string.Create(CultureInfo.InvariantCulture, $"its header claims {header.Frames:N0} frames, more than the {limits.MaxFrames:N0} VideoReaderOptions.MaxFrames allows"));
+        }
+
+        if ((long)header.Width * header.Height > limits.MaxFramePixels)
+        {
+            throw new VideoDecodeException(path, VideoDecodeFailure.TooLarge, string.Create(CultureInfo.InvariantCulture, $"its header declares {header.Width}x{header.Height} frames, more than the {limits.MaxFramePixels:N0} pixels VideoReaderOptions.MaxFramePixels allows"));
+        }
+
+        var offsets = new long[entries];
+        byte[] chunk = ArrayPool<byte>.Shared.Rent(1 << 16);
         try
         {
-            ReadExactly(path, handle, table.AsSpan(0, (int)(entries * 8)), tableOffset, "the frame table");
-            var offsets = new long[entries];
-            for (int i = 0; i < entries; i++)
+            for (long first = 0; first < entries; first += chunk.Length / 8)
             {
-                offsets[i] = BinaryPrimitives.ReadInt64LittleEndian(table.AsSpan(i * 8, 8));
-                if (offsets[i] < 8 || offsets[i] > tableOffset || (i > 0 && offsets[i] <= offsets[i - 1]))
+                int count = (int)Math.Min(chunk.Length / 8, entries - first);
+                ReadExactly(path, handle, chunk.AsSpan(0, count * 8), tableOffset + (first * 8), "the frame table");
+                for (int k = 0; k < count; k++)
                 {
-                    throw Bad($"frame table entry {i} is out of order or out of bounds");
+                    long i = first + k;
+                    offsets[i] = BinaryPrimitives.ReadInt64LittleEndian(chunk.AsSpan(k * 8, 8));
+                    if (offsets[i] < 8 || offsets[i] > tableOffset || (i > 0 && offsets[i] <= offsets[i - 1]))
+                    {
+                        throw Bad($"frame table entry {i} is out of order or out of bounds");
+                    }
                 }
             }
-
-            if (offsets[^1] != tableOffset)
-            {
-                throw Bad("the frame table does not end where the frames do");
-            }
-
-            return (header, offsets);
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(table);
+            ArrayPool<byte>.Shared.Return(chunk);
         }
+
+        if (offsets[^1] != tableOffset)
+        {
+            throw Bad("the frame table does not end where the frames do");
+        }
+
+        long largest = 0;
+        for (int i = 0; i + 1 < offsets.Length; i++)
+        {
+            largest = Math.Max(largest, offsets[i + 1] - offsets[i]);
+        }
+
+        long rawBytes = 3L * header.Width * header.Height;
+        if (header.Encoding == FrameEncoding.Raw ? largest != rawBytes : largest > (2 * rawBytes) + (1 << 20))
+        {
+            throw Bad($"a frame of {largest:N0} bytes does not fit {header.Width}x{header.Height} {header.Encoding} frames");
+        }
+
+        return (header, offsets);
     }
 
     /// <summary>Fills <paramref name="buffer"/> from <paramref name="offset"/>; a file that ends first is a damaged one.</summary>

@@ -67,8 +67,25 @@ public static class VideoFiles
     /// <param name="extensions">Extensions to include; default <see cref="DefaultExtensions"/>.</param>
     /// <returns>The videos and the files left out.</returns>
     /// <exception cref="DirectoryNotFoundException">Neither a folder nor a file exists at <paramref name="path"/>.</exception>
-    public static VideoFileScan Scan(string path, bool recursive = true, IEnumerable<string>? extensions = null)
+    public static VideoFileScan Scan(string path, bool recursive = true, IEnumerable<string>? extensions = null) =>
+        Scan(path, recursive, extensions, [], CancellationToken.None);
+
+    /// <summary>
+    /// Searches <paramref name="path"/> as <see cref="Scan(string, bool, IEnumerable{string}?)"/> does, never entering the
+    /// folders <paramref name="exclude"/> names (judged with every link resolved: an output folder inside the source, or
+    /// a link to it, is left out), and stopping between folders when cancelled.
+    /// </summary>
+    /// <param name="path">A folder, or one file (taken whatever its extension).</param>
+    /// <param name="recursive">Include subfolders.</param>
+    /// <param name="extensions">Extensions to include; null for <see cref="DefaultExtensions"/>.</param>
+    /// <param name="exclude">Folders not to search (they need not exist).</param>
+    /// <param name="cancellationToken">Stops the search.</param>
+    /// <returns>The videos and the files left out.</returns>
+    /// <exception cref="DirectoryNotFoundException">Neither a folder nor a file exists at <paramref name="path"/>.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled.</exception>
+    public static VideoFileScan Scan(string path, bool recursive, IEnumerable<string>? extensions, IEnumerable<string> exclude, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(exclude);
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         string full = Path.GetFullPath(path);
         if (File.Exists(full))
@@ -85,7 +102,13 @@ public static class VideoFiles
         var files = new List<(string Path, string Canonical, bool IsLink)>();
         var skipped = new List<ScanIssue>();
         var searched = new Dictionary<string, string>(StringComparer.Ordinal);
-        Search(full, Canonical(full), recursive, files, skipped, searched);
+        foreach (string folder in exclude)
+        {
+            // An excluded folder counts as searched already: never entered, by any name.
+            searched.TryAdd(FileIdentity.Resolve(folder), "(excluded: " + Path.GetFullPath(folder) + ")");
+        }
+
+        Search(full, Canonical(full), recursive, files, skipped, searched, cancellationToken);
 
         // The name kept for a file is its own (not a link) when it has one, else the first in ordinal order; the others are duplicates of it.
         files.Sort((a, b) => a.IsLink != b.IsLink ? a.IsLink.CompareTo(b.IsLink) : StringComparer.Ordinal.Compare(a.Path, b.Path));
@@ -126,11 +149,16 @@ public static class VideoFiles
     /// subfolders and links to folders are searched once per canonical folder, so a link back up the tree or a second
     /// link to the same folder adds nothing.
     /// </summary>
-    private static void Search(string folder, string canonical, bool recursive, List<(string Path, string Canonical, bool IsLink)> files, List<ScanIssue> skipped, Dictionary<string, string> searched)
+    private static void Search(string folder, string canonical, bool recursive, List<(string Path, string Canonical, bool IsLink)> files, List<ScanIssue> skipped, Dictionary<string, string> searched, CancellationToken cancellationToken)
     {
+        cancellationToken.ThrowIfCancellationRequested();
         if (searched.TryGetValue(canonical, out string? earlier))
         {
-            skipped.Add(new ScanIssue(folder, $"a link to a folder searched already ('{earlier}')"));
+            if (!earlier.StartsWith("(excluded", StringComparison.Ordinal))
+            {
+                skipped.Add(new ScanIssue(folder, $"a link to a folder searched already ('{earlier}')"));
+            }
+
             return;
         }
 
@@ -165,7 +193,7 @@ public static class VideoFiles
             {
                 if (recursive)
                 {
-                    Search(entry, target, recursive, files, skipped, searched);
+                    Search(entry, target, recursive, files, skipped, searched, cancellationToken);
                 }
             }
             else if (File.Exists(target))
@@ -177,6 +205,19 @@ public static class VideoFiles
                 skipped.Add(new ScanIssue(entry, $"a broken link (its target '{target}' does not exist)"));
             }
         }
+    }
+
+    /// <summary>
+    /// The key of a file under <paramref name="root"/>: its relative path with '/' between folders on every system. A
+    /// backslash in a Linux or macOS file name is a character of the name, kept as it is (only Windows separates folders
+    /// with it), so a class folder named <c>a\b</c> stays one folder.
+    /// </summary>
+    /// <param name="root">The folder the key is relative to.</param>
+    /// <param name="path">A file below it.</param>
+    public static string RelativeKey(string root, string path)
+    {
+        string relative = Path.GetRelativePath(root, path);
+        return Path.DirectorySeparatorChar == '/' ? relative : relative.Replace(Path.DirectorySeparatorChar, '/');
     }
 
     /// <summary>

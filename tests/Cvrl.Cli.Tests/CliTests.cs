@@ -140,7 +140,6 @@ public sealed class CliTests(TinyQuickstart quickstart) : IClassFixture<TinyQuic
         // Enough epochs that it cannot finish before the interrupt; SIGINT as soon as the first epoch is reported.
         var run = CliRunner.Run(
             quickstart.Temp,
-            TimeSpan.FromMinutes(3),
             output => output.Contains("pre-training epoch 1:", StringComparison.Ordinal),
             "pretrain", quickstart.Data, "--out", runFolder, "--depth", "18", "--width", "0.125", "--frames", "8", "--stride", "2", "--size", "32", "--batch", "4", "--epochs", "1000", "--workers", "2");
         Assert.True(run.ExitCode == 130, run.All);
@@ -152,7 +151,6 @@ public sealed class CliTests(TinyQuickstart quickstart) : IClassFixture<TinyQuic
         // The checkpoint is whole: the same command resumes from it (and is stopped the same way).
         var resumed = CliRunner.Run(
             quickstart.Temp,
-            TimeSpan.FromMinutes(3),
             output => output.Contains("pre-training epoch", StringComparison.Ordinal),
             "pretrain", quickstart.Data, "--out", runFolder, "--depth", "18", "--width", "0.125", "--frames", "8", "--stride", "2", "--size", "32", "--batch", "4", "--epochs", "1000", "--workers", "2");
         Assert.True(resumed.ExitCode == 130, resumed.All);

@@ -10,8 +10,6 @@ namespace Cvrl.Cli.Tests;
 /// </summary>
 public sealed class StopTests(SixteenVideos videos) : IClassFixture<SixteenVideos>
 {
-    private static readonly TimeSpan Limit = TimeSpan.FromMinutes(3);
-
     internal static readonly Dictionary<string, string> OneThread = new() { ["OMP_NUM_THREADS"] = "1", ["MKL_NUM_THREADS"] = "1" };
 
     /// <summary>A tiny pre-training run with a metrics row per step; 60 epochs of 4 steps (batch 4 of 16 videos) are long enough that a signal after epoch 1 lands mid-run.</summary>
@@ -26,11 +24,11 @@ public sealed class StopTests(SixteenVideos videos) : IClassFixture<SixteenVideo
     public void SIGTERM_stops_pretraining_with_a_checkpoint_that_resumes_to_the_same_losses()
     {
         string whole = Path.Combine(videos.Temp, "term-whole");
-        var uninterrupted = CliRunner.Run(new CliLaunch(videos.Temp, Limit) { Environment = OneThread }, Pretrain(videos.Data, whole));
+        var uninterrupted = CliRunner.Run(new CliLaunch(videos.Temp) { Environment = OneThread }, Pretrain(videos.Data, whole));
         Assert.True(uninterrupted.ExitCode == 0, uninterrupted.All);
 
         string stopped = Path.Combine(videos.Temp, "term-stopped");
-        var launch = new CliLaunch(videos.Temp, Limit)
+        var launch = new CliLaunch(videos.Temp)
         {
             Environment = OneThread,
             Signal = "TERM",
@@ -44,7 +42,7 @@ public sealed class StopTests(SixteenVideos videos) : IClassFixture<SixteenVideo
         Assert.NotEmpty(checkpoints);
         Assert.True(Losses(stopped).Length < 240, "the run was not stopped before its end");
 
-        var resumed = CliRunner.Run(new CliLaunch(videos.Temp, Limit) { Environment = OneThread }, Pretrain(videos.Data, stopped));
+        var resumed = CliRunner.Run(new CliLaunch(videos.Temp) { Environment = OneThread }, Pretrain(videos.Data, stopped));
         Assert.True(resumed.ExitCode == 0, resumed.All);
         Assert.Matches(@"resumed from step [1-9]\d*", resumed.Text);
         Assert.Equal(Losses(whole), Losses(stopped));

@@ -21,7 +21,7 @@ namespace Cvrl.Models.Tests;
 [Collection("Torch")]
 public sealed class ZooImportTests
 {
-    private static readonly JsonElement s_outputs = JsonDocument.Parse(File.ReadAllText(Fixture("zoo_outputs.json"))).RootElement;
+    internal static readonly JsonElement s_outputs = JsonDocument.Parse(File.ReadAllText(Fixture("zoo_outputs.json"))).RootElement;
 
     public static TheoryData<string, ModelZoo> Zoos => new()
     {
@@ -277,7 +277,7 @@ public sealed class ZooImportTests
             .. Pickle("ctorch._utils\n_rebuild_tensor_v2\n((" + Text("storage") + "ctorch\nFloatStorage\n" + Text("0") + Text("cpu") + "K\u0002tQK\u0000K\u0004\u0085K\u0001\u0085\u0089)tR."),
             .. Pickle("]" + Text("0") + "a."), .. BitConverter.GetBytes(2L), .. new byte[8]]);
         string message = Assert.Throws<InvalidDataException>(() => TorchSaveFile.Read(overrun)).Message;
-        Assert.True(message.Contains("reaches element 3 of storage '0', which holds 2", StringComparison.Ordinal), message);
+        Assert.True(message.Contains("size [4] and strides [1] that reaches past the 2 elements of storage '0'", StringComparison.Ordinal), message);
     }
 
     [Fact]
@@ -310,7 +310,7 @@ public sealed class ZooImportTests
         Assert.Equal(before + (2 * husks), LiveTensors.Settled());
     }
 
-    private static string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "Fixtures", name);
+    internal static string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "Fixtures", name);
 
     private static Tensor Values(JsonElement element, string name) => torch.tensor(element.GetProperty(name).EnumerateArray().Select(v => v.GetSingle()).ToArray());
 
@@ -344,15 +344,15 @@ public sealed class ZooImportTests
             : DeterministicWeights.Value(name, shape, kind);
     }
 
-    private static byte[] LegacyHeader() =>
+    internal static byte[] LegacyHeader() =>
     [
         .. Pickle("\x8a\x0a" + Encoding.Latin1.GetString(System.Numerics.BigInteger.Parse("119547037146038801333356").ToByteArray()) + "."),
         .. Pickle("M\u00e9\u0003."),
         .. Pickle("}."),
     ];
 
-    private static byte[] Pickle(string body) => [0x80, 0x02, .. Encoding.Latin1.GetBytes(body)];
+    internal static byte[] Pickle(string body) => [0x80, 0x02, .. Encoding.Latin1.GetBytes(body)];
 
     /// <summary>BINUNICODE: 'X', a 4-byte little-endian length, the UTF-8 text (as Latin-1 characters for <see cref="Pickle"/>).</summary>
-    private static string Text(string value) => "X" + Encoding.Latin1.GetString(BitConverter.GetBytes(value.Length)) + value;
+    internal static string Text(string value) => "X" + Encoding.Latin1.GetString(BitConverter.GetBytes(value.Length)) + value;
 }

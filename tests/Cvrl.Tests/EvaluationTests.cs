@@ -373,7 +373,7 @@ public sealed class EvaluationTests
     {
         using var dir = new TempDirectory();
         using var encoder = TrainerTests.TinyEncoder();
-        var store = new CheckpointStore(dir.File("ckpt"), 1);
+        using var store = new CheckpointStore(dir.File("ckpt"), 1);
         var state = new CheckpointState { Encoder = encoder.Options, Trainer = TrainerTests.Tiny() };
         string path = store.Write(state, [("encoder.", encoder.state_dict())]);
 

@@ -149,26 +149,35 @@ public sealed class LoaderTests
     [Fact]
     public void Cancellation_StopsPromptly()
     {
+        // Counted in samples, not seconds: a cancelled epoch starts no more than the loader's read-ahead allows.
         using var dir = new TempDirectory();
-        VideoFolders.Create(dir.Path, 8);
+        VideoFolders.Create(dir.Path, 48);
         var data = VideoDataset.FromFolder(dir.Path);
         var generator = SmallViews();
         using var cts = new CancellationTokenSource();
+        int started = 0;
+        int startedAtCancel = -1;
+        var options = new LoaderOptions { BatchSize = 2, Workers = 2 };
         var loader = new PretrainLoader(data, (path, seed, epoch, index, known) =>
         {
-            Thread.Sleep(50);
+            Interlocked.Increment(ref started);
             return generator.Generate(path, seed, epoch, index, known);
-        }, new LoaderOptions { BatchSize = 2, Workers = 2 });
-        var watch = System.Diagnostics.Stopwatch.StartNew();
+        }, options);
         Assert.ThrowsAny<OperationCanceledException>(() =>
         {
             foreach (var batch in loader.ReadEpoch(0, cancellationToken: cts.Token))
             {
                 batch.Dispose();
+                startedAtCancel = Volatile.Read(ref started);
                 cts.Cancel();
             }
         });
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"took {watch.Elapsed}");
+        // The loader keeps at most its window of samples ahead of what it has collated, and collates at most the batches
+        // it may hold ready plus one: twice the window and a batch bound what can have started, far below the epoch.
+        int window = ((options.PrefetchBatches + 1) * options.BatchSize) + options.Workers;
+        int bound = (2 * window) + options.BatchSize;
+        int total = Volatile.Read(ref started);
+        Assert.True(startedAtCancel >= options.BatchSize && total <= bound, $"{total} samples started in all ({startedAtCancel} when cancelled); at most {bound} of the epoch's 48 expected");
     }
 
     [Fact]

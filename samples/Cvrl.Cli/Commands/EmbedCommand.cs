@@ -133,6 +133,7 @@ internal sealed class EmbedCommand : Command<EmbedCommand.Settings>
     {
         OutputPaths.RequireFile(settings.Output, "--out");
         VideoSource.RequireExists(settings.Folder);
+        OutputPaths.RequireNotInput(settings.Output, "--out", (settings.Folder, "the videos"), (settings.EncoderFile, "the encoder"));
 
         TestViewOptions? own = null;
         var (embedder, owner) = CreateEmbedder(settings, views => settings.Options(own = views), settings.EncoderFile, settings.Architecture, settings.InitSeed, settings.Precision);

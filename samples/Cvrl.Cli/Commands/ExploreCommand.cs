@@ -118,6 +118,7 @@ internal sealed class ExploreCommand : Command<ExploreCommand.Settings>
         }
 
         OutputPaths.RequireFolder(settings.Output, "--out");
+        OutputPaths.RequireNotInput(settings.Output, "--out", (settings.Embeddings, "the embedding file"));
         var set = EmbeddingSet.Load(settings.Embeddings);
         var options = settings.Options;
         var report = CliProgress.Run(progress => ExploreReport.Write(set, settings.Output, options, CliLogger.For(settings.Verbose), progress, cancellationToken));

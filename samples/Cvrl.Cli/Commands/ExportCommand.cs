@@ -86,6 +86,7 @@ internal sealed class ExportCommand : Command<ExportCommand.Settings>
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         OutputPaths.RequireFile(settings.Output, "--out");
+        OutputPaths.RequireNotInput(settings.Output, "--out", (settings.EncoderFile, "the checkpoint"));
         string? file = settings.EncoderFile;
         var trained = settings.TrainedState;
         bool isCheckpoint = trained is not null;

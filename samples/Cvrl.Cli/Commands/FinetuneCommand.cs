@@ -65,6 +65,7 @@ internal sealed class FinetuneCommand : Command<FinetuneCommand.Settings>
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         OutputPaths.RequireFile(settings.Save, "--save");
+        OutputPaths.RequireNotInput(settings.Save, "--save", (settings.Data, "the labelled data"), (settings.EncoderFile, "the encoder"), (settings.Output, "the --out file"));
         return settings.Evaluate(
             (encoder, train, test, progress) => new FineTuner(settings.TuneOptions, settings.Logger).Fit(encoder, train, test, progress, cancellationToken),
             run => run.Result,

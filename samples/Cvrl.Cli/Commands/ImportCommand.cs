@@ -115,6 +115,7 @@ internal sealed class ImportCommand : Command<ImportCommand.Settings>
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         OutputPaths.RequireFile(settings.Output, "--out");
+        OutputPaths.RequireNotInput(settings.Output, "--out", (settings.File, "the file to import"));
         if (!File.Exists(settings.File))
         {
             throw new FileNotFoundException($"'{settings.File}' does not exist.", settings.File);

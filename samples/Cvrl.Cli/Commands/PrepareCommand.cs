@@ -44,6 +44,10 @@ internal sealed class PrepareCommand : Command<PrepareCommand.Settings>
         [Description("Videos prepared in parallel. [grey]Default: one per core[/]")]
         public int? Workers { get; init; }
 
+        [CommandOption("--replace")]
+        [Description("The --out folder holds videos prepared from another source: replace them (without it, such a folder is refused and nothing in it changes).")]
+        public bool Replace { get; init; }
+
         [CommandOption("-v|--verbose")]
         [Description("Log every bad video and removed file on standard error as well.")]
         public bool Verbose { get; init; }
@@ -59,6 +63,7 @@ internal sealed class PrepareCommand : Command<PrepareCommand.Settings>
         {
             Video = new PreparedVideoOptions { ShortSide = ShortSide == 0 ? null : ShortSide, Encoding = Encoding, JpegQuality = Quality },
             Workers = Workers ?? Environment.ProcessorCount,
+            ReplaceOtherSource = Replace,
         };
 
         public override ValidationResult Validate()
@@ -116,6 +121,11 @@ internal sealed class PrepareCommand : Command<PrepareCommand.Settings>
         if (report.Prepared > 0)
         {
             AnsiConsole.MarkupLine(string.Create(ci, $"prepared {report.SecondsPrepared:0} s of video in {report.Elapsed.TotalSeconds:0.#} s ({perCore:0.#} s of video per second per core)"));
+        }
+
+        if (report.Removed.Count > 0)
+        {
+            AnsiConsole.MarkupLine($"[yellow]removed {report.Removed.Count} prepared file(s) whose original is no longer in the source[/]: {Markup.Escape(string.Join(", ", report.Removed.Take(5)))}{(report.Removed.Count > 5 ? ", ..." : string.Empty)}");
         }
 
         if (report.CopiedListFiles.Count > 0)

@@ -8,6 +8,7 @@ using Cvrl.Distributed;
 using Cvrl.Models;
 using Cvrl.Optim;
 using Cvrl.Training;
+using Cvrl.Video;
 using Spectre.Console;
 using Spectre.Console.Cli;
 using TorchSharp;
@@ -203,6 +204,14 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
         }
 
         string checkpoints = Path.Combine(settings.Output, "checkpoints");
+        if (settings.Fresh && settings.Init is { } start && FileIdentity.IsWithin(start, checkpoints))
+        {
+            throw new ArgumentException($"--init '{start}' lies in the run's checkpoints folder, which --fresh empties; copy it elsewhere first");
+        }
+
+        // One run per folder: a second one (on this machine or another sharing the folder) is refused with the holder's pid.
+        using var claim = root ? FolderLock.Acquire(settings.Output, "cvrl pretrain", settings.Logger) : null;
+
         if (root && settings.Fresh && Directory.Exists(checkpoints))
         {
             // Damaged checkpoints set aside (*.cvrl.damaged) are kept for inspection; the rest go.
@@ -244,6 +253,11 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
         string loss = summary.Losses.Count > 0 ? $", final loss {summary.Losses[^1]:F4}" : string.Empty;
         string bad = summary.BadVideos > 0 ? $", [yellow]{summary.BadVideos} bad videos skipped[/]" : string.Empty;
         AnsiConsole.MarkupLine($"{(summary.Cancelled ? "[yellow]stopped[/]" : "done")}: step {summary.Steps}{resumed}, {summary.EpochsCompleted} epochs{loss}{bad} in {summary.Elapsed.TotalMinutes:F1} min{where}");
+        if (summary.Decoding.Samples > 0)
+        {
+            AnsiConsole.MarkupLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"decoding: {summary.Decoding.FramesPerSample:0.#} frames decoded per sample (two clips of {options.Views.Sampler.FramesPerClip} frames), {summary.Decoding.Seeks} seeks"));
+        }
+
         SkippedVideos.Print(summary.Skipped, videos.Root);
         return summary.Cancelled ? CliErrors.CancelledExitCode : 0;
     }

@@ -66,6 +66,7 @@ internal sealed class PreviewCommand : Command<PreviewCommand.Settings>
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         OutputPaths.RequireFile(settings.Output, "--out");
+        OutputPaths.RequireNotInput(settings.Output, "--out", (settings.Video, "the video"));
         if (!File.Exists(settings.Video))
         {
             throw new FileNotFoundException($"video '{settings.Video}' does not exist", settings.Video);

@@ -64,6 +64,7 @@ internal sealed class ProbeCommand : Command<ProbeCommand.Settings>
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         OutputPaths.RequireFile(settings.SaveClassifier, "--save-classifier");
+        OutputPaths.RequireNotInput(settings.SaveClassifier, "--save-classifier", (settings.Data, "the labelled data"), (settings.EncoderFile, "the encoder"), (settings.Output, "the --out file"));
         return settings.Evaluate(
             (encoder, train, test, progress) => new LinearProbe(settings.ProbeOptions, settings.Logger).Fit(encoder, train, test, progress, cancellationToken),
             run => run.Result,

@@ -129,6 +129,7 @@ internal class EvaluationSettings : EncoderSettings
         where TRun : IDisposable
     {
         OutputPaths.RequireFile(Output, "--out");
+        OutputPaths.RequireNotInput(Output, "--out", (Data, "the labelled data"), (EncoderFile, "the encoder"));
         var (train, test) = OpenData();
         var (encoder, description) = CreateEncoder();
         using (encoder)

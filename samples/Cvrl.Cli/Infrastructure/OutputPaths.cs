@@ -1,3 +1,5 @@
+using Cvrl.Video;
+
 namespace Cvrl.Cli.Infrastructure;
 
 /// <summary>
@@ -41,6 +43,42 @@ internal static class OutputPaths
         }
 
         RequireWritableFolder(full, path, option);
+    }
+
+    /// <summary>
+    /// Refuses an output that would replace something the command reads: the same file as an input (by any name: a link,
+    /// a hard link, a relative path), or a video file inside an input folder of videos (it is one of the videos, or would
+    /// be taken for one by the next run). Checked before any work.
+    /// </summary>
+    /// <param name="output">The output file (null: nothing to check).</param>
+    /// <param name="option">The option that gave it.</param>
+    /// <param name="inputs">The command's inputs (null entries ignored), each with what it is ("the checkpoint").</param>
+    /// <exception cref="ArgumentException">The output is an input.</exception>
+    public static void RequireNotInput(string? output, string option, params (string? Path, string What)[] inputs)
+    {
+        if (output is null)
+        {
+            return;
+        }
+
+        foreach (var (path, what) in inputs)
+        {
+            if (path is null)
+            {
+                continue;
+            }
+
+            if (FileIdentity.SameFile(output, path) || string.Equals(FileIdentity.Resolve(output), FileIdentity.Resolve(path), StringComparison.Ordinal))
+            {
+                throw new ArgumentException($"{option} '{output}' is {what} ('{path}'), which this command reads; writing there would replace it. Give another path.");
+            }
+
+            if (Directory.Exists(path) && !Directory.Exists(output) && FileIdentity.IsWithin(output, path)
+                && VideoFiles.DefaultExtensions.Contains(Path.GetExtension(output), StringComparer.OrdinalIgnoreCase))
+            {
+                throw new ArgumentException($"{option} '{output}' is a video file inside {what} ('{path}'); writing there would replace or add a video. Give another path.");
+            }
+        }
     }
 
     private static void RequireWritableFolder(string folder, string given, string option)

@@ -80,12 +80,25 @@ internal sealed class PickleMachine
     /// <summary>Every storage named by the pickle, by key.</summary>
     public Dictionary<string, StorageRef> Storages { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// How deep values may nest (containers in containers): far beyond what any checkpoint holds (a configuration is a
+    /// few levels deep), far below what would exhaust the stack of the code that walks them.
+    /// </summary>
+    public const int MaxNesting = 100;
+
     /// <summary>Reads one pickle up to its STOP opcode and returns its value.</summary>
     public object? Load()
     {
         try
         {
-            return Run();
+            object? value = Run();
+            int depth = Nesting(value, MaxNesting);
+            if (depth > MaxNesting)
+            {
+                throw Bad($"nests containers more than {MaxNesting} deep");
+            }
+
+            return value;
         }
         catch (EndOfStreamException e)
         {
@@ -229,22 +242,22 @@ internal sealed class PickleMachine
                     Push(PickleTuple.Empty);
                     break;
                 case (byte)'t':
-                    Push(new PickleTuple([.. PopMark()]));
+                    Push(Tuple([.. PopMark()]));
                     break;
                 case 0x85:
-                    Push(new PickleTuple([Pop()]));
+                    Push(Tuple([Pop()]));
                     break;
                 case 0x86:
                     {
                         object? b = Pop(), a = Pop();
-                        Push(new PickleTuple([a, b]));
+                        Push(Tuple([a, b]));
                         break;
                     }
 
                 case 0x87:
                     {
                         object? c = Pop(), b = Pop(), a = Pop();
-                        Push(new PickleTuple([a, b, c]));
+                        Push(Tuple([a, b, c]));
                         break;
                     }
 
@@ -331,7 +344,7 @@ internal sealed class PickleMachine
                             throw Bad("holds an OBJ opcode without a class");
                         }
 
-                        Push(Call(items[0], new PickleTuple([.. items.Skip(1)])));
+                        Push(Call(items[0], Tuple([.. items.Skip(1)])));
                         break;
                     }
 
@@ -339,7 +352,7 @@ internal sealed class PickleMachine
                     {
                         string module = ReadLine();
                         var global = Global(module, ReadLine());
-                        Push(Call(global, new PickleTuple([.. PopMark()])));
+                        Push(Call(global, Tuple([.. PopMark()])));
                         break;
                     }
 
@@ -389,6 +402,120 @@ internal sealed class PickleMachine
                     throw Bad("uses the copyreg extension registry, which torch.save does not write");
                 default:
                     throw Bad($"holds an unknown pickle opcode 0x{op:x2} at byte {_reader.BaseStream.Position - 1}");
+            }
+        }
+    }
+
+    /// <summary>A tuple of <paramref name="items"/>; refused when tuples nest beyond <see cref="MaxNesting"/> (hashing a key recurses that deep).</summary>
+    private PickleTuple Tuple(object?[] items)
+    {
+        var tuple = new PickleTuple(items);
+        return tuple.Depth <= MaxNesting ? tuple : throw Bad($"nests tuples more than {MaxNesting} deep");
+    }
+
+    /// <summary>
+    /// The longest chain of containers inside <paramref name="root"/> (dictionaries, lists, tuples, opaque objects; 0 for a
+    /// plain value), found without recursion and counting a container met again along its own chain (a cycle) once;
+    /// stops early once it exceeds <paramref name="limit"/>.
+    /// </summary>
+    internal static int Nesting(object? root, int limit)
+    {
+        var height = new Dictionary<object, int>(ReferenceEqualityComparer.Instance);
+        var onPath = new HashSet<object>(ReferenceEqualityComparer.Instance);
+        var stack = new Stack<(object Node, IEnumerator<object?> Children, int Best)>();
+        if (!IsContainer(root))
+        {
+            return 0;
+        }
+
+        stack.Push((root!, Children(root!).GetEnumerator(), 0));
+        onPath.Add(root!);
+        while (stack.Count > 0)
+        {
+            var (node, children, best) = stack.Pop();
+            bool descended = false;
+            while (children.MoveNext())
+            {
+                object? child = children.Current;
+                if (!IsContainer(child) || onPath.Contains(child!))
+                {
+                    continue;
+                }
+
+                if (height.TryGetValue(child!, out int known))
+                {
+                    best = Math.Max(best, known);
+                    continue;
+                }
+
+                if (stack.Count + 2 > limit)
+                {
+                    return limit + 1;
+                }
+
+                stack.Push((node, children, best));
+                stack.Push((child!, Children(child!).GetEnumerator(), 0));
+                onPath.Add(child!);
+                descended = true;
+                break;
+            }
+
+            if (descended)
+            {
+                continue;
+            }
+
+            int mine = best + 1;
+            height[node] = mine;
+            onPath.Remove(node);
+            if (stack.Count > 0)
+            {
+                var parent = stack.Pop();
+                stack.Push((parent.Node, parent.Children, Math.Max(parent.Best, mine)));
+            }
+            else
+            {
+                return mine;
+            }
+        }
+
+        return 0;
+
+        static bool IsContainer(object? value) => value is Dictionary<object, object?> or List<object?> or PickleTuple or PickledObject;
+
+        static IEnumerable<object?> Children(object node)
+        {
+            switch (node)
+            {
+                case Dictionary<object, object?> dict:
+                    foreach (var (key, value) in dict)
+                    {
+                        yield return key;
+                        yield return value;
+                    }
+
+                    break;
+                case List<object?> list:
+                    // By index: the list is not changed while it is walked, and an enumerator would not survive a copy.
+                    for (int i = 0; i < list.Count; i++)
+                    {
+                        yield return list[i];
+                    }
+
+                    break;
+                case PickleTuple tuple:
+                    foreach (var item in tuple)
+                    {
+                        yield return item;
+                    }
+
+                    break;
+                case PickledObject obj:
+                    yield return obj.Arguments;
+                    yield return obj.State;
+                    yield return obj.Entries;
+                    yield return obj.Items;
+                    break;
             }
         }
     }
@@ -530,6 +657,9 @@ internal sealed class PickleMachine
     /// <summary>The most elements a storage may claim here (its bytes are checked against the file when it is read).</summary>
     private const long MaxStorageElements = long.MaxValue / 16;
 
+    /// <summary>The most elements a tensor may have beyond those of its storage (an expanded or overlapping view).</summary>
+    private const long MaxRepeatedElements = 1 << 20;
+
     private PendingTensor RebuildTensor(PickleTuple args)
     {
         if (args.Count < 4 || args[0] is not StorageRef storage)
@@ -545,18 +675,32 @@ internal sealed class PickleMachine
             throw Bad($"rebuilds a tensor with size [{string.Join(", ", size)}] and strides [{string.Join(", ", stride)}]");
         }
 
-        long last = offset;
-        if (size.All(s => s > 0))
+        // In 128 bits: sizes and strides near 2^62 overflow 64-bit products and would pass as small numbers.
+        Int128 last = offset;
+        Int128 elements = 1;
+        foreach (long s in size)
+        {
+            elements = Int128.Min(elements * s, (Int128)long.MaxValue);
+        }
+
+        if (elements > 0)
         {
             for (int d = 0; d < size.Length; d++)
             {
-                last += (size[d] - 1) * stride[d];
+                last += (Int128)(size[d] - 1) * stride[d];
             }
 
             if (last >= storage.Elements)
             {
-                throw Bad($"rebuilds a tensor of size [{string.Join(", ", size)}] that reaches element {last} of storage '{storage.Key}', which holds {storage.Elements}");
+                throw Bad($"rebuilds a tensor of size [{string.Join(", ", size)}] and strides [{string.Join(", ", stride)}] that reaches past the {storage.Elements} elements of storage '{storage.Key}'");
             }
+        }
+
+        // Cvrl copies each tensor out of its storage: a view may repeat its storage's elements (zero or overlapping
+        // strides), but not into a copy far larger than the file.
+        if (elements > Math.Max(storage.Elements, MaxRepeatedElements))
+        {
+            throw Bad($"rebuilds a tensor of size [{string.Join(", ", size)}] ({elements} elements) from storage '{storage.Key}' of {storage.Elements} elements");
         }
 
         return new PendingTensor(storage, offset, size, stride);

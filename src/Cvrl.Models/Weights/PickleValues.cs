@@ -9,7 +9,20 @@ public sealed class PickleTuple : IReadOnlyList<object?>, IEquatable<PickleTuple
 {
     private readonly object?[] _items;
 
-    internal PickleTuple(object?[] items) => _items = items;
+    internal PickleTuple(object?[] items)
+    {
+        _items = items;
+        int inner = 0;
+        foreach (var item in items)
+        {
+            if (item is PickleTuple t && t.Depth > inner)
+            {
+                inner = t.Depth;
+            }
+        }
+
+        Depth = inner + 1;
+    }
 
     /// <summary>The empty tuple.</summary>
     public static PickleTuple Empty { get; } = new([]);
@@ -19,6 +32,12 @@ public sealed class PickleTuple : IReadOnlyList<object?>, IEquatable<PickleTuple
 
     /// <inheritdoc />
     public object? this[int index] => _items[index];
+
+    /// <summary>
+    /// How deep tuples nest in this one (1 for a tuple that holds no tuple): equality, hashing and text recurse this deep,
+    /// so the reader refuses tuples nested beyond a limit.
+    /// </summary>
+    internal int Depth { get; }
 
     /// <summary>The items, for the reader to replace placeholders in place.</summary>
     internal object?[] Items => _items;

@@ -210,15 +210,16 @@ public static class TorchSaveFile
                 }
             }
 
-            if (pickleEntry.Length > int.MaxValue)
+            if (pickleEntry.Length > MaxPickleBytes)
             {
-                throw new InvalidDataException($"'{path}': its pickle claims {pickleEntry.Length} bytes.");
+                throw new InvalidDataException($"'{path}': its pickle '{pickleEntry.FullName}' claims {pickleEntry.Length:N0} bytes; a torch.save pickle holds names and settings, at most {MaxPickleBytes:N0} bytes are read.");
             }
 
+            CheckInflation(path, pickleEntry, stream.Length);
             using var pickle = new MemoryStream((int)pickleEntry.Length);
             using (var entry = pickleEntry.Open())
             {
-                entry.CopyTo(pickle);
+                CopyAtMost(entry, pickle, pickleEntry.Length, path, pickleEntry.FullName);
             }
 
             pickle.Position = 0;
@@ -237,6 +238,7 @@ public static class TorchSaveFile
                         throw new InvalidDataException($"'{path}': storage '{storage.Key}' holds {entry.Length} bytes where {storage.Elements} elements of {storage.ElementSize} bytes need {bytes}.");
                     }
 
+                    CheckInflation(path, entry, stream.Length);
                     using var data = entry.Open();
                     storages[storage.Key] = ReadStorage(data, storage, path);
                 }
@@ -328,6 +330,53 @@ public static class TorchSaveFile
             {
                 t.Dispose();
             }
+        }
+    }
+
+    /// <summary>The most bytes a torch.save pickle may inflate to (real ones are well under a megabyte).</summary>
+    internal const long MaxPickleBytes = 256L << 20;
+
+    /// <summary>
+    /// The most a compressed entry may grow when inflated: torch.save stores its entries uncompressed, and weights or
+    /// pickles compressed by other tools shrink a few times at most; deflate can reach about 1000x, which is how a file
+    /// of a megabyte claims gigabytes.
+    /// </summary>
+    internal const int MaxInflation = 100;
+
+    /// <summary>Refuses an entry that claims to inflate far beyond its compressed size, before anything is inflated.</summary>
+    private static void CheckInflation(string path, ZipArchiveEntry entry, long fileBytes)
+    {
+        if (entry.CompressedLength > fileBytes)
+        {
+            throw new InvalidDataException($"'{path}': entry '{entry.FullName}' claims {entry.CompressedLength:N0} bytes in a file of {fileBytes:N0} (a truncated or forged zip).");
+        }
+
+        if (entry.CompressedLength < entry.Length && entry.Length > ((long)MaxInflation * Math.Max(entry.CompressedLength, 1)) + (1 << 20))
+        {
+            throw new InvalidDataException($"'{path}': entry '{entry.FullName}' inflates from {entry.CompressedLength:N0} to {entry.Length:N0} bytes, more than {MaxInflation} times; torch.save stores entries uncompressed, so this is not one of its files (a zip bomb?).");
+        }
+    }
+
+    /// <summary>Copies exactly <paramref name="expected"/> bytes, refusing a stream that holds more or fewer than its entry declared.</summary>
+    private static void CopyAtMost(Stream source, Stream destination, long expected, string path, string entry)
+    {
+        var buffer = new byte[1 << 16];
+        long total = 0;
+        int n;
+        while ((n = source.Read(buffer, 0, (int)Math.Min(buffer.Length, expected + 1 - total))) > 0)
+        {
+            total += n;
+            if (total > expected)
+            {
+                throw new InvalidDataException($"'{path}': entry '{entry}' inflates to more than the {expected:N0} bytes it declares (a damaged or forged zip).");
+            }
+
+            destination.Write(buffer, 0, n);
+        }
+
+        if (total != expected)
+        {
+            throw new InvalidDataException($"'{path}': entry '{entry}' holds {total:N0} of the {expected:N0} bytes it declares (a truncated file).");
         }
     }
 

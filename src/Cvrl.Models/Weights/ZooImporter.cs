@@ -210,6 +210,13 @@ public static class ZooImporter
             throw new InvalidDataException($"'{path}': no stem convolution among the {zoo} names at '{location}' (expected {ExpectedStemName(zoo)}); is it a {zoo} 3D-ResNet checkpoint?");
         }
 
+        var locals = weights.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)).Select(k => k[prefix.Length..]).ToList();
+        if (zoo == ModelZoo.PyTorchVideo && locals.Any(k => k.StartsWith("blocks.5.res_blocks.", StringComparison.Ordinal)) && !locals.Any(k => k.StartsWith("blocks.2.", StringComparison.Ordinal)))
+        {
+            // Residual stages at blocks 1, 3, 4 and 5 around a block 2 without weights: a pooling layer between stages.
+            throw new InvalidDataException($"'{path}' is a pytorchvideo network with a temporal pooling layer after its first stage (blocks.2 holds no weights and the residual stages sit at blocks 1, 3, 4 and 5): the layout of pytorchvideo's C2D and I3D models (c2d_r50, i3d_r50). Cvrl's ResNet3d does not pool in time between stages, so it does not map; pytorchvideo's Slow-R50 (slow_r50) does.");
+        }
+
         // 2. The architecture, from the shapes and what the configuration says the shapes cannot.
         var (encoderOptions, architecture) = InferArchitecture(weights, encoderMap, zoo, path);
         encoderOptions = CheckConfiguration(zoo, content, encoderOptions, notes, path);
@@ -242,6 +249,15 @@ public static class ZooImporter
             using (var scope = torch.NewDisposeScope())
             {
                 var source = encoderMap.ToDictionary(kv => kv.Key, kv => Float32(weights[kv.Value], kv.Value, converted), StringComparer.Ordinal);
+                foreach (var (target, tensor) in source)
+                {
+                    if (tensor.is_floating_point() && !torch.isfinite(tensor).all().item<bool>())
+                    {
+                        // Caught here, not later as a video that "fails": every embedding would be NaN.
+                        throw new InvalidDataException($"'{path}': weight '{encoderMap[target]}' holds NaN or infinite values; an encoder with such weights computes nothing usable (a damaged or diverged checkpoint).");
+                    }
+                }
+
                 ModelWeights.LoadStateDict(encoder, source, strict: true, origin: $"{path} ({zoo} names mapped to Cvrl's)");
             }
 
@@ -535,27 +551,28 @@ public static class ZooImporter
 
                 return options;
             case ModelZoo.MmAction2:
-                if (content?.Find("meta/config") is string config)
+                if (MmConfig(content) is { } mm)
                 {
-                    var backbone = Regex.Match(config, @"backbone\s*=\s*dict\(\s*type\s*=\s*'(\w+)'");
-                    if (backbone.Success && backbone.Groups[1].Value == "ResNet3d" && !Regex.IsMatch(config, @"with_pool2\s*=\s*False"))
+                    var backbone = mm.Config.Get("model", "backbone") as Dictionary<string, object?>;
+                    string? type = backbone?.GetValueOrDefault("type") as string;
+                    if (type == "ResNet3d" && backbone!.GetValueOrDefault("with_pool2") is not false)
                     {
                         throw new InvalidDataException($"'{path}' is an mmaction2 ResNet3d (I3D-style) network that pools in time after its first stage (with_pool2), which Cvrl's ResNet3d does not; SlowOnly networks map.");
                     }
 
-                    if (PyInt(config, "pool1_stride_t") is int pool && pool != 1)
+                    if (PythonConfig.Int(backbone?.GetValueOrDefault("pool1_stride_t")) is int pool && pool != 1)
                     {
                         throw new InvalidDataException($"'{path}': its stem pools with temporal stride {pool} (pool1_stride_t); Cvrl's stem pool has temporal stride 1.");
                     }
 
-                    if (PyInt(config, "conv1_stride_t") is int stride && stride != 1)
+                    if (PythonConfig.Int(backbone?.GetValueOrDefault("conv1_stride_t")) is int stride && stride != 1)
                     {
                         return options with { StemTemporalStride = stride };
                     }
                 }
                 else
                 {
-                    notes.Add("no meta.config in the checkpoint: assumed an mmaction2 SlowOnly network (no temporal pooling or strides)");
+                    notes.Add("no meta.cfg or meta.config in the checkpoint: assumed an mmaction2 SlowOnly network (no temporal pooling or strides)");
                 }
 
                 return options;
@@ -581,24 +598,25 @@ public static class ZooImporter
                 std = YamlList(yaml, "DATA", "STD");
                 from = "the checkpoint's cfg";
                 break;
-            case ModelZoo.MmAction2 when content?.Find("meta/config") is string config:
-                frames = PyInt(config, "clip_len");
-                stride = PyInt(config, "frame_interval");
-                crop = PyInt(config, "crop_size") ?? PyScale(config);
-                mean = PyList(config, "mean");
-                std = PyList(config, "std");
+            case ModelZoo.MmAction2 when MmConfig(content) is { } mm:
+                var (sampling, trainCrop, norm) = MmPipelines(mm.Config);
+                frames = PythonConfig.Int(sampling?.GetValueOrDefault("clip_len"));
+                stride = PythonConfig.Int(sampling?.GetValueOrDefault("frame_interval"));
+                crop = trainCrop;
+                mean = PythonConfig.Numbers(norm?.GetValueOrDefault("mean"));
+                std = PythonConfig.Numbers(norm?.GetValueOrDefault("std"));
                 if (mean is not null && mean.Any(v => v > 1.5))
                 {
                     mean = [.. mean.Select(v => v / 255)];
                     std = std is null ? null : [.. std.Select(v => v / 255)];
                 }
 
-                if (Regex.IsMatch(config, @"to_bgr\s*=\s*True"))
+                if (norm?.GetValueOrDefault("to_bgr") is true)
                 {
                     notes.Add("the model was trained on BGR frames (to_bgr=True); Cvrl feeds RGB, so its channels come in the other order");
                 }
 
-                from = "the checkpoint's meta.config";
+                from = $"the checkpoint's {mm.Key}";
                 break;
         }
 
@@ -740,23 +758,48 @@ public static class ZooImporter
         return start < 0 ? [] : [.. lines.Skip(start + 1).TakeWhile(l => l.Length == 0 || char.IsWhiteSpace(l[0]))];
     }
 
-    private static int? PyInt(string config, string name)
-    {
-        var m = Regex.Match(config, $@"\b{name}\s*=\s*(\d+)");
-        return m.Success ? int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : null;
-    }
+    /// <summary>
+    /// The configuration an mmaction2 checkpoint carries, parsed: mmengine (mmaction2 1.x) keeps its pretty text at
+    /// <c>meta.cfg</c>, mmcv (0.x) the file's text at <c>meta.config</c>. Null when there is none.
+    /// </summary>
+    private static (PythonConfig Config, string Key)? MmConfig(TorchSaveContent? content) =>
+        content?.Find("meta/cfg") is string cfg ? (PythonConfig.Parse(cfg), "meta.cfg")
+        : content?.Find("meta/config") is string config ? (PythonConfig.Parse(config), "meta.config")
+        : null;
 
-    private static int? PyScale(string config)
+    /// <summary>
+    /// What an mmaction2 configuration says about the clips a model learned from, found by structure: the frame
+    /// sampling step (<c>SampleFrames</c>) of the training pipeline (else validation, else test); the training crop,
+    /// the square size of the training pipeline's last fixed-size <c>Resize</c> (else the validation pipeline's
+    /// <c>CenterCrop</c>); the normalisation of the model's data preprocessor (1.x), else <c>img_norm_cfg</c> or a
+    /// <c>Normalize</c> step (0.x).
+    /// </summary>
+    private static (Dictionary<string, object?>? Sampling, int? Crop, Dictionary<string, object?>? Norm) MmPipelines(PythonConfig config)
     {
-        // The test pipeline's final square size, e.g. dict(type='CenterCrop', crop_size=224) or Resize(scale=(224, 224)).
-        var m = Regex.Match(config, @"scale\s*=\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)");
-        return m.Success && m.Groups[1].Value == m.Groups[2].Value ? int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : null;
-    }
+        object? Pipeline(string split) =>
+            config.Get(split + "_pipeline") ?? config.Get(split + "_dataloader", "dataset", "pipeline") ?? config.Get("data", split, "pipeline");
+        object? train = Pipeline("train"), val = Pipeline("val"), test = Pipeline("test");
+        var sampling = PythonConfig.Step(train, "SampleFrames") ?? PythonConfig.Step(val, "SampleFrames") ?? PythonConfig.Step(test, "SampleFrames");
 
-    private static double[]? PyList(string config, string name)
-    {
-        var m = Regex.Match(config, $@"\b{name}\s*=\s*\[([^\]]*)\]");
-        return m.Success ? Numbers(m.Groups[1].Value) : null;
+        int? crop = null;
+        foreach (var step in PythonConfig.Steps(train).Where(s => s.GetValueOrDefault("type") is "Resize"))
+        {
+            if (step.GetValueOrDefault("keep_ratio") is false && PythonConfig.Numbers(step.GetValueOrDefault("scale")) is [var w, var h] && w == h && w > 0)
+            {
+                crop = (int)w;
+            }
+        }
+
+        crop ??= PythonConfig.Int(PythonConfig.Step(val, "CenterCrop")?.GetValueOrDefault("crop_size"))
+            ?? PythonConfig.Int(PythonConfig.Step(test, "CenterCrop")?.GetValueOrDefault("crop_size"));
+
+        var norm = config.Get("model", "data_preprocessor") as Dictionary<string, object?>;
+        if (norm?.ContainsKey("mean") != true)
+        {
+            norm = config.Get("img_norm_cfg") as Dictionary<string, object?> ?? PythonConfig.Step(train, "Normalize") ?? PythonConfig.Step(val, "Normalize");
+        }
+
+        return (sampling, crop, norm);
     }
 
     private static double[]? Numbers(string text)

@@ -127,7 +127,7 @@ public abstract class Embedder
         var inputs = list.Select(p =>
         {
             string full = Path.GetFullPath(p);
-            return new EmbeddingInput(full, fullRoot is null ? p : Path.GetRelativePath(fullRoot, full).Replace('\\', '/'));
+            return new EmbeddingInput(full, fullRoot is null ? p : VideoFiles.RelativeKey(fullRoot, full));
         }).ToList();
         RequireFiles([.. inputs.Select(i => i.Path)]);
         var (kept, rejected) = Verify(inputs, fullRoot, cancellationToken);

@@ -249,6 +249,9 @@ public sealed class EmbeddingSet
         });
     }
 
+    /// <summary>The largest dimension a file may declare (far beyond any encoder's 2048 to 8192).</summary>
+    private const int MaxDimension = 1 << 20;
+
     /// <summary>Reads a set written by <see cref="Save"/>.</summary>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
     /// <exception cref="InvalidDataException">The file is not an embedding set, or is truncated or corrupt; the message names it.</exception>
@@ -273,6 +276,15 @@ public sealed class EmbeddingSet
 
             string fingerprint = ReadString(stream, MaxKeyBytes, "model fingerprint");
             string metadata = ReadString(stream, MaxMetadataBytes, "metadata");
+
+            // Each item takes at least its key's length word and its vector: a count or dimension the file cannot hold
+            // is refused before anything is allocated for it.
+            long left = stream.Length - stream.Position;
+            if (dim > MaxDimension || (count > 0 && (long)count * (sizeof(int) + ((long)dim * sizeof(float))) > left))
+            {
+                throw new InvalidDataException($"it declares {count} items of dimension {dim}, more than its {left} remaining bytes can hold");
+            }
+
             var set = new EmbeddingSet(dim, fingerprint, metadata);
             var keys = new string[count];
             for (int i = 0; i < count; i++)

@@ -140,7 +140,13 @@ public static class ExploreReport
 {
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
 
-    /// <summary>Writes the report into <paramref name="folder"/> (created; files of an earlier report there are replaced).</summary>
+    /// <summary>
+    /// Writes the report into <paramref name="folder"/> (created). An earlier report there stays whole until the new one is
+    /// complete: thumbnails go to a folder of this run's own (<c>thumbs-{run}/</c>), the projector files to a staging
+    /// folder, and the page's data (<c>data.js</c>) is replaced last, in one rename; then the earlier report's thumbnails
+    /// and projector files are removed. An interrupted run leaves the earlier report as it was (its unfinished files are
+    /// removed by the next run). One report is written into a folder at a time (<see cref="FolderLock"/>).
+    /// </summary>
     /// <param name="set">The embeddings (from either runtime).</param>
     /// <param name="folder">Output folder.</param>
     /// <param name="options">Options (validated); null for the defaults.</param>
@@ -150,6 +156,7 @@ public static class ExploreReport
     /// <returns>What was written.</returns>
     /// <exception cref="ArgumentException">The set holds fewer than two videos (four for t-SNE).</exception>
     /// <exception cref="DirectoryNotFoundException">Thumbnails are asked for and the videos' folder does not exist or is not known.</exception>
+    /// <exception cref="FolderInUseException">Another report is being written into <paramref name="folder"/>.</exception>
     public static ExploreSummary Write(EmbeddingSet set, string folder, ExploreOptions? options = null, ILogger? logger = null, IProgress<StageProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(set);
@@ -160,7 +167,7 @@ public static class ExploreReport
         EmbeddingMap.RequireItems(set, options.Map);
 
         string? root = options.Thumbnails ? VideoRootOf(set, options.VideoRoot) : null;
-        Directory.CreateDirectory(folder);
+        using var claim = FolderLock.Acquire(folder, "writing an explore report", logger);
         var (classes, labels) = ClassesOf(set, options.ClassFolders);
 
         // Every list the page shows and the kNN vote come from one pass of the set's own search.
@@ -186,29 +193,115 @@ public static class ExploreReport
 
         var knn = classes.Count > 0 ? LeaveOneOutKnn(labels, classes, all, knnK, options.KnnTemperature) : null;
 
-        var thumbs = new Thumbnails(set, root, options, folder);
-        var thumbWatch = Stopwatch.StartNew();
-        if (root is not null)
-        {
-            thumbs.Make(logger, progress, cancellationToken);
-        }
-
-        var thumbnailsElapsed = thumbWatch.Elapsed;
-        var shownLists = all.Select(h => (IReadOnlyList<SearchHit>)[.. h.Take(shown)]).ToList();
-        WriteData(set, folder, options, layout, classes, labels, shownLists, knn, thumbs);
-        foreach (var (name, text) in ExploreAssets.Files)
-        {
-            AtomicFile.Write(Path.Combine(folder, name), s => s.Write(Encoding.UTF8.GetBytes(text)));
-        }
-
+        string run = Guid.NewGuid().ToString("N")[..12];
+        Thumbnails thumbs;
+        TimeSpan thumbnailsElapsed;
+        List<IReadOnlyList<SearchHit>> shownLists;
         string? projector = null;
-        if (options.Projector)
+        bool swapped = false;
+        try
         {
-            projector = Path.Combine(folder, "projector");
-            ProjectorExport.Write(set, projector, classes, labels, thumbs);
+            thumbs = new Thumbnails(set, root, options, folder, ThumbsPrefix + run);
+            var thumbWatch = Stopwatch.StartNew();
+            if (root is not null)
+            {
+                thumbs.Make(logger, progress, cancellationToken);
+            }
+
+            thumbnailsElapsed = thumbWatch.Elapsed;
+            shownLists = all.Select(h => (IReadOnlyList<SearchHit>)[.. h.Take(shown)]).ToList();
+            string? stagedProjector = null;
+            if (options.Projector)
+            {
+                projector = Path.Combine(folder, "projector");
+                stagedProjector = Path.Combine(folder, StagingPrefix + run);
+                ProjectorExport.Write(set, stagedProjector, classes, labels, thumbs);
+            }
+
+            // The swap: everything of this run exists; the page's data switches to it in one rename.
+            cancellationToken.ThrowIfCancellationRequested();
+            foreach (var (name, text) in ExploreAssets.Files.Where(f => f.Name != "index.html"))
+            {
+                AtomicFile.Write(Path.Combine(folder, name), s => s.Write(Encoding.UTF8.GetBytes(text)));
+            }
+
+            WriteData(set, folder, options, layout, classes, labels, shownLists, knn, thumbs);
+            swapped = true; // from here the page shows this run's thumbnails
+            foreach (var (name, text) in ExploreAssets.Files.Where(f => f.Name == "index.html"))
+            {
+                AtomicFile.Write(Path.Combine(folder, name), s => s.Write(Encoding.UTF8.GetBytes(text)));
+            }
+
+            if (stagedProjector is not null)
+            {
+                string old = Path.Combine(folder, StagingPrefix + run + "-old");
+                if (Directory.Exists(projector))
+                {
+                    Directory.Move(projector!, old);
+                }
+
+                Directory.Move(stagedProjector, projector!);
+            }
         }
+        finally
+        {
+            if (!swapped)
+            {
+                // Interrupted or failed before the swap: the earlier report stays as it was; this run's files go.
+                RemoveRun(folder, run, logger);
+            }
+        }
+
+        RemoveEarlierRuns(folder, ThumbsPrefix + run, logger);
 
         return new ExploreSummary(Path.GetFullPath(Path.Combine(folder, "index.html")), set.Count, layout, classes, labels, shownLists, knn, thumbs.Made, thumbs.Failures, projector, neighboursElapsed, thumbnailsElapsed);
+    }
+
+    /// <summary>The prefix of a run's thumbnail folder (<c>thumbs-{run}</c>).</summary>
+    private const string ThumbsPrefix = "thumbs-";
+
+    /// <summary>The prefix of a run's staging folders.</summary>
+    private const string StagingPrefix = ".cvrl-staging-";
+
+    /// <summary>Removes the files of run <paramref name="run"/> (its thumbnails and staging folders).</summary>
+    private static void RemoveRun(string folder, string run, ILogger logger)
+    {
+        foreach (string dir in new[] { ThumbsPrefix + run, StagingPrefix + run }.Select(n => Path.Combine(folder, n)).Where(Directory.Exists))
+        {
+            try
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                ExploreLog.NotRemoved(logger, dir, e.Message);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Removes what earlier or interrupted runs left: thumbnail folders other than <paramref name="current"/> and staging
+    /// folders, both named as Cvrl names them (nothing else in the folder is touched).
+    /// </summary>
+    private static void RemoveEarlierRuns(string folder, string current, ILogger logger)
+    {
+        foreach (string dir in Directory.EnumerateDirectories(folder))
+        {
+            string name = Path.GetFileName(dir);
+            bool earlierThumbs = name.StartsWith(ThumbsPrefix, StringComparison.Ordinal) && name != current
+                && name.Length == ThumbsPrefix.Length + 12 && name[ThumbsPrefix.Length..].All(char.IsAsciiHexDigitLower);
+            if ((earlierThumbs || name.StartsWith(StagingPrefix, StringComparison.Ordinal)) && new DirectoryInfo(dir).LinkTarget is null)
+            {
+                try
+                {
+                    Directory.Delete(dir, recursive: true);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    ExploreLog.NotRemoved(logger, dir, e.Message);
+                }
+            }
+        }
     }
 
     /// <summary>
@@ -507,4 +600,7 @@ internal static partial class ExploreLog
 
     [LoggerMessage(EventId = 703, Level = LogLevel.Warning, Message = "No thumbnail for '{Path}': {Reason}")]
     public static partial void NoThumbnail(ILogger logger, string path, string reason);
+
+    [LoggerMessage(EventId = 704, Level = LogLevel.Warning, Message = "Could not remove '{Path}' of an earlier report: {Reason}")]
+    public static partial void NotRemoved(ILogger logger, string path, string reason);
 }

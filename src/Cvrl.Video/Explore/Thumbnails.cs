@@ -8,10 +8,11 @@ namespace Cvrl.Explore;
 
 /// <summary>
 /// The thumbnail pass of an explore report: one extra decoding pass that reads a few frames evenly spread over each
-/// video at thumbnail size (the decoder scales them), writes each video's strip as <c>thumbs/{index}.jpg</c>, and keeps
-/// a square tile of the middle frame for the projector's sprite when one is wanted.
+/// video at thumbnail size (the decoder scales them), writes each video's strip as <c>{thumbsFolder}/{index}.jpg</c> (a
+/// folder of this report's own, named for the run, so an earlier report's strips are never overwritten), and keeps a
+/// square tile of the middle frame for the projector's sprite when one is wanted.
 /// </summary>
-internal sealed class Thumbnails(EmbeddingSet set, string? root, ExploreOptions options, string folder)
+internal sealed class Thumbnails(EmbeddingSet set, string? root, ExploreOptions options, string folder, string thumbsFolder)
 {
     /// <summary>Sprite tiles are at most this many pixels square; smaller for large sets so the sprite stays within 8192 pixels.</summary>
     public const int MaxTile = 64;
@@ -30,7 +31,7 @@ internal sealed class Thumbnails(EmbeddingSet set, string? root, ExploreOptions 
     public IReadOnlyList<SkippedVideo> Failures => _failures;
 
     /// <summary>The strip's file relative to the report, or null.</summary>
-    public string? FileOf(int index) => _made[index] ? $"thumbs/{index}.jpg" : null;
+    public string? FileOf(int index) => _made[index] ? $"{thumbsFolder}/{index}.jpg" : null;
 
     /// <summary>The sprite tile (BGR, <see cref="Tile"/> square) of a video, or null.</summary>
     public byte[]? TileOf(int index) => _tiles[index];
@@ -39,12 +40,8 @@ internal sealed class Thumbnails(EmbeddingSet set, string? root, ExploreOptions 
     {
         ArgumentNullException.ThrowIfNull(root);
         var watch = Stopwatch.StartNew();
-        string thumbs = Path.Combine(folder, "thumbs");
+        string thumbs = Path.Combine(folder, thumbsFolder);
         Directory.CreateDirectory(thumbs);
-        foreach (string old in Directory.EnumerateFiles(thumbs, "*.jpg"))
-        {
-            File.Delete(old); // an earlier report's strips must not stand in for videos that fail now
-        }
 
         int done = 0;
         var results = OrderedParallel.Map(set.Keys, (key, i) => Strip(Path.Combine(root, key), i), options.Workers, 2 * options.Workers, null, cancellationToken);

@@ -14,6 +14,9 @@ internal static partial class DataLog
     [LoggerMessage(EventId = 402, Level = LogLevel.Warning, Message = "Video index cache {Path} ignored: {Reason}")]
     public static partial void CacheIgnored(ILogger logger, string path, string reason);
 
+    [LoggerMessage(EventId = 404, Level = LogLevel.Warning, Message = "Video index cache {Cache}: the entry of {Video} is not valid ({Reason}); the video is measured again")]
+    public static partial void CacheEntryInvalid(ILogger logger, string cache, string video, string reason);
+
     [LoggerMessage(EventId = 403, Level = LogLevel.Warning, Message = "Video index cache {Path} not written: {Reason}")]
     public static partial void CacheNotWritten(ILogger logger, string path, string reason);
 

@@ -175,6 +175,9 @@ public sealed class PretrainLoader
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<int, int> _frameCounts = new();
     private readonly ConcurrentDictionary<string, string> _bad = new(StringComparer.Ordinal);
+    private long _samples;
+    private long _framesDecoded;
+    private long _seeks;
 
     /// <summary>Creates a loader.</summary>
     /// <param name="data">The videos.</param>
@@ -208,6 +211,9 @@ public sealed class PretrainLoader
 
     /// <summary>Videos found undecodable so far, with the reason.</summary>
     public IReadOnlyDictionary<string, string> BadVideos => _bad;
+
+    /// <summary>What the reads of this loader decoded so far (samples made, frames decoded, seeks).</summary>
+    public DecodingStatistics Decoding => new(Interlocked.Read(ref _samples), Interlocked.Read(ref _framesDecoded), Interlocked.Read(ref _seeks));
 
     /// <summary>The epoch's visiting order: a permutation of the data-set indices keyed by (seed, epoch), or the identity without shuffling.</summary>
     public int[] EpochOrder(int epoch)
@@ -388,6 +394,9 @@ public sealed class PretrainLoader
                     int? known = item.Frames ?? (_owner._frameCounts.TryGetValue(index, out int n) ? n : null);
                     slot.Views = _owner._generate(item.Path, _owner.Options.Seed, epoch, index, known);
                     _owner._frameCounts[index] = slot.Views.FrameCount;
+                    Interlocked.Increment(ref _owner._samples);
+                    Interlocked.Add(ref _owner._framesDecoded, slot.Views.FramesDecoded);
+                    Interlocked.Add(ref _owner._seeks, slot.Views.Seeks);
                 }
             }
             catch (VideoDecodeException e)
@@ -538,4 +547,14 @@ internal static partial class LoaderLog
 {
     [LoggerMessage(EventId = 200, Level = LogLevel.Warning, Message = "Skipping video {Path}: {Reason}")]
     public static partial void BadVideo(ILogger logger, string path, string reason);
+}
+
+/// <summary>What decoding cost a run: the samples made, the frames decoded for them, and the seeks made.</summary>
+/// <param name="Samples">Samples (two views of one video) made.</param>
+/// <param name="FramesDecoded">Frames decoded for them (frames OpenCV decodes inside a seek are not counted).</param>
+/// <param name="Seeks">Seeks made.</param>
+public sealed record DecodingStatistics(long Samples, long FramesDecoded, long Seeks)
+{
+    /// <summary>Frames decoded per sample (0 before the first): about the two clips' frames when reads seek or a prepared copy is read, far more when they decode forward from the start.</summary>
+    public double FramesPerSample => Samples > 0 ? (double)FramesDecoded / Samples : 0;
 }

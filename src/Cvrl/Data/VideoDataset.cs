@@ -107,7 +107,7 @@ public sealed class VideoDataset
             var sb = new StringBuilder();
             foreach (var item in Items)
             {
-                sb.Append(CultureInfo.InvariantCulture, $"{Path.GetRelativePath(Root, item.Path).Replace('\\', '/')}\t{item.Frames}\n");
+                sb.Append(CultureInfo.InvariantCulture, $"{VideoFiles.RelativeKey(Root, item.Path)}\t{item.Frames}\n");
             }
 
             return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(sb.ToString())));

@@ -152,7 +152,12 @@ public sealed class VideoIndex
     /// <summary>The cache file's name when it lives in a data set's root folder.</summary>
     public const string DefaultFileName = ".cvrl-index.json";
 
-    private const int FormatVersion = 2;
+    /// <summary>
+    /// Version 3: seek costs measured correctly. Version 2 caches are read, but their seek-access entries are measured
+    /// again (their costs came from a measure that took the time since the last frame for the time per frame, so every
+    /// seek looked millions of frames expensive and none was ever made).
+    /// </summary>
+    private const int FormatVersion = 3;
     private readonly Dictionary<string, IndexedVideo> _byPath;
 
     private VideoIndex(IReadOnlyList<IndexedVideo> videos, string? cachePath, int fromCache)
@@ -208,7 +213,7 @@ public sealed class VideoIndex
             : options.CachePath is not null ? System.IO.Path.GetFullPath(options.CachePath)
             : defaultFolder is not null ? System.IO.Path.Combine(System.IO.Path.GetFullPath(defaultFolder), DefaultFileName)
             : null;
-        var cached = cachePath is null ? [] : ReadCache(cachePath, logger);
+        var cached = cachePath is null ? [] : ReadCache(cachePath, logger, options.Reader.MaxFrames);
         var watch = Stopwatch.StartNew();
         var results = new IndexedVideo[files.Count];
         var todo = new List<int>();
@@ -286,7 +291,7 @@ public sealed class VideoIndex
         }
     }
 
-    private static Dictionary<string, IndexedVideo> ReadCache(string path, ILogger logger)
+    private static Dictionary<string, IndexedVideo> ReadCache(string path, ILogger logger, int maxFrames)
     {
         var entries = new Dictionary<string, IndexedVideo>(StringComparer.Ordinal);
         if (!File.Exists(path))
@@ -297,7 +302,7 @@ public sealed class VideoIndex
         try
         {
             var file = JsonSerializer.Deserialize<CacheFile>(File.ReadAllText(path), CvrlJson.Compact);
-            if (file?.Version != FormatVersion || file.Videos is null)
+            if (file?.Version is not (FormatVersion or 2) || file.Videos is null)
             {
                 DataLog.CacheIgnored(logger, path, "another format version");
                 return entries;
@@ -306,16 +311,87 @@ public sealed class VideoIndex
             string folder = System.IO.Path.GetDirectoryName(path)!;
             foreach (var v in file.Videos)
             {
+                if (v is null || string.IsNullOrWhiteSpace(v.Path) || v.Path.Contains('\0', StringComparison.Ordinal))
+                {
+                    DataLog.CacheEntryInvalid(logger, path, "(an entry)", "it names no file");
+                    continue;
+                }
+
                 var entry = v with { Path = System.IO.Path.GetFullPath(System.IO.Path.Combine(folder, v.Path)) };
+                string? problem = Invalid(entry, maxFrames) ?? (file.Version == 2 && entry.Access == FrameAccess.Seek ? "its seek cost was measured by an earlier Cvrl that measured it wrongly" : null);
+                if (problem is not null)
+                {
+                    if (file.Version != 2)
+                    {
+                        DataLog.CacheEntryInvalid(logger, path, entry.Path, problem);
+                    }
+
+                    continue;
+                }
+
                 entries[entry.Path] = entry;
             }
         }
-        catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException or NotSupportedException)
+        catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
         {
             DataLog.CacheIgnored(logger, path, e.Message);
         }
 
         return entries;
+    }
+
+    /// <summary>
+    /// Why a cached entry cannot be what indexing wrote (a hand-edited or damaged cache), or null when it is consistent:
+    /// counts in range, a status that agrees with the counts, a failure only for a bad video, sizes and rates that exist.
+    /// </summary>
+    internal static string? Invalid(IndexedVideo e, int maxFrames)
+    {
+        if (!Enum.IsDefined(e.Status) || !Enum.IsDefined(e.Access) || (e.Failure is { } f && !Enum.IsDefined(f)))
+        {
+            return "an unknown status, access or failure";
+        }
+
+        if (e.SizeBytes < 0 || e.ModifiedUtc == default)
+        {
+            return "no file size or time";
+        }
+
+        if (e.Status == VideoStatus.Bad)
+        {
+            return e.Frames == 0 && e.Failure is not null ? null : "a bad video with frames or without a failure";
+        }
+
+        if (e.Frames < 1 || e.Frames > maxFrames)
+        {
+            return $"{e.Frames} frames";
+        }
+
+        if (e.Failure is not null)
+        {
+            return "a usable video with a failure";
+        }
+
+        if ((e.Status == VideoStatus.Ok) != (e.Frames == e.ClaimedFrames))
+        {
+            return $"status {e.Status} with {e.Frames} frames where the container claims {e.ClaimedFrames}";
+        }
+
+        if (e.Width < 1 || e.Height < 1 || !double.IsFinite(e.FramesPerSecond) || e.FramesPerSecond < 0)
+        {
+            return $"a frame size of {e.Width}x{e.Height} at {e.FramesPerSecond} fps";
+        }
+
+        if (e.KeyFrameInterval < 0 || e.KeyFrameInterval > e.Frames || e.SeekCostFrames < 0)
+        {
+            return $"a key-frame interval of {e.KeyFrameInterval} or a seek cost of {e.SeekCostFrames} frames";
+        }
+
+        if ((e.Access == FrameAccess.Direct) != PreparedVideo.IsPrepared(e.Path))
+        {
+            return $"{e.Access} access for a {(PreparedVideo.IsPrepared(e.Path) ? "prepared" : "video")} file";
+        }
+
+        return null;
     }
 
     /// <summary>Writes <paramref name="entries"/> as the index cache file <paramref name="path"/> and registers their timelines.</summary>
@@ -344,7 +420,7 @@ public sealed class VideoIndex
         var file = new CacheFile
         {
             Version = FormatVersion,
-            Videos = [.. entries.OrderBy(e => e.Path, StringComparer.Ordinal).Select(e => e with { Path = System.IO.Path.GetRelativePath(folder, e.Path).Replace('\\', '/') })],
+            Videos = [.. entries.OrderBy(e => e.Path, StringComparer.Ordinal).Select(e => e with { Path = VideoFiles.RelativeKey(folder, e.Path) })],
         };
         try
         {

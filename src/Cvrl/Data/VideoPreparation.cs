@@ -26,6 +26,13 @@ public sealed record PreparationOptions
     /// </summary>
     public bool CopyListFiles { get; init; } = true;
 
+    /// <summary>
+    /// Prepare into a folder that holds videos prepared from another source, replacing them (their files are removed as
+    /// orphans). Default false: such a folder is refused before anything changes, so one data set's prepared copy is never
+    /// deleted by preparing another into the same place.
+    /// </summary>
+    public bool ReplaceOtherSource { get; init; }
+
     /// <summary>Checks every option.</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of range; the message names it.</exception>
     public void Validate()
@@ -133,7 +140,11 @@ public static class VideoPreparation
     /// <param name="cancellationToken">Stops between frames; what was complete stays, nothing half-written remains.</param>
     /// <returns>What was done.</returns>
     /// <exception cref="DirectoryNotFoundException">The source does not exist.</exception>
-    /// <exception cref="ArgumentException">The destination is the source folder, lies inside a prepared file's place, or is a file.</exception>
+    /// <exception cref="ArgumentException">
+    /// The destination is the source folder (by any name), is a file, or holds videos prepared from another source (see
+    /// <see cref="PreparationOptions.ReplaceOtherSource"/>).
+    /// </exception>
+    /// <exception cref="FolderInUseException">Another preparation is writing into the destination.</exception>
     /// <exception cref="DatasetException">The source holds no video, or none decodes.</exception>
     /// <exception cref="OperationCanceledException">Cancelled.</exception>
     public static PreparationReport Prepare(
@@ -164,23 +175,29 @@ public static class VideoPreparation
             throw new ArgumentException($"The destination '{outRoot}' is a file; give a folder.", nameof(destination));
         }
 
-        if (string.Equals(outRoot, root, StringComparison.Ordinal))
+        if (string.Equals(outRoot, root, StringComparison.Ordinal) || FileIdentity.SameFile(outRoot, root) || string.Equals(FileIdentity.Resolve(outRoot), FileIdentity.Resolve(root), StringComparison.Ordinal))
         {
             throw new ArgumentException($"The destination '{outRoot}' is the source folder; prepare into another folder.", nameof(destination));
         }
 
-        // The sources: videos of the folder, without prepared files and without anything inside the destination.
-        var scan = VideoFiles.Scan(sourceFull, true, options.Extensions);
-        string outPrefix = outRoot + Path.DirectorySeparatorChar;
-        var sources = scan.Videos.Where(f => !PreparedVideo.IsPrepared(f) && !f.StartsWith(outPrefix, StringComparison.Ordinal)).ToList();
-        var leftOut = scan.LeftOut.Where(f => !f.StartsWith(outPrefix, StringComparison.Ordinal)).ToList();
+        // One preparation at a time writes into a folder: a second would delete the first one's partial files.
+        using var claim = FolderLock.Acquire(outRoot, "preparing videos", logger);
+
+        // The sources: videos of the folder, without prepared files and never searching the destination (by any name:
+        // an output inside the source, or a link to it, would otherwise be searched, and searched again as it grows).
+        var scan = VideoFiles.Scan(sourceFull, true, options.Extensions, [outRoot], cancellationToken);
+        var sources = scan.Videos.Where(f => !PreparedVideo.IsPrepared(f)).ToList();
+        var leftOut = scan.LeftOut.ToList();
         if (sources.Count == 0)
         {
             throw new DatasetException($"No video files to prepare under '{sourceFull}'.");
         }
 
-        Directory.CreateDirectory(outRoot);
-        foreach (string partial in Directory.EnumerateFiles(outRoot, "*" + PreparedVideo.Extension + ".partial", SearchOption.AllDirectories))
+        string manifestPath = Path.Combine(outRoot, ManifestFileName);
+        var manifest = ReadManifest(manifestPath, logger);
+        var targets = sources.Select(s => Path.Combine(outRoot, Path.GetRelativePath(root, s) + PreparedVideo.Extension)).ToList();
+        RequireSameSource(outRoot, root, manifest, targets, options, cancellationToken);
+        foreach (string partial in OwnFiles(outRoot, "*" + PreparedVideo.Extension + ".partial", cancellationToken))
         {
             // Left by a run that was killed while writing: never complete, always safe to remove.
             File.Delete(partial);
@@ -195,14 +212,12 @@ public static class VideoPreparation
                 string target = Path.Combine(outRoot, relative);
                 Directory.CreateDirectory(Path.GetDirectoryName(target)!);
                 File.Copy(file, target, overwrite: true);
-                copied.Add(relative.Replace('\\', '/'));
+                copied.Add(VideoFiles.RelativeKey(root, file));
                 leftOut.Remove(file);
             }
         }
 
-        string manifestPath = Path.Combine(outRoot, ManifestFileName);
-        var knownBad = ReadManifest(manifestPath, logger);
-        var targets = sources.Select(s => Path.Combine(outRoot, Path.GetRelativePath(root, s) + PreparedVideo.Extension)).ToList();
+        var knownBad = manifest.Bad;
         var headers = new PreparedVideoHeader?[sources.Count];
         var bad = new SkippedVideo?[sources.Count];
         var todo = new List<int>();
@@ -211,8 +226,16 @@ public static class VideoPreparation
         for (int i = 0; i < sources.Count; i++)
         {
             var original = new FileInfo(sources[i]);
-            string relative = Path.GetRelativePath(root, sources[i]).Replace('\\', '/');
-            if (File.Exists(targets[i]) && TryHeader(targets[i]) is { } existing && existing.Matches(original, options.Video))
+            string relative = VideoFiles.RelativeKey(root, sources[i]);
+            int nameBytes = System.Text.Encoding.UTF8.GetByteCount(Path.GetFileName(targets[i]));
+            if (nameBytes > AtomicFile.MaxNameBytes)
+            {
+                // The copy's name cannot exist on the file system: the video is left out, and the run goes on.
+                bad[i] = new SkippedVideo(sources[i], $"its prepared copy's name would be {nameBytes} bytes, more than the {AtomicFile.MaxNameBytes} a file name may have; rename the original");
+                badCount++;
+                DataLog.BadVideoIndexed(logger, sources[i], bad[i]!.Reason);
+            }
+            else if (File.Exists(targets[i]) && TryHeader(targets[i]) is { } existing && existing.Matches(original, options.Video))
             {
                 headers[i] = existing;
                 upToDate++;
@@ -280,7 +303,7 @@ public static class VideoPreparation
             WriteManifest(manifestPath, root, sources, bad, logger);
         }
 
-        var removed = RemoveOrphans(outRoot, targets, logger);
+        var removed = RemoveOrphans(outRoot, targets, logger, cancellationToken);
         var entries = new List<IndexedVideo>();
         for (int i = 0; i < sources.Count; i++)
         {
@@ -347,16 +370,50 @@ public static class VideoPreparation
         }
     }
 
-    private static List<string> RemoveOrphans(string outRoot, List<string> targets, ILogger logger)
+    /// <summary>
+    /// Files matching <paramref name="pattern"/> in <paramref name="outRoot"/> and its real subfolders: links are never
+    /// followed (a link in the output folder to itself or to its parent would make the walk endless), and unreadable
+    /// folders are passed over.
+    /// </summary>
+    private static IEnumerable<string> OwnFiles(string outRoot, string pattern, CancellationToken cancellationToken)
+    {
+        var walk = new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint, IgnoreInaccessible = true, MatchCasing = MatchCasing.CaseSensitive };
+        foreach (string file in Directory.EnumerateFiles(outRoot, pattern, walk))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            yield return file;
+        }
+    }
+
+    /// <summary>
+    /// Refuses to prepare into a folder that holds another source's prepared copy, before anything there changes, unless
+    /// <see cref="PreparationOptions.ReplaceOtherSource"/> says to replace it.
+    /// </summary>
+    private static void RequireSameSource(string outRoot, string root, ManifestContent manifest, List<string> targets, PreparationOptions options, CancellationToken cancellationToken)
+    {
+        if (options.ReplaceOtherSource || manifest.Source is null || string.Equals(manifest.Source, root, StringComparison.Ordinal))
+        {
+            return;
+        }
+
+        var keep = new HashSet<string>(targets, StringComparer.Ordinal);
+        int others = OwnFiles(outRoot, "*" + PreparedVideo.Extension, cancellationToken).Count(f => !keep.Contains(f));
+        if (others > 0)
+        {
+            throw new ArgumentException($"'{outRoot}' holds {others} video(s) prepared from '{manifest.Source}'; preparing '{root}' there would delete them. Prepare into another folder, or replace them on purpose (PreparationOptions.ReplaceOtherSource, cvrl prepare --replace).");
+        }
+    }
+
+    private static List<string> RemoveOrphans(string outRoot, List<string> targets, ILogger logger, CancellationToken cancellationToken)
     {
         var keep = new HashSet<string>(targets, StringComparer.Ordinal);
         var removed = new List<string>();
-        foreach (string file in Directory.EnumerateFiles(outRoot, "*" + PreparedVideo.Extension, SearchOption.AllDirectories))
+        foreach (string file in OwnFiles(outRoot, "*" + PreparedVideo.Extension, cancellationToken).Order(StringComparer.Ordinal).ToList())
         {
             if (!keep.Contains(file))
             {
                 File.Delete(file);
-                string relative = Path.GetRelativePath(outRoot, file).Replace('\\', '/');
+                string relative = VideoFiles.RelativeKey(outRoot, file);
                 removed.Add(relative);
                 PreparationLog.Removed(logger, relative);
             }
@@ -365,12 +422,12 @@ public static class VideoPreparation
         return removed;
     }
 
-    private static Dictionary<string, ManifestEntry> ReadManifest(string path, ILogger logger)
+    private static ManifestContent ReadManifest(string path, ILogger logger)
     {
         var entries = new Dictionary<string, ManifestEntry>(StringComparer.Ordinal);
         if (!File.Exists(path))
         {
-            return entries;
+            return new ManifestContent(null, entries);
         }
 
         try
@@ -378,10 +435,12 @@ public static class VideoPreparation
             var manifest = JsonSerializer.Deserialize<Manifest>(File.ReadAllText(path), CvrlJson.Compact);
             if (manifest?.Version == ManifestVersion && manifest.Bad is not null)
             {
-                foreach (var entry in manifest.Bad)
+                foreach (var entry in manifest.Bad.Where(e => e?.Path is not null && e.Reason is not null))
                 {
                     entries[entry.Path] = entry;
                 }
+
+                return new ManifestContent(manifest.Source, entries);
             }
         }
         catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException)
@@ -389,7 +448,7 @@ public static class VideoPreparation
             DataLog.CacheIgnored(logger, path, e.Message);
         }
 
-        return entries;
+        return new ManifestContent(null, entries);
     }
 
     private static void WriteManifest(string path, string root, List<string> sources, SkippedVideo?[] bad, ILogger logger)
@@ -397,10 +456,11 @@ public static class VideoPreparation
         var manifest = new Manifest
         {
             Version = ManifestVersion,
+            Source = root,
             Bad = [.. sources.Select((s, i) => (s, i)).Where(x => bad[x.i] is not null).Select(x =>
             {
                 var file = new FileInfo(x.s);
-                return new ManifestEntry(Path.GetRelativePath(root, x.s).Replace('\\', '/'), file.Exists ? file.Length : 0, file.Exists ? file.LastWriteTimeUtc : default, bad[x.i]!.Reason);
+                return new ManifestEntry(VideoFiles.RelativeKey(root, x.s), file.Exists ? file.Length : 0, file.Exists ? file.LastWriteTimeUtc : default, bad[x.i]!.Reason);
             })],
         };
         try
@@ -413,9 +473,14 @@ public static class VideoPreparation
         }
     }
 
+    private sealed record ManifestContent(string? Source, Dictionary<string, ManifestEntry> Bad);
+
     private sealed record Manifest
     {
         public int Version { get; init; }
+
+        /// <summary>The source folder the videos were prepared from (absent in manifests of earlier versions).</summary>
+        public string? Source { get; init; }
 
         public List<ManifestEntry>? Bad { get; init; }
     }

@@ -84,7 +84,7 @@ public sealed class VideoEmbedder : Embedder
     {
         ArgumentNullException.ThrowIfNull(data);
         var verified = FeatureExtractor.Verified(data, Options.Workers, Views.Reader, Options.BadVideos, Logger, cancellationToken);
-        var inputs = verified.Items.Select(item => new EmbeddingInput(item.Path, Path.GetRelativePath(verified.Root, item.Path).Replace('\\', '/'), item.Frames)).ToList();
+        var inputs = verified.Items.Select(item => new EmbeddingInput(item.Path, VideoFiles.RelativeKey(verified.Root, item.Path), item.Frames)).ToList();
         return EmbedVerified(inputs, FeatureExtractor.Rejected(verified), data.Classes, $"'{data.Root}'", progress, cancellationToken, verified.Root);
     }
 

@@ -6,6 +6,7 @@ using System.Text.Json.Serialization;
 using Cvrl.Embeddings;
 using Cvrl.Models;
 using Cvrl.Models.Weights;
+using Cvrl.Video;
 using Microsoft.Extensions.Logging;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -330,11 +331,12 @@ public static class CvrlCheckpoint
 }
 
 /// <summary>Writes, lists, prunes and finds the newest readable checkpoint in a folder.</summary>
-internal sealed class CheckpointStore
+internal sealed class CheckpointStore : IDisposable
 {
     private readonly string _directory;
     private readonly int _keep;
     private readonly bool _writer;
+    private readonly FolderLock? _claim;
 
     /// <param name="directory">The folder.</param>
     /// <param name="keep">Checkpoints to keep.</param>
@@ -342,7 +344,9 @@ internal sealed class CheckpointStore
     /// Whether this process writes (and cleans up after a crash); in a data-parallel job only rank 0 does, the others
     /// only read the folder.
     /// </param>
-    public CheckpointStore(string directory, int keep, bool writer = true)
+    /// <param name="logger">Warns when a lock left by a process that ended is taken over.</param>
+    /// <exception cref="FolderInUseException">Another run writes checkpoints into the folder.</exception>
+    public CheckpointStore(string directory, int keep, bool writer = true, ILogger? logger = null)
     {
         _directory = Path.GetFullPath(directory);
         _keep = keep;
@@ -352,7 +356,8 @@ internal sealed class CheckpointStore
             return;
         }
 
-        System.IO.Directory.CreateDirectory(_directory);
+        // One writer per folder: two runs would interleave their checkpoints (and metrics) silently.
+        _claim = FolderLock.Acquire(_directory, "pre-training", logger);
         foreach (string stale in System.IO.Directory.GetFiles(_directory, "*.tmp"))
         {
             File.Delete(stale); // left by a crash during a write; the target was never replaced
@@ -360,6 +365,9 @@ internal sealed class CheckpointStore
     }
 
     public string Directory => _directory;
+
+    /// <summary>Releases the folder.</summary>
+    public void Dispose() => _claim?.Dispose();
 
     /// <summary>Checkpoint files, oldest first.</summary>
     public IReadOnlyList<string> List() =>

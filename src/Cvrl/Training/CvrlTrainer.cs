@@ -251,6 +251,18 @@ public sealed class CvrlTrainer : IDisposable
 
         public TrainingSummary Execute(VideoDataset data)
         {
+            try
+            {
+                return Run(data);
+            }
+            finally
+            {
+                _store?.Dispose(); // the checkpoint folder's lock
+            }
+        }
+
+        private TrainingSummary Run(VideoDataset data)
+        {
             data = Prepare(data);
             bool cancelled = false;
             trainer._encoder.TrainedClips = ClipsOf(trainer.Options);
@@ -285,6 +297,14 @@ public sealed class CvrlTrainer : IDisposable
                 (trainer._encoder.ComputeType, trainer.Head.ComputeType) = before;
             }
 
+            if (!cancelled && trainer.Step == _resumedFrom && _totalSteps > _resumedFrom)
+            {
+                // Steps were planned and none ran: the videos that failed while loading left less than one batch.
+                var failed = _loader.BadVideos.OrderBy(b => b.Key, StringComparer.Ordinal).ToList();
+                string first = failed.Count > 0 ? $" (first: {failed[0].Key}: {failed[0].Value})" : string.Empty;
+                throw new DatasetException($"No training step could run: {failed.Count} of the {data.Count} videos failed to decode while training{first}, and the rest make less than one batch of {Options.BatchSize}.");
+            }
+
             return new TrainingSummary
             {
                 Outcome = cancelled ? TrainingOutcome.Cancelled : TrainingOutcome.Completed,
@@ -295,6 +315,7 @@ public sealed class CvrlTrainer : IDisposable
                 Losses = _losses,
                 Skipped = [.. Evaluation.FeatureExtractor.Rejected(data), .. _loader.BadVideos.OrderBy(b => b.Key, StringComparer.Ordinal).Select(b => new Cvrl.Video.SkippedVideo(b.Key, b.Value))],
                 Checkpoint = _lastCheckpoint,
+                Decoding = _loader.Decoding,
                 Elapsed = _run.Elapsed,
                 ComputeType = compute,
             };
@@ -332,7 +353,7 @@ public sealed class CvrlTrainer : IDisposable
             _stepsPerEpoch = _loader.PlannedBatchesPerEpoch;
             _totalSteps = (long)_stepsPerEpoch * Options.Epochs;
             _schedule = new WarmupCosineSchedule(Options.EffectiveLearningRate, (long)Math.Round(Options.WarmupFraction * _totalSteps), _totalSteps);
-            _store = Options.CheckpointDirectory is null ? null : new CheckpointStore(Options.CheckpointDirectory, Options.KeepCheckpoints, writer: trainer.IsRoot);
+            _store = Options.CheckpointDirectory is null ? null : new CheckpointStore(Options.CheckpointDirectory, Options.KeepCheckpoints, writer: trainer.IsRoot, trainer._logger);
             Resume();
             if (sharded)
             {

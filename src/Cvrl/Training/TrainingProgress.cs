@@ -101,6 +101,9 @@ public sealed record TrainingSummary
     /// <summary>The videos skipped as undecodable, each once with the reason: those the index rejected, then those that failed while training.</summary>
     public required IReadOnlyList<Cvrl.Video.SkippedVideo> Skipped { get; init; }
 
+    /// <summary>What decoding cost this call (samples, frames decoded, seeks): tells whether reads seek where they can.</summary>
+    public Cvrl.Data.DecodingStatistics Decoding { get; init; } = new(0, 0, 0);
+
     /// <summary>The newest checkpoint, if any was written or loaded.</summary>
     public string? Checkpoint { get; init; }
 

@@ -14,7 +14,7 @@ internal static class AtomicFile
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         string full = Path.GetFullPath(path);
         Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        string tmp = full + "." + Guid.NewGuid().ToString("N")[..8] + ".tmp";
+        string tmp = TemporaryName(full, ".tmp");
         try
         {
             using (var stream = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
@@ -33,5 +33,25 @@ internal static class AtomicFile
                 File.Delete(tmp);
             }
         }
+    }
+
+    /// <summary>The most bytes of a file name most Linux file systems take.</summary>
+    public const int MaxNameBytes = 255;
+
+    /// <summary>
+    /// A temporary name beside <paramref name="full"/> ending in <paramref name="suffix"/>: the file's own name with a
+    /// random tag, or, where that would pass <see cref="MaxNameBytes"/>, a hidden name of the tag alone (so a file whose
+    /// name is near the limit can still be written).
+    /// </summary>
+    public static string TemporaryName(string full, string suffix)
+    {
+        string tag = Guid.NewGuid().ToString("N")[..8];
+        string name = Path.GetFileName(full) + "." + tag + suffix;
+        if (System.Text.Encoding.UTF8.GetByteCount(name) > MaxNameBytes)
+        {
+            name = ".cvrl-" + Guid.NewGuid().ToString("N") + suffix;
+        }
+
+        return Path.Combine(Path.GetDirectoryName(full)!, name);
     }
 }
