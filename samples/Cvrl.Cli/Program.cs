@@ -34,6 +34,10 @@ app.Configure(config =>
         .WithDescription("Regenerate docs/results.md: CVRL against random weights, per-clip against per-frame augmentation, decreasing against uniform and same-start intervals, over several seeds (about an hour by default).")
         .WithExample("results", "--seeds", "3")
         .WithExample("results", "--seeds", "1", "--epochs", "20", "--out", "/tmp/results.md");
+    config.AddCommand<CompareCommand>("compare")
+        .WithDescription("What works on your own labelled clips: random weights, each starting encoder (inflated ImageNet weights, a zoo model) as it is and adapted with CVRL without labels, CVRL from scratch, and supervised fine-tuning as the ceiling, over several seeds, with the same linear probe and kNN; resumable; a table, a chart and maps of the two best encoders.")
+        .WithExample("compare", "clips/", "--init", "imagenet-r3d18.cvrl", "--out", "compare/")
+        .WithExample("compare", "clips/", "--init", "imagenet-r3d18.cvrl", "--rows", "random,start,adapted", "--seeds", "1", "--epochs", "10");
     config.AddCommand<IndexCommand>("index")
         .WithDescription("Build or refresh the verified index of a folder of videos (or one file) and list what it holds: frames that decode, frames the container claims, fps, size, how frames are reached (seek, sequential, direct), status; bad files and files left out for their extension named.")
         .WithExample("index", "videos/")

@@ -87,7 +87,8 @@ public static partial class Inflation
         }
 
         var filled = plan.Select(p => p.Target).ToHashSet(StringComparer.Ordinal);
-        var missing = destination.Keys.Where(k => !filled.Contains(k) && !(target.IsClassifier && k.StartsWith("fc.", StringComparison.Ordinal))).ToList();
+        // The input convention's mean image is no 2D weight: its importer sets it.
+        var missing = destination.Keys.Where(k => !filled.Contains(k) && k != ResNet3d.MeanImageBuffer && !(target.IsClassifier && k.StartsWith("fc.", StringComparison.Ordinal))).ToList();
         var report = new InflationReport
         {
             Mapped = [.. plan.Select(p => new InflatedTensor(p.Source, p.Target, p.Kt))],

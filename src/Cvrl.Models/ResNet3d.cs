@@ -32,17 +32,25 @@ public sealed class ResNet3d : Module<Tensor, Tensor>
     private readonly Module<Tensor, Tensor>[][] _stages;
     private readonly Dropout? _dropout;
     private readonly Linear? _fc;
+    private readonly Tensor? _meanImage;
     private ScalarType _computeType = ScalarType.Float32;
 
     private ResNet3d(ResNet3dOptions options, Device? device)
         : base(nameof(ResNet3d))
     {
         Options = options;
+        if (options.InputMeanImageSize is { } image)
+        {
+            // Part of the state (saved and loaded with the weights), not trained: the importer fills it.
+            _meanImage = torch.zeros([image[0], image[1], image[2]], device: device);
+            register_buffer(MeanImageBuffer, _meanImage);
+        }
+
         int stemWidth = ResNet3dOptions.Channels(64, options.WidthMultiplier);
         _stem = new Stem(options, stemWidth, device);
         register_module("stem", _stem.Sequential);
 
-        int[] blocks = ResNet3dOptions.StageBlocks[options.Depth];
+        var blocks = options.BlocksPerStage;
         int expansion = options.IsBottleneck ? Bottleneck3d.Expansion : BasicBlock3d.Expansion;
         int inChannels = stemWidth;
         _stages = new Module<Tensor, Tensor>[4][];
@@ -79,6 +87,12 @@ public sealed class ResNet3d : Module<Tensor, Tensor>
         MinimumInput = ComputeMinimumInput(options);
         InitializeWeights();
     }
+
+    /// <summary>The name of the per-pixel mean image buffer (<see cref="ResNet3dOptions.InputMeanImageSize"/>).</summary>
+    public const string MeanImageBuffer = "input_mean_image";
+
+    /// <summary>The per-pixel mean image (C, H, W), or null (read by the ONNX exporter).</summary>
+    internal Tensor? MeanImage => _meanImage;
 
     /// <summary>The stem (read by the ONNX exporter).</summary>
     internal Stem StemPart => _stem;
@@ -284,14 +298,42 @@ public sealed class ResNet3d : Module<Tensor, Tensor>
         return x;
     }
 
-    /// <summary>(x - mean) / std per channel, in the input's element type (before any cast to the compute type).</summary>
+    /// <summary>
+    /// The input convention, in the input's element type (before any cast to the compute type): channels reversed for a
+    /// BGR network, times <see cref="ResNet3dOptions.InputScale"/>, minus the mean image (resized bilinearly to the
+    /// input's height and width), minus the per-channel mean, divided by the per-channel standard deviation.
+    /// </summary>
     private Tensor Normalize(Tensor input)
     {
         using var scope = torch.NewDisposeScope();
         long[] shape = [1, Options.InputChannels, 1, 1, 1];
-        var mean = torch.tensor(Options.InputMean!.ToArray(), input.dtype, input.device).view(shape);
-        var std = torch.tensor(Options.InputStd!.ToArray(), input.dtype, input.device).view(shape);
-        return input.sub(mean).div_(std).MoveToOuterDisposeScope();
+        // Every branch below makes a new tensor and at least one runs (NormalizesInput), so the caller's input is never returned.
+        var x = Options.InputChannelOrder == InputChannelOrder.Bgr ? input.flip(1) : input;
+        if (Options.InputScale != 1.0)
+        {
+            using var scale = Options.InputScale.ToScalar();
+            x = x.mul(scale);
+        }
+
+        if (_meanImage is not null)
+        {
+            var image = _meanImage.to(input.dtype, input.device).unsqueeze(0);
+            if (image.shape[2] != input.shape[3] || image.shape[3] != input.shape[4])
+            {
+                image = nn.functional.interpolate(image, [input.shape[3], input.shape[4]], mode: InterpolationMode.Bilinear, align_corners: false);
+            }
+
+            x = x.sub(image.unsqueeze(2)); // [1, C, 1, H, W], the same for every frame
+        }
+
+        if (Options.InputMean is not null)
+        {
+            var mean = torch.tensor(Options.InputMean.ToArray(), input.dtype, input.device).view(shape);
+            var std = torch.tensor(Options.InputStd!.ToArray(), input.dtype, input.device).view(shape);
+            x = x.sub(mean).div_(std);
+        }
+
+        return x.contiguous().MoveToOuterDisposeScope();
     }
 
     /// <summary>

@@ -18,6 +18,16 @@ public enum WeightInit
     Torchvision,
 }
 
+/// <summary>The order of the colour channels a network was trained on.</summary>
+public enum InputChannelOrder
+{
+    /// <summary>Red, green, blue: what Cvrl feeds, torchvision's and the video zoos' order.</summary>
+    Rgb,
+
+    /// <summary>Blue, green, red: OpenCV's, Caffe's and CNTK's order; the network reverses Cvrl's RGB input itself.</summary>
+    Bgr,
+}
+
 /// <summary>How convolutions pad their input.</summary>
 public enum ConvPadding
 {
@@ -55,6 +65,17 @@ public sealed record ResNet3dOptions
     /// Default 1.
     /// </summary>
     public double WidthMultiplier { get; init; } = 1.0;
+
+    /// <summary>
+    /// Residual blocks per stage, or null for the depth's (<see cref="StageBlocks"/>): for networks whose layout is not a
+    /// standard depth's, such as CNTK's ImageNet "ResNet-18" with blocks 2, 2, 2, 3. <see cref="Depth"/> still decides the
+    /// block type (basic below 50, bottleneck from 50). Default null.
+    /// </summary>
+    public IReadOnlyList<int>? Blocks { get; init; }
+
+    /// <summary>The blocks per stage the network has: <see cref="Blocks"/>, else the depth's.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public IReadOnlyList<int> BlocksPerStage => Blocks ?? StageBlocks[Depth];
 
     /// <summary>Input channels. Default 3.</summary>
     public int InputChannels { get; init; } = 3;
@@ -118,9 +139,61 @@ public sealed record ResNet3dOptions
     /// <summary>Per-channel divisors applied after <see cref="InputMean"/>, or null for none. Positive; one per input channel.</summary>
     public IReadOnlyList<double>? InputStd { get; init; }
 
-    /// <summary>Whether the network normalises its input (<see cref="InputMean"/> and <see cref="InputStd"/> set).</summary>
+    /// <summary>
+    /// The channel order the network was trained on. Cvrl feeds RGB; with <see cref="Cvrl.Models.InputChannelOrder.Bgr"/>
+    /// the network reverses the channels first (3 input channels only). Default RGB.
+    /// </summary>
+    public InputChannelOrder InputChannelOrder { get; init; } = InputChannelOrder.Rgb;
+
+    /// <summary>
+    /// Multiplies Cvrl's input (pixels in [0, 1]) before anything else: 255 for networks trained on 8-bit pixel values
+    /// (Caffe and CNTK ImageNet models), 1 for networks trained on [0, 1] (torchvision, the video zoos). The means of
+    /// <see cref="InputMean"/> and the mean image are in these units. Default 1.
+    /// </summary>
+    public double InputScale { get; init; } = 1.0;
+
+    /// <summary>
+    /// The size (channels, height, width) of a per-pixel mean image subtracted after <see cref="InputScale"/> and before
+    /// <see cref="InputMean"/> (resized bilinearly to the input's height and width when they differ), or null for none.
+    /// The image itself is the network's buffer <c>input_mean_image</c>, saved and loaded with its weights; importers of
+    /// models trained with a mean image (ML.NET's and CNTK's ImageNet ResNets) set both. Default null.
+    /// </summary>
+    public IReadOnlyList<int>? InputMeanImageSize { get; init; }
+
+    /// <summary>Whether the network transforms its input before the stem (any of the input convention's settings made).</summary>
     [System.Text.Json.Serialization.JsonIgnore]
-    public bool NormalizesInput => InputMean is not null;
+    public bool NormalizesInput => InputMean is not null || InputScale != 1.0 || InputChannelOrder != InputChannelOrder.Rgb || InputMeanImageSize is not null;
+
+    /// <summary>
+    /// The input convention in words, for reports and model metadata: "RGB in [0, 1] as given", or for example "channels
+    /// reversed to BGR, x 255, minus a 3x224x224 mean image".
+    /// </summary>
+    public string DescribeInput()
+    {
+        static string Values(IReadOnlyList<double> v) => string.Join(", ", v.Select(x => x.ToString("G6", System.Globalization.CultureInfo.InvariantCulture)));
+        var steps = new List<string>();
+        if (InputChannelOrder == InputChannelOrder.Bgr)
+        {
+            steps.Add("channels reversed to BGR");
+        }
+
+        if (InputScale != 1.0)
+        {
+            steps.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"x {InputScale:G6}"));
+        }
+
+        if (InputMeanImageSize is { } image)
+        {
+            steps.Add($"minus a {image[0]}x{image[1]}x{image[2]} mean image (resized to the input)");
+        }
+
+        if (InputMean is not null)
+        {
+            steps.Add($"minus mean {Values(InputMean)}, divided by std {Values(InputStd!)}");
+        }
+
+        return steps.Count == 0 ? "RGB in [0, 1] as given" : string.Join(", ", steps);
+    }
 
     /// <summary>Whether the depth uses bottleneck blocks (50 and up).</summary>
     public bool IsBottleneck => Depth >= 50;
@@ -171,6 +244,7 @@ public sealed record ResNet3dOptions
             throw new ArgumentOutOfRangeException(nameof(StemTemporalStride), s, "StemTemporalStride must be at least 1.");
         }
 
+        CheckStageList(Blocks, nameof(Blocks), odd: false);
         CheckStageList(StageTemporalKernels, nameof(StageTemporalKernels), odd: true);
         CheckStageList(StageTemporalStrides, nameof(StageTemporalStrides), odd: false);
         if (BatchNormMomentum is <= 0 or > 1)
@@ -196,6 +270,21 @@ public sealed record ResNet3dOptions
         if (InputMean is not null && (InputMean.Any(v => !double.IsFinite(v)) || InputStd!.Any(v => !(v > 0) || !double.IsFinite(v))))
         {
             throw new ArgumentOutOfRangeException(nameof(InputStd), $"{nameof(InputMean)} must be finite and {nameof(InputStd)} positive and finite; got [{string.Join(", ", InputMean)}] and [{string.Join(", ", InputStd!)}].");
+        }
+
+        if (!double.IsFinite(InputScale) || !(InputScale > 0))
+        {
+            throw new ArgumentOutOfRangeException(nameof(InputScale), InputScale, "InputScale must be a positive finite number (1 for pixels in [0, 1], 255 for 8-bit pixel values).");
+        }
+
+        if (!Enum.IsDefined(InputChannelOrder) || (InputChannelOrder == InputChannelOrder.Bgr && InputChannels != 3))
+        {
+            throw new ArgumentOutOfRangeException(nameof(InputChannelOrder), InputChannelOrder, "InputChannelOrder must be Rgb or Bgr, and Bgr needs 3 input channels.");
+        }
+
+        if (InputMeanImageSize is { } image && (image.Count != 3 || image[0] != InputChannels || image[1] < 1 || image[2] < 1))
+        {
+            throw new ArgumentException($"{nameof(InputMeanImageSize)} must be (channels, height, width) with {InputChannels} channels; got ({string.Join(", ", image)}).", nameof(InputMeanImageSize));
         }
 
         if (!Enum.IsDefined(Init))
@@ -228,7 +317,7 @@ public sealed record ResNet3dOptions
     /// <summary>A short name such as "R3D-50 2x" or "R3D-18 1x, 101 classes".</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public string ArchitectureName =>
-        string.Create(System.Globalization.CultureInfo.InvariantCulture, $"R3D-{Depth} {WidthMultiplier:0.###}x{(NumClasses is int n ? $", {n} classes" : string.Empty)}");
+        string.Create(System.Globalization.CultureInfo.InvariantCulture, $"R3D-{Depth} {WidthMultiplier:0.###}x{(Blocks is { } b && !b.SequenceEqual(StageBlocks[Depth]) ? $" (blocks {string.Join("-", b)})" : string.Empty)}{(NumClasses is int n ? $", {n} classes" : string.Empty)}");
 
     /// <summary>Structural equality, comparing the per-stage lists by value.</summary>
     public bool Equals(ResNet3dOptions? other) =>
@@ -237,7 +326,9 @@ public sealed record ResNet3dOptions
         && StemTemporalStride == other.StemTemporalStride && StemPool == other.StemPool && SameList(StageTemporalKernels, other.StageTemporalKernels)
         && SameList(StageTemporalStrides, other.StageTemporalStrides) && BatchNormMomentum.Equals(other.BatchNormMomentum)
         && BatchNormEps.Equals(other.BatchNormEps) && ZeroInitResidual == other.ZeroInitResidual && Init == other.Init && Padding == other.Padding
-        && ChannelsLast == other.ChannelsLast && SameValues(InputMean, other.InputMean) && SameValues(InputStd, other.InputStd);
+        && ChannelsLast == other.ChannelsLast && SameValues(InputMean, other.InputMean) && SameValues(InputStd, other.InputStd)
+        && InputChannelOrder == other.InputChannelOrder && InputScale.Equals(other.InputScale) && SameList(InputMeanImageSize, other.InputMeanImageSize)
+        && BlocksPerStage.SequenceEqual(other.BlocksPerStage);
 
     /// <inheritdoc />
     public override int GetHashCode() => HashCode.Combine(Depth, WidthMultiplier, NumClasses, StemTemporalKernel, Init, Padding);

@@ -117,20 +117,20 @@ public sealed class DistributedTests(SixteenVideos videos) : IClassFixture<Sixte
     public void SIGTERM_to_mpiexec_stops_both_ranks_at_one_step_and_the_job_resumes_to_the_same_losses()
     {
         string whole = Path.Combine(videos.Temp, "mpi-term-whole");
-        var uninterrupted = CliRunner.Run(MpiLaunch(videos.Temp), StopTests.Pretrain(videos.Data, whole, batch: 8, epochs: 40));
+        var uninterrupted = CliRunner.Run(MpiLaunch(videos.Temp), StopTests.Pretrain(videos.Data, whole, batch: 8, epochs: 15));
         Assert.True(uninterrupted.ExitCode == 0, uninterrupted.All);
 
         string stopped = Path.Combine(videos.Temp, "mpi-term-stopped");
         var launch = MpiLaunch(videos.Temp) with { Signal = "TERM", Interrupt = output => output.Contains("pre-training epoch 1:", StringComparison.Ordinal) };
-        var run = CliRunner.Run(launch, StopTests.Pretrain(videos.Data, stopped, batch: 8, epochs: 40));
+        var run = CliRunner.Run(launch, StopTests.Pretrain(videos.Data, stopped, batch: 8, epochs: 15));
         // Each rank exits 143; Hydra's mpiexec returns 143 too, or 0 when it ends before collecting the ranks' exit
         // codes after forwarding a signal (about one run in three here: mpiexec.c skips proxies without an exit status).
         Assert.True(run.ExitCode is 143 or 0, $"exit code {run.ExitCode}: {run.All}");
         Assert.Equal(2, System.Text.RegularExpressions.Regex.Matches(run.Text, "SIGTERM received").Count);
         Assert.NotEmpty(Directory.GetFiles(Path.Combine(stopped, "checkpoints"), "*.cvrl"));
-        Assert.True(StopTests.Losses(stopped).Length < 80, "the job was not stopped before its end");
+        Assert.True(StopTests.Losses(stopped).Length < 30, "the job was not stopped before its end");
 
-        var resumed = CliRunner.Run(MpiLaunch(videos.Temp), StopTests.Pretrain(videos.Data, stopped, batch: 8, epochs: 40));
+        var resumed = CliRunner.Run(MpiLaunch(videos.Temp), StopTests.Pretrain(videos.Data, stopped, batch: 8, epochs: 15));
         Assert.True(resumed.ExitCode == 0, resumed.All);
         Assert.Matches(@"resumed from step [1-9]\d*", resumed.Text);
         Assert.Equal(StopTests.Losses(whole), StopTests.Losses(stopped));

@@ -1,3 +1,4 @@
+using System.Reflection;
 using Cvrl.Embeddings;
 using Cvrl.Models;
 using Cvrl.Testing;
@@ -86,6 +87,68 @@ public sealed class ImportCliTests
         var conflicting = CliRunner.Run(dir.Path, "pretrain", videos, "--init", model, "--depth", "18", "--out", dir.File("run2"));
         Assert.Equal(2, conflicting.ExitCode);
         Assert.Contains("--init takes the architecture from its checkpoint", conflicting.Text);
+    }
+
+    /// <summary>
+    /// The all-NuGet route of docs/models.md: ML.NET's ImageNet ResNet (restored by the test project from NuGet) imported
+    /// with --inflate, then embedded through its checkpoint and through its ONNX export (the same embeddings: the graph
+    /// applies the BGR, 8-bit and mean-image convention as the encoder does), evaluated with probe and kNN, and adapted
+    /// with pretrain --init (the adapt recipe by default).
+    /// </summary>
+    [Fact]
+    public void An_ImageNet_network_from_NuGet_inflates_embeds_exports_evaluates_and_adapts()
+    {
+        string package = typeof(ImportCliTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "ResNet18Package").Value!;
+        string onnxModel = Path.Combine(package, "ResNet18Onnx", "ResNet18.onnx");
+        Assert.True(File.Exists(onnxModel), $"the NuGet package Microsoft.ML.DnnImageFeaturizer.ResNet18 0.24.0 is not restored at {package}");
+        using var dir = new TempDirectory();
+        string data = dir.File("data");
+        ColourClasses.Create(Path.Combine(data, "train"), classes: 2, perClass: 4, seed: 1);
+        ColourClasses.Create(Path.Combine(data, "test"), classes: 2, perClass: 2, seed: 2);
+        string model = dir.File("imagenet.cvrl");
+        var import = CliRunner.Run(dir.Path, "import", onnxModel, "--inflate", "--temporal-kernels", "1,1,1,1,1", "--out", model);
+        Assert.True(import.ExitCode == 0, import.All);
+        Assert.Contains("ONNX graph from CNTK 2.6, opset 8: ResNet-18-like (basic blocks 2, 2, 2, 3), width 1", import.Text);
+        Assert.Contains("mapped 132 tensors (0 kernels spread over time), unused 0", import.Text);
+        Assert.Contains("input convention: channels reversed to BGR, x 255, minus a 3x224x224 mean image", import.Text);
+        Assert.Contains("ResNetPreprocess.onnx", import.Text);
+        var state = CvrlCheckpoint.ReadState(model);
+        Assert.Equal((InputChannelOrder.Bgr, 255.0), (state.Encoder.InputChannelOrder, state.Encoder.InputScale));
+        Assert.Contains("inflated", state.Source, StringComparison.Ordinal);
+
+        string[] views = ["--frames", "4", "--stride", "2", "--size", "32", "--clips", "2", "--workers", "2"];
+        string viaTorch = dir.File("torch.cvrlemb");
+        var embed = CliRunner.Run(dir.Path, ["embed", Path.Combine(data, "test"), "--checkpoint", model, "--out", viaTorch, .. views]);
+        Assert.True(embed.ExitCode == 0, embed.All);
+        string onnx = dir.File("imagenet.onnx");
+        var export = CliRunner.Run(dir.Path, "export", model, "--out", onnx);
+        Assert.True(export.ExitCode == 0, export.All);
+        string viaOnnx = dir.File("onnx.cvrlemb");
+        var embedOnnx = CliRunner.Run(dir.Path, ["embed", Path.Combine(data, "test"), "--checkpoint", onnx, "--out", viaOnnx, .. views]);
+        Assert.True(embedOnnx.ExitCode == 0, embedOnnx.All);
+        var a = EmbeddingSet.Load(viaTorch);
+        var b = EmbeddingSet.Load(viaOnnx);
+        Assert.Equal(a.Keys, b.Keys);
+        for (int i = 0; i < a.Count; i++)
+        {
+            for (int d = 0; d < a.Dim; d++)
+            {
+                Assert.True(Math.Abs(a[i][d] - b[i][d]) < 1e-4, $"{a.Keys[i]}[{d}]: {a[i][d]} against {b[i][d]}");
+            }
+        }
+
+        var knn = CliRunner.Run(dir.Path, ["knn", data, "--checkpoint", model, "--neighbours", "2", .. views]);
+        Assert.True(knn.ExitCode == 0, knn.All);
+        var probe = CliRunner.Run(dir.Path, ["probe", data, "--checkpoint", model, "--epochs", "2", "--cached-views", "1", .. views]);
+        Assert.True(probe.ExitCode == 0, probe.All);
+
+        string run = dir.File("adapted");
+        var adapt = CliRunner.Run(dir.Path, "pretrain", Path.Combine(data, "train"), "--init", model, "--out", run, "--epochs", "1", "--batch", "4", "--frames", "4", "--stride", "2", "--size", "32", "--workers", "2");
+        Assert.True(adapt.ExitCode == 0, adapt.All);
+        string announced = System.Text.RegularExpressions.Regex.Replace(adapt.Text, @"\s+", " "); // Spectre wraps long lines
+        Assert.Contains("adapt recipe (AdamW, learning rate 0.0001, weight decay 0.01, warm-up 0.1, head 1 layers, colour strength 0.5)", announced);
+        var trained = CvrlCheckpoint.ReadState(Directory.GetFiles(Path.Combine(run, "checkpoints"), "*.cvrl").Single());
+        Assert.Equal(state.Encoder, trained.Encoder);
     }
 
     [Fact]

@@ -12,8 +12,11 @@ public sealed class StopTests(SixteenVideos videos) : IClassFixture<SixteenVideo
 {
     internal static readonly Dictionary<string, string> OneThread = new() { ["OMP_NUM_THREADS"] = "1", ["MKL_NUM_THREADS"] = "1" };
 
-    /// <summary>A tiny pre-training run with a metrics row per step; 60 epochs of 4 steps (batch 4 of 16 videos) are long enough that a signal after epoch 1 lands mid-run.</summary>
-    internal static string[] Pretrain(string data, string output, int batch = 4, int epochs = 60) =>
+    /// <summary>
+    /// A tiny pre-training run with a metrics row per step; 20 epochs of 4 steps (batch 4 of 16 videos): a signal sent when
+    /// epoch 1 is reported is handled at the next step, 76 steps before the end, however fast or slow the machine.
+    /// </summary>
+    internal static string[] Pretrain(string data, string output, int batch = 4, int epochs = 20) =>
     [
         "pretrain", data, "--out", output, "--depth", "18", "--width", "0.125", "--frames", "8", "--stride", "2",
         "--size", "32", "--batch", batch.ToString(CultureInfo.InvariantCulture), "--epochs", epochs.ToString(CultureInfo.InvariantCulture),
@@ -40,7 +43,7 @@ public sealed class StopTests(SixteenVideos videos) : IClassFixture<SixteenVideo
         Assert.Matches(@"stopped: step \d+", run.Text);
         var checkpoints = Directory.GetFiles(Path.Combine(stopped, "checkpoints"), "*.cvrl");
         Assert.NotEmpty(checkpoints);
-        Assert.True(Losses(stopped).Length < 240, "the run was not stopped before its end");
+        Assert.True(Losses(stopped).Length < 80, "the run was not stopped before its end");
 
         var resumed = CliRunner.Run(new CliLaunch(videos.Temp) { Environment = OneThread }, Pretrain(videos.Data, stopped));
         Assert.True(resumed.ExitCode == 0, resumed.All);

@@ -24,7 +24,7 @@ namespace Cvrl.Models.Tests;
 /// </remarks>
 public sealed class OnnxExportTests
 {
-    public static TheoryData<string> Configurations => ["r3d18", "r3d18-cvrl-stem", "r3d18-half", "r3d18-2x", "r3d50", "r3d50-tf-same", "r3d18-classifier-head", "slow-r50-normalising"];
+    public static TheoryData<string> Configurations => ["r3d18", "r3d18-cvrl-stem", "r3d18-half", "r3d18-2x", "r3d50", "r3d50-tf-same", "r3d18-classifier-head", "slow-r50-normalising", "imagenet-convention"];
 
     [Theory]
     [MemberData(nameof(Configurations))]
@@ -35,6 +35,12 @@ public sealed class OnnxExportTests
         using var model = ResNet3d.Create(options);
         using var headModule = head ? new ProjectionHead(model.FeatureDim, new ProjectionHeadOptions { HiddenDim = 24, HiddenLayers = 2, OutputDim = 16 }) : null;
         Randomise(model, seed: 1);
+        if (model.MeanImage is { } meanImage)
+        {
+            using var noGrad = torch.no_grad();
+            meanImage.uniform_(80, 140, new torch.Generator(5));
+        }
+
         if (headModule is not null)
         {
             Randomise(headModule, seed: 2);
@@ -184,6 +190,9 @@ public sealed class OnnxExportTests
         "r3d50-tf-same" => (new() { Depth = 50, WidthMultiplier = 0.25, Padding = ConvPadding.TensorFlowSame }, [[1, 3, 9, 33, 35], [2, 3, 8, 32, 32]], false),
         "r3d18-classifier-head" => (new() { Depth = 18, WidthMultiplier = 0.25, NumClasses = 5 }, [[2, 3, 8, 32, 32]], true),
         "slow-r50-normalising" => (new() { Depth = 50, WidthMultiplier = 0.125, StemTemporalKernel = 1, StemTemporalStride = 1, InputMean = [0.485, 0.456, 0.406], InputStd = [0.229, 0.224, 0.225] }, [[2, 3, 8, 32, 32]], false),
+        // An inflated ImageNet network's convention (BGR, 8-bit values, a mean image resized to the input, then a mean and
+        // std per channel) and a non-standard block layout; the second input is the mean image's own size.
+        "imagenet-convention" => (new() { Depth = 18, WidthMultiplier = 0.25, Blocks = [2, 2, 2, 3], StemPool = true, InputChannelOrder = InputChannelOrder.Bgr, InputScale = 255, InputMeanImageSize = [3, 40, 36], InputMean = [1, 2, 3], InputStd = [50, 60, 70] }, [[2, 3, 8, 32, 48], [1, 3, 8, 40, 36]], false),
         _ => throw new ArgumentOutOfRangeException(nameof(name), name, "unknown configuration"),
     };
 

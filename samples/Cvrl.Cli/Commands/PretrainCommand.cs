@@ -57,13 +57,41 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
         [Description("Gradient-cache chunk: embed the batch this many videos at a time (same gradients, the memory of one chunk).")]
         public int? Chunk { get; init; }
 
+        [CommandOption("--recipe <RECIPE>")]
+        [Description("The training recipe every option below defaults from: paper (the official one: SGD at 0.32 x batch / 1024, weight decay 1e-6, 3-layer head; made for large batches on accelerators), small (the quickstart's: AdamW 1e-3, weight decay 1e-2, 10% warm-up, 1-layer head, crops of aspect 3/4 to 4/3; learns at small batches on a CPU) or adapt (for --init: the small recipe at learning rate 1e-4, colour strength 0.5, crops of at least half the frame). [grey]Default: adapt with --init, else paper[/]")]
+        public string? Recipe { get; init; }
+
         [CommandOption("--lr <RATE>")]
-        [Description("Peak learning rate. [grey]Default: 0.32 x batch / 1024 (the official 0.32 at 1024, scaled linearly)[/]")]
+        [Description("Peak learning rate. [grey]Default: the recipe's (paper: 0.32 x batch / 1024, the official 0.32 at 1024 scaled linearly; small 1e-3; adapt 1e-4)[/]")]
         public double? LearningRate { get; init; }
 
         [CommandOption("--optimizer <KIND>")]
-        [DefaultFrom("Sgd (official) or Lars.", typeof(CvrlTrainerOptions), "Optimizer.Kind")]
+        [RecipeDefault("Sgd (the official optimizer), Lars or AdamW (decoupled weight decay).", "Optimizer.Kind")]
         public OptimizerKind? Optimizer { get; init; }
+
+        [CommandOption("--weight-decay <WD>")]
+        [RecipeDefault("Weight decay on kernels (decoupled for AdamW).", "Optimizer.WeightDecay")]
+        public double? WeightDecay { get; init; }
+
+        [CommandOption("--warmup <FRACTION>")]
+        [RecipeDefault("Warm-up as a fraction of all steps.", "WarmupFraction")]
+        public double? Warmup { get; init; }
+
+        [CommandOption("--head-layers <N>")]
+        [RecipeDefault("Hidden layers of the projection head.", "Head.HiddenLayers")]
+        public int? HeadLayers { get; init; }
+
+        [CommandOption("--crop-aspect <MIN:MAX>")]
+        [RecipeDefault("Aspect ratios of the random crops.", "Views.CropAspect")]
+        public string? CropAspect { get; init; }
+
+        [CommandOption("--crop-area <MIN:MAX>")]
+        [RecipeDefault("Fractions of the frame's area the random crops cover.", "Views.CropArea")]
+        public string? CropArea { get; init; }
+
+        [CommandOption("--color-strength <S>")]
+        [RecipeDefault("Colour jitter strength (0 to 1.25).", "Views.ColorJitterStrength")]
+        public double? ColorStrength { get; init; }
 
         [CommandOption("--temperature <T>")]
         [DefaultFrom("NT-Xent temperature (paper: 0.1).", typeof(CvrlTrainerOptions), "Temperature")]
@@ -130,23 +158,43 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
 
         private CheckpointState? _initState;
 
-        /// <summary>The library's default trainer options with the options given here laid over them, field by field.</summary>
+        /// <summary>The recipe: --recipe, else adapt with --init, else paper.</summary>
+        public CvrlRecipe RecipeKind => Recipe?.Trim().ToLowerInvariant() switch
+        {
+            null => Init is null ? CvrlRecipe.Paper : CvrlRecipe.Adapt,
+            "paper" or "official" => CvrlRecipe.Paper,
+            "small" => CvrlRecipe.Small,
+            "adapt" => CvrlRecipe.Adapt,
+            _ => throw new ArgumentException($"--recipe must be paper, small or adapt, not '{Recipe}'"),
+        };
+
+        /// <summary>The recipe's trainer options with the options given here laid over them, field by field.</summary>
         public CvrlTrainerOptions TrainerOptions
         {
             get
             {
-                var d = new CvrlTrainerOptions();
+                var d = CvrlTrainerOptions.ForRecipe(RecipeKind, Architecture.WidthMultiplier);
+                var kind = Optimizer ?? d.Optimizer.Kind;
                 return d with
                 {
                     Epochs = Epochs ?? d.Epochs,
                     BatchSize = Batch ?? d.BatchSize,
                     GradientCacheChunk = Chunk,
-                    LearningRate = LearningRate,
-                    Optimizer = d.Optimizer with { Kind = Optimizer ?? d.Optimizer.Kind },
+                    // A rate is the recipe's only for the recipe's optimizer; another optimizer takes its own default.
+                    LearningRate = LearningRate ?? (kind == d.Optimizer.Kind ? d.LearningRate : kind == OptimizerKind.AdamW ? 1e-3 : null),
+                    WarmupFraction = Warmup ?? d.WarmupFraction,
+                    Optimizer = d.Optimizer with
+                    {
+                        Kind = kind,
+                        WeightDecay = WeightDecay ?? (kind == d.Optimizer.Kind ? d.Optimizer.WeightDecay : kind == OptimizerKind.AdamW ? 1e-2 : new CvrlOptimizerOptions().WeightDecay),
+                    },
                     Temperature = Temperature ?? d.Temperature,
-                    Head = ProjectionHeadOptions.ForWidth(Architecture.WidthMultiplier),
+                    Head = d.Head with { HiddenLayers = HeadLayers ?? d.Head.HiddenLayers },
                     Views = d.Views with
                     {
+                        CropAspect = CropAspect is null ? d.Views.CropAspect : ExperimentOptions.ParseRange(CropAspect) ?? throw new ArgumentException($"--crop-aspect takes MIN:MAX with 0 < MIN <= MAX, got '{CropAspect}'"),
+                        CropArea = CropArea is null ? d.Views.CropArea : ExperimentOptions.ParseRange(CropArea) ?? throw new ArgumentException($"--crop-area takes MIN:MAX with 0 < MIN <= MAX, got '{CropArea}'"),
+                        ColorJitterStrength = ColorStrength ?? d.Views.ColorJitterStrength,
                         CropSize = Size ?? d.Views.CropSize,
                         Consistency = PerFrame ? TemporalConsistency.PerFrame : d.Views.Consistency,
                         Sampler = d.Views.Sampler with
@@ -239,7 +287,7 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
             string from = settings.InitState is { } initState
                 ? $" from {Markup.Escape(Path.GetFileName(settings.Init!))}{(initState.Source is null ? string.Empty : $" ({Markup.Escape(initState.Source)})")}"
                 : string.Empty;
-            AnsiConsole.MarkupLine($"pre-training {Markup.Escape(settings.Architecture.ArchitectureName)}{from} on {videos.Count} videos{ranks}: {options.Epochs} epochs of {options.BatchSize}, learning rate {options.EffectiveLearningRate:G3}, temperature {options.Temperature}; Ctrl+C stops after the current step and writes a checkpoint");
+            AnsiConsole.MarkupLine($"pre-training {Markup.Escape(settings.Architecture.ArchitectureName)}{from} on {videos.Count} videos{ranks}: {options.Epochs} epochs of {options.BatchSize}, {settings.RecipeKind.ToString().ToLowerInvariant()} recipe ({options.Optimizer.Kind}, learning rate {options.EffectiveLearningRate:G3}, weight decay {options.Optimizer.WeightDecay:G3}, warm-up {options.WarmupFraction:G3}, head {options.Head.HiddenLayers} layers, colour strength {options.Views.ColorJitterStrength:G3}), temperature {options.Temperature}; Ctrl+C stops after the current step and writes a checkpoint");
         }
 
         var summary = root ? CliProgress.Run(sink => trainer.Fit(videos, sink.Training, cancellationToken)) : trainer.Fit(videos, null, cancellationToken);

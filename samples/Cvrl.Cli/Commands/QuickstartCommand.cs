@@ -96,12 +96,12 @@ internal static class QuickstartSteps
     /// Embeds the test videos with <paramref name="encoder"/> (the evaluation's test views) and writes the set and its
     /// explore report as <c>{name}-test.cvrlemb</c> and <c>explore-{name}/</c>; returns the report's page.
     /// </summary>
-    public static string WriteExplore(string output, string name, ResNet3d encoder, VideoDataset test, ExperimentSettings experiment, ILogger logger, CancellationToken cancellationToken)
+    public static string WriteExplore(string output, string name, ResNet3d encoder, VideoDataset test, ExperimentSettings experiment, ILogger logger, CancellationToken cancellationToken, string? title = null)
     {
         var embedder = new VideoEmbedder(encoder, new EmbeddingOptions { Views = experiment.Features.Views.Test, Workers = experiment.Workers }, logger);
         var set = embedder.Embed(test, cancellationToken: cancellationToken);
         set.Save(Path.Combine(output, $"{name}-test.cvrlemb"));
-        string title = name == "random" ? "Quickstart test videos, random weights" : "Quickstart test videos, CVRL pre-trained";
+        title ??= name == "random" ? "Quickstart test videos, random weights" : "Quickstart test videos, CVRL pre-trained";
         var report = ExploreReport.Write(set, Path.Combine(output, $"explore-{name}"), new ExploreOptions { Title = title, Map = MapMethod.Tsne, Workers = experiment.Workers }, logger, cancellationToken: cancellationToken);
         return report.IndexPath;
     }

@@ -11,13 +11,23 @@ namespace Cvrl.Cli.Infrastructure;
 internal class EvaluationSettings : EncoderSettings
 {
     [CommandArgument(0, "<DATA>")]
-    [Description("Labelled data: a folder with classInd.txt, trainlistNN.txt and testlistNN.txt (UCF101/HMDB51 style; what quickstart generates), or with train/ and test/ folders of class folders.")]
+    [Description("Labelled data: a folder with classInd.txt, trainlistNN.txt and testlistNN.txt (UCF101/HMDB51 style; what quickstart generates), with train/ and test/ folders of class folders, or of class folders (split by --test-every and --group).")]
     public string Data { get; init; } = string.Empty;
 
     [CommandOption("--split <N>")]
     [Description("Which split list (trainlistNN/testlistNN).")]
     [DefaultValue(1)]
     public int Split { get; init; } = 1;
+
+    [CommandOption("--test-every <N>")]
+    [Description("Plain class folders: every N-th group of videos of a class (in name order) is tested, the others train.")]
+    [DefaultValue(3)]
+    public int TestEvery { get; init; } = 3;
+
+    [CommandOption("--group <N>")]
+    [Description("Plain class folders: consecutive videos (in name order) kept on one side of the split, such as a clip and its mirror image.")]
+    [DefaultValue(1)]
+    public int Group { get; init; } = 1;
 
     [CommandOption("--frames <N>")]
     [Description("Frames per clip (paper: 32). [grey]Default: a Cvrl checkpoint's training clip length, else 32[/]")]
@@ -109,13 +119,18 @@ internal class EvaluationSettings : EncoderSettings
             return ValidationResult.Error("--split must be at least 1");
         }
 
+        if (TestEvery < 2 || Group < 1)
+        {
+            return ValidationResult.Error("--test-every must be at least 2 and --group at least 1");
+        }
+
         return Checked(() => FeaturesFor(null).Validate());
     }
 
     /// <summary>Opens the data (before any model is built, so bad input fails first) and prints what was found.</summary>
     public (VideoDataset Train, VideoDataset Test) OpenData()
     {
-        var (train, test, layout) = LabeledData.Open(Data, Split);
+        var (train, test, layout) = LabeledData.Open(Data, Split, TestEvery, Group);
         AnsiConsole.MarkupLine($"data: {Markup.Escape(layout)}: {train.Count} training and {test.Count} test videos, {train.Classes.Count} classes");
         return (train, test);
     }

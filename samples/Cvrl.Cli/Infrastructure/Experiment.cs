@@ -14,13 +14,15 @@ using TorchSharp;
 namespace Cvrl.Cli.Infrastructure;
 
 /// <summary>
-/// Everything one small CVRL experiment needs: the quickstart's recipe (its values differ from the paper's on purpose,
-/// docs/fidelity.md), recorded as it is in results.json; where a value is the library's default it is read from the
-/// library's options records, and <see cref="Trainer"/> and <see cref="Features"/> turn the recipe into them.
+/// Everything one small CVRL experiment needs: the library's small recipe (<see cref="CvrlRecipe.Small"/>; its values
+/// differ from the paper's on purpose, docs/fidelity.md) at the quickstart's sizes, recorded as it is in results.json;
+/// every training value is read from the library's recipe or options records, and <see cref="Trainer"/> and
+/// <see cref="Features"/> turn the settings into them.
 /// </summary>
 internal sealed record ExperimentSettings
 {
     private static readonly CvrlTrainerOptions Library = new();
+    private static readonly CvrlTrainerOptions Small = CvrlTrainerOptions.ForRecipe(CvrlRecipe.Small);
 
     public int Depth { get; init; } = new ResNet3dOptions().Depth;
 
@@ -36,13 +38,13 @@ internal sealed record ExperimentSettings
 
     public int BatchSize { get; init; } = 32;
 
-    public OptimizerKind Optimizer { get; init; } = OptimizerKind.AdamW;
+    public OptimizerKind Optimizer { get; init; } = Small.Optimizer.Kind;
 
-    public double? LearningRate { get; init; }
+    public double? LearningRate { get; init; } = Small.LearningRate;
 
-    public double WeightDecay { get; init; } = 1e-2;
+    public double WeightDecay { get; init; } = Small.Optimizer.WeightDecay;
 
-    public double WarmupFraction { get; init; } = 0.1;
+    public double WarmupFraction { get; init; } = Small.WarmupFraction;
 
     public double Temperature { get; init; } = Library.Temperature;
 
@@ -50,9 +52,11 @@ internal sealed record ExperimentSettings
 
     public IntervalDistribution Distribution { get; init; } = Library.Views.Sampler.Distribution;
 
-    public int HeadLayers { get; init; } = 1;
+    public int HeadLayers { get; init; } = Small.Head.HiddenLayers;
 
-    public ValueRange CropAspect { get; init; } = new(0.75, 4.0 / 3);
+    public ValueRange CropAspect { get; init; } = Small.Views.CropAspect;
+
+    public ValueRange CropArea { get; init; } = Small.Views.CropArea;
 
     public TemporalConsistency Consistency { get; init; } = Library.Views.Consistency;
 
@@ -95,6 +99,7 @@ internal sealed record ExperimentSettings
         {
             CropSize = Crop,
             CropAspect = CropAspect,
+            CropArea = CropArea,
             Consistency = Consistency,
             ColorJitterStrength = ColorStrength,
             Sampler = new IntervalSamplerOptions { FramesPerClip = Frames, Stride = Stride, Distribution = Distribution },

@@ -40,23 +40,24 @@ internal class ExperimentOptions : DeviceSettings
     [DefaultValue(32)]
     public int Batch { get; init; } = 32;
 
+    /// <summary>The recipe these experiments follow (CvrlTrainerOptions.ForRecipe: the one place its values are written).</summary>
+    internal static CvrlTrainerOptions SmallRecipe => CvrlTrainerOptions.ForRecipe(CvrlRecipe.Small);
+
     [CommandOption("--optimizer <KIND>")]
-    [Description("Sgd (official), Lars or AdamW (the default here; see docs/fidelity.md).")]
-    [DefaultValue(OptimizerKind.AdamW)]
-    public OptimizerKind Optimizer { get; init; } = OptimizerKind.AdamW;
+    [RecipeDefault("Sgd (official), Lars or AdamW (see docs/fidelity.md).", "Optimizer.Kind", CvrlRecipe.Small)]
+    public OptimizerKind? Optimizer { get; init; }
 
     [CommandOption("--lr <RATE>")]
-    [Description("Peak learning rate. [grey]Default: 1e-3 for AdamW; for SGD and LARS 0.32 x batch / 1024, the official rate scaled linearly[/]")]
+    [Description("Peak learning rate. [grey]Default: the small recipe's 1e-3 with its AdamW; for SGD and LARS 0.32 x batch / 1024, the official rate scaled linearly[/]")]
     public double? LearningRate { get; init; }
 
     [CommandOption("--weight-decay <WD>")]
-    [Description("Weight decay on kernels. [grey]Default: 1e-2 for AdamW (decoupled), 1e-6 otherwise (official)[/]")]
+    [Description("Weight decay on kernels. [grey]Default: the small recipe's 1e-2 with its AdamW (decoupled), 1e-6 otherwise (official)[/]")]
     public double? WeightDecay { get; init; }
 
     [CommandOption("--warmup <FRACTION>")]
-    [Description("Warm-up as a fraction of all steps (official: 5 of 200 epochs, 0.025).")]
-    [DefaultValue(0.1)]
-    public double Warmup { get; init; } = 0.1;
+    [RecipeDefault("Warm-up as a fraction of all steps (official: 5 of 200 epochs, 0.025).", "WarmupFraction", CvrlRecipe.Small)]
+    public double? Warmup { get; init; }
 
     [CommandOption("--temperature <T>")]
     [DefaultFrom("NT-Xent temperature (official).", typeof(CvrlTrainerOptions), nameof(CvrlTrainerOptions.Temperature))]
@@ -67,14 +68,12 @@ internal class ExperimentOptions : DeviceSettings
     public double? ColorStrength { get; init; }
 
     [CommandOption("--head-layers <N>")]
-    [Description("Hidden layers of the projection head (official 3; one trains faster at this scale, docs/fidelity.md).")]
-    [DefaultValue(1)]
-    public int HeadLayers { get; init; } = 1;
+    [RecipeDefault("Hidden layers of the projection head (official 3; one trains faster at this scale, docs/fidelity.md).", "Head.HiddenLayers", CvrlRecipe.Small)]
+    public int? HeadLayers { get; init; }
 
     [CommandOption("--crop-aspect <MIN:MAX>")]
-    [Description("Aspect-ratio range (width/height) of the random crops (official 0.5:2; narrower distorts 32-pixel frames less, docs/fidelity.md).")]
-    [DefaultValue("0.75:1.3333")]
-    public string CropAspect { get; init; } = "0.75:1.3333";
+    [RecipeDefault("Aspect-ratio range (width/height) of the random crops (official 0.5:2; narrower distorts 32-pixel frames less, docs/fidelity.md).", "Views.CropAspect", CvrlRecipe.Small)]
+    public string? CropAspect { get; init; }
 
     [CommandOption("--official-probe")]
     [Description("Train the linear probe on L2-normalised features with the official learning rate instead of standardised features (docs/evaluation.md).")]
@@ -126,7 +125,7 @@ internal class ExperimentOptions : DeviceSettings
             return ValidationResult.Error("--train-per-class >= 2, --test-per-class >= 1, --epochs >= 1, --batch >= 2, --frames/--stride >= 1, --size >= 16, --video-frames >= 8");
         }
 
-        var optimizer = Checked(() => new CvrlOptimizerOptions { Kind = Optimizer, WeightDecay = WeightDecay ?? 0 }.Validate());
+        var optimizer = Checked(() => new CvrlOptimizerOptions { Kind = Optimizer ?? SmallRecipe.Optimizer.Kind, WeightDecay = WeightDecay ?? 0 }.Validate());
         if (!optimizer.Successful)
         {
             return optimizer;
@@ -142,7 +141,7 @@ internal class ExperimentOptions : DeviceSettings
             return ValidationResult.Error("--head-layers must be at least 1");
         }
 
-        if (ParseRange(CropAspect) is not { } aspect)
+        if ((CropAspect is null ? SmallRecipe.Views.CropAspect : ParseRange(CropAspect)) is not { } aspect)
         {
             return ValidationResult.Error($"--crop-aspect must be MIN:MAX with 0 < MIN <= MAX, got '{CropAspect}'");
         }
@@ -161,16 +160,21 @@ internal class ExperimentOptions : DeviceSettings
     {
         int workers = WorkerCount;
         int batch = Math.Min(Batch, Classes * TrainPerClass);
-        bool adam = Optimizer == OptimizerKind.AdamW;
+        var recipe = SmallRecipe;
+        var kind = Optimizer ?? recipe.Optimizer.Kind;
+        bool recipeOptimizer = kind == recipe.Optimizer.Kind;
         var library = new CvrlTrainerOptions();
         return (
             new SyntheticMotionOptions { Classes = Classes, TrainPerClass = TrainPerClass, TestPerClass = TestPerClass, Frames = VideoFrames, Seed = seed, Workers = workers },
             new ExperimentSettings
             {
                 Depth = Depth, WidthMultiplier = Width, Frames = Frames, Stride = Stride, Crop = Size, Epochs = Epochs,
-                BatchSize = batch, Optimizer = Optimizer, LearningRate = LearningRate ?? (adam ? 1e-3 : CvrlTrainerOptions.ScaledLearningRate(batch)),
-                WeightDecay = WeightDecay ?? (adam ? 1e-2 : new CvrlOptimizerOptions().WeightDecay), WarmupFraction = Warmup, Temperature = Temperature ?? library.Temperature,
-                ColorStrength = ColorStrength ?? library.Views.ColorJitterStrength, HeadLayers = HeadLayers, CropAspect = ParseRange(CropAspect)!.Value,
+                BatchSize = batch, Optimizer = kind,
+                LearningRate = LearningRate ?? (recipeOptimizer ? recipe.LearningRate : kind == OptimizerKind.AdamW ? 1e-3 : CvrlTrainerOptions.ScaledLearningRate(batch)),
+                WeightDecay = WeightDecay ?? (recipeOptimizer ? recipe.Optimizer.WeightDecay : kind == OptimizerKind.AdamW ? 1e-2 : new CvrlOptimizerOptions().WeightDecay),
+                WarmupFraction = Warmup ?? recipe.WarmupFraction, Temperature = Temperature ?? library.Temperature,
+                ColorStrength = ColorStrength ?? recipe.Views.ColorJitterStrength, HeadLayers = HeadLayers ?? recipe.Head.HiddenLayers,
+                CropAspect = CropAspect is null ? recipe.Views.CropAspect : ParseRange(CropAspect)!.Value,
                 PreciseBatchNorm = !FrozenBatchNorm, ProbeStandardize = !OfficialProbe, Seed = seed, Device = Device, Precision = Precision, Workers = workers,
             });
     }

@@ -150,11 +150,7 @@ public static class OnnxExporter
             string x = Input(graph, o.InputChannels);
             if (o.NormalizesInput)
             {
-                long[] shape = [1, o.InputChannels, 1, 1, 1];
-                using var scope = torch.NewDisposeScope();
-                string mean = graph.AddWeight("input.mean", torch.tensor(o.InputMean!.ToArray(), ScalarType.Float32).view(shape));
-                string std = graph.AddWeight("input.std", torch.tensor(o.InputStd!.ToArray(), ScalarType.Float32).view(shape));
-                x = graph.AddNode("Div", "input.normalized", [graph.AddNode("Sub", "input.centred", [x, mean]), std]);
+                x = InputConvention(graph, model, x);
             }
 
             x = ConvBn(graph, model.StemPart.Conv, x, "stem.0", relu: true);
@@ -195,6 +191,52 @@ public static class OnnxExporter
             var metadata = Metadata(model, head, options, outputs, fingerprint);
             return Write(graph, path, options, metadata, outputs, fingerprint);
         }
+    }
+
+    /// <summary>The network's input convention as graph nodes, in the order ResNet3d applies it.</summary>
+    private static string InputConvention(OnnxGraph graph, ResNet3d model, string x)
+    {
+        var o = model.Options;
+        long[] shape = [1, o.InputChannels, 1, 1, 1];
+        using var scope = torch.NewDisposeScope();
+        if (o.InputChannelOrder == InputChannelOrder.Bgr)
+        {
+            // A 1x1x1 convolution with a permutation kernel reverses the channels (float weights only, any opset).
+            var reverse = torch.zeros([3, 3, 1, 1, 1], ScalarType.Float32);
+            for (int c = 0; c < 3; c++)
+            {
+                reverse[c, 2 - c, 0, 0, 0] = torch.tensor(1f);
+            }
+
+            x = graph.AddNode("Conv", "input.bgr", [x, graph.AddWeight("input.bgr.weight", reverse)], ("kernel_shape", new long[] { 1, 1, 1 }));
+        }
+
+        if (o.InputScale != 1.0)
+        {
+            x = graph.AddNode("Mul", "input.scaled", [x, graph.AddWeight("input.scale", torch.tensor(new[] { (float)o.InputScale }))]);
+        }
+
+        if (model.MeanImage is { } image)
+        {
+            // The mean image resized to the input's height and width (bilinear, half-pixel centres: torch's
+            // interpolate with align_corners=False), the same for every frame.
+            string meanImage = graph.AddWeight("input.mean_image", image.unsqueeze(0));
+            string inputShape = graph.AddNode("Shape", "input.shape", [x]);
+            string hw = graph.AddNode("Slice", "input.hw", [inputShape, graph.AddInt64s("input.hw.starts", 3), graph.AddInt64s("input.hw.ends", 5)]);
+            string sizes = graph.AddNode("Concat", "input.mean_image.sizes", [graph.AddInt64s("input.mean_image.nc", 1, o.InputChannels), hw], ("axis", 0L));
+            string resized = graph.AddNode("Resize", "input.mean_image.resized", [meanImage, string.Empty, string.Empty, sizes], ("mode", "linear"), ("coordinate_transformation_mode", "half_pixel"));
+            string perFrame = graph.AddNode("Unsqueeze", "input.mean_image.frames", [resized, graph.AddInt64s("input.mean_image.axis", 2)]);
+            x = graph.AddNode("Sub", "input.minus_mean_image", [x, perFrame]);
+        }
+
+        if (o.InputMean is not null)
+        {
+            string mean = graph.AddWeight("input.mean", torch.tensor(o.InputMean.ToArray(), ScalarType.Float32).view(shape));
+            string std = graph.AddWeight("input.std", torch.tensor(o.InputStd!.ToArray(), ScalarType.Float32).view(shape));
+            x = graph.AddNode("Div", "input.normalized", [graph.AddNode("Sub", "input.centred", [x, mean]), std]);
+        }
+
+        return x;
     }
 
     private static string Input(OnnxGraph graph, int channels)
@@ -331,7 +373,7 @@ public static class OnnxExporter
             ["cvrl.input"] = InputName,
             ["cvrl.input_layout"] = $"[N, {model.Options.InputChannels}, T, H, W]",
             ["cvrl.input_range"] = model.Options.NormalizesInput
-                ? $"RGB float32 in [0, 1]; the graph normalises it (mean {string.Join(", ", model.Options.InputMean!.Select(v => v.ToString("G6", CultureInfo.InvariantCulture)))}, std {string.Join(", ", model.Options.InputStd!.Select(v => v.ToString("G6", CultureInfo.InvariantCulture)))})"
+                ? $"RGB float32 in [0, 1]; the graph applies the network's input convention ({model.Options.DescribeInput()})"
                 : "RGB float32 in [0, 1]; no mean/std normalisation",
             ["cvrl.min_input"] = $"{t},{h},{w}",
             ["cvrl.outputs"] = string.Join(",", outputs),

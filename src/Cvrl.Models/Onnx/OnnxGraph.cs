@@ -8,6 +8,8 @@ internal sealed class OnnxGraph
 {
     // onnx.proto's TensorProto.DataType and AttributeProto.AttributeType values.
     private const int Float32 = 1;
+    private const int Int64 = 7;
+    private const int AttributeFloat = 1;
     private const int AttributeInt = 2;
     private const int AttributeString = 3;
     private const int AttributeInts = 7;
@@ -34,7 +36,21 @@ internal sealed class OnnxGraph
         }
 
         using var host = values.to(TorchSharp.torch.ScalarType.Float32).cpu().contiguous();
-        _initializers.Add(new Initializer(name, host.shape, host.bytes.ToArray()));
+        _initializers.Add(new Initializer(name, host.shape, host.bytes.ToArray(), Float32));
+        return name;
+    }
+
+    /// <summary>Adds a one-dimensional int64 initializer (shapes, indices, sizes) and returns its name.</summary>
+    public string AddInt64s(string name, params long[] values)
+    {
+        Reserve(name);
+        var data = new byte[values.Length * sizeof(long)];
+        for (int i = 0; i < values.Length; i++)
+        {
+            System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(data.AsSpan(i * sizeof(long)), values[i]);
+        }
+
+        _initializers.Add(new Initializer(name, [values.Length], data, Int64));
         return name;
     }
 
@@ -42,7 +58,7 @@ internal sealed class OnnxGraph
     /// <param name="op">The ONNX operator.</param>
     /// <param name="name">The node's name, also its output's (unique in the graph).</param>
     /// <param name="inputs">Input value names.</param>
-    /// <param name="attributes">Integer, integer-list or string attributes.</param>
+    /// <param name="attributes">Integer, integer-list, float or string attributes.</param>
     public string AddNode(string op, string name, IReadOnlyList<string> inputs, params (string Name, object Value)[] attributes)
     {
         Reserve(name);
@@ -69,6 +85,9 @@ internal sealed class OnnxGraph
                     break;
                 case string s:
                     attr.String(4, s).Int(20, AttributeString);
+                    break;
+                case float f:
+                    attr.Float(2, f).Int(20, AttributeFloat);
                     break;
                 default:
                     throw new ArgumentException($"Unsupported attribute type {value.GetType().Name} for {attrName}.", nameof(attributes));
@@ -106,7 +125,7 @@ internal sealed class OnnxGraph
         graph.String(2, graphName);
         foreach (var init in _initializers)
         {
-            var tensor = new ProtoMessage().Ints(1, init.Dims).Int(2, Float32).String(8, init.Name);
+            var tensor = new ProtoMessage().Ints(1, init.Dims).Int(2, init.Type).String(8, init.Name);
             if (external is not null && init.Data.LongLength >= externalMinBytes)
             {
                 long offset = (external.Position + 4095) / 4096 * 4096;
@@ -182,5 +201,5 @@ internal sealed class OnnxGraph
         }
     }
 
-    private sealed record Initializer(string Name, long[] Dims, byte[] Data);
+    private sealed record Initializer(string Name, long[] Dims, byte[] Data, int Type);
 }

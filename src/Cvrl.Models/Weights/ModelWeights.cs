@@ -124,7 +124,14 @@ public static class ModelWeights
         if (module is ResNet3d { Options.NormalizesInput: true } normalizing)
         {
             // The input normalisation changes the function; networks without one keep their earlier fingerprints.
-            hash.AppendData(Encoding.UTF8.GetBytes($"|input|{string.Join(",", normalizing.Options.InputMean!.Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture)))}|{string.Join(",", normalizing.Options.InputStd!.Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture)))}|"));
+            var o = normalizing.Options;
+            static string Values(IReadOnlyList<double>? values) => values is null ? "none" : string.Join(",", values.Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture)));
+            hash.AppendData(Encoding.UTF8.GetBytes($"|input|{Values(o.InputMean)}|{Values(o.InputStd)}|"));
+            if (o.InputScale != 1.0 || o.InputChannelOrder != InputChannelOrder.Rgb)
+            {
+                // Only conventions beyond a mean and standard deviation add to the hash (the mean image is in the state).
+                hash.AppendData(Encoding.UTF8.GetBytes($"|scale|{o.InputScale.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}|{o.InputChannelOrder}|"));
+            }
         }
 
         foreach (var (name, tensor) in module.state_dict().OrderBy(kv => kv.Key, StringComparer.Ordinal))

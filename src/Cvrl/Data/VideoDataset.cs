@@ -392,6 +392,48 @@ public sealed class VideoDataset
         return Finish(full, found, classList, missing, skipMissing, "the path list", hasDataRoot: root is not null);
     }
 
+    /// <summary>
+    /// A fixed train/test split of a labelled set, the same on every machine: within each class, the videos in ordinal
+    /// order of their paths are taken in groups of <paramref name="group"/> consecutive videos (clips cut from one
+    /// recording, or a clip and its mirror image, stay on one side), and every <paramref name="testEvery"/>-th group,
+    /// counting from the last of the first <paramref name="testEvery"/>, goes to the test set. With the defaults a third of
+    /// each class is tested.
+    /// </summary>
+    /// <param name="testEvery">One group in this many is tested (at least 2). Default 3.</param>
+    /// <param name="group">Consecutive videos kept together (at least 1). Default 1.</param>
+    /// <returns>The training and test sets (same classes).</returns>
+    /// <exception cref="InvalidOperationException">The set has no labels.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An argument is out of range.</exception>
+    /// <exception cref="DatasetException">A class has too few videos to give both sets one group.</exception>
+    public (VideoDataset Train, VideoDataset Test) SplitInterleaved(int testEvery = 3, int group = 1)
+    {
+        if (Classes.Count == 0)
+        {
+            throw new InvalidOperationException($"The set under '{Root}' has no labels to split by.");
+        }
+
+        ArgumentOutOfRangeException.ThrowIfLessThan(testEvery, 2);
+        ArgumentOutOfRangeException.ThrowIfLessThan(group, 1);
+        var train = new List<int>();
+        var test = new List<int>();
+        for (int c = 0; c < Classes.Count; c++)
+        {
+            var members = Enumerable.Range(0, Count).Where(i => Items[i].Label == c).OrderBy(i => Items[i].Path, StringComparer.Ordinal).ToList();
+            int groups = (members.Count + group - 1) / group;
+            if (groups < testEvery)
+            {
+                throw new DatasetException($"Class '{Classes[c]}' has {members.Count} videos: fewer than {testEvery} groups of {group}, so one of the train and test sets would have none of it.");
+            }
+
+            for (int k = 0; k < members.Count; k++)
+            {
+                ((k / group) % testEvery == testEvery - 1 ? test : train).Add(members[k]);
+            }
+        }
+
+        return (Subset(train.Order()), Subset(test.Order()));
+    }
+
     /// <summary>The videos at the given indices, as a new data set with the same classes.</summary>
     public VideoDataset Subset(IEnumerable<int> indices)
     {

@@ -8,6 +8,33 @@ using Cvrl.Video;
 
 namespace Cvrl.Training;
 
+/// <summary>The training recipes Cvrl defines (<see cref="CvrlTrainerOptions.ForRecipe"/>), each in one place.</summary>
+public enum CvrlRecipe
+{
+    /// <summary>
+    /// The paper's official recipe (the options' defaults): SGD with momentum 0.9 at 0.32 per 1024 videos, weight decay
+    /// 1e-6 on kernels, 2.5% warm-up, a three-layer projection head, crops of aspect 0.5 to 2, colour strength 1.0. Made
+    /// for batches of hundreds to thousands of videos on accelerators.
+    /// </summary>
+    Paper,
+
+    /// <summary>
+    /// The small-scale recipe the quickstart uses (measured in docs/results-notes.md): AdamW at 1e-3 with decoupled
+    /// weight decay 1e-2, 10% warm-up, a one-layer projection head, crops of aspect 3/4 to 4/3, colour strength 1.0.
+    /// Learns at batches of 16 to 64 on a CPU where the official SGD recipe stays at chance.
+    /// </summary>
+    Small,
+
+    /// <summary>
+    /// Adapting a pretrained encoder (<c>cvrl pretrain --init</c>: inflated ImageNet weights or a zoo model) to a domain
+    /// with CVRL, without labels, keeping what the start knew: the small recipe at a tenth of its learning rate (AdamW at
+    /// 1e-4), 10% warm-up (the fresh head aligns before the backbone moves much), colour strength 0.5 (the start's
+    /// colour features are kept useful) and crops of at least half the frame. Measured on real footage in
+    /// docs/results.md ("Real footage").
+    /// </summary>
+    Adapt,
+}
+
 /// <summary>
 /// Everything <see cref="CvrlTrainer"/> needs, with defaults from the paper's official recipe (docs/method.md section 5)
 /// scaled to the batch size. Validated by <see cref="Validate"/> before any work starts; serialisable to JSON so that
@@ -128,6 +155,41 @@ public sealed record CvrlTrainerOptions
     /// <param name="batchSize">Videos per step (the global batch).</param>
     /// <returns>The rate.</returns>
     public static double ScaledLearningRate(int batchSize) => 0.32 * batchSize / 1024.0;
+
+    /// <summary>
+    /// The options of a recipe (<see cref="CvrlRecipe"/>) for an encoder of width <paramref name="widthMultiplier"/> (the
+    /// projection head's hidden width follows it), with every other option at its default: set epochs, batch, views,
+    /// checkpoints and so on with <c>with</c>.
+    /// </summary>
+    /// <param name="recipe">The recipe.</param>
+    /// <param name="widthMultiplier">The encoder's width multiplier. Default 1.</param>
+    /// <exception cref="ArgumentOutOfRangeException">An unknown recipe or a width that is not positive.</exception>
+    public static CvrlTrainerOptions ForRecipe(CvrlRecipe recipe, double widthMultiplier = 1.0)
+    {
+        var defaults = new CvrlTrainerOptions();
+        var head = ProjectionHeadOptions.ForWidth(widthMultiplier);
+        return recipe switch
+        {
+            CvrlRecipe.Paper => defaults with { Head = head },
+            CvrlRecipe.Small => defaults with
+            {
+                LearningRate = 1e-3,
+                WarmupFraction = 0.1,
+                Optimizer = new CvrlOptimizerOptions { Kind = OptimizerKind.AdamW, WeightDecay = 1e-2 },
+                Head = head with { HiddenLayers = 1 },
+                Views = defaults.Views with { CropAspect = new ValueRange(0.75, 4.0 / 3) },
+            },
+            CvrlRecipe.Adapt => defaults with
+            {
+                LearningRate = 1e-4,
+                WarmupFraction = 0.1,
+                Optimizer = new CvrlOptimizerOptions { Kind = OptimizerKind.AdamW, WeightDecay = 1e-2 },
+                Head = head with { HiddenLayers = 1 },
+                Views = defaults.Views with { CropAspect = new ValueRange(0.75, 4.0 / 3), CropArea = new ValueRange(0.5, 1.0), ColorJitterStrength = 0.5 },
+            },
+            _ => throw new ArgumentOutOfRangeException(nameof(recipe), recipe, "Unknown recipe."),
+        };
+    }
 
     /// <summary>Checks every option, before any work starts.</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of range; the message names it.</exception>
