@@ -52,6 +52,49 @@ public sealed class TrainerTests
     }
 
     [Fact]
+    public void FrozenStagesAndFrozenBatchNorm_KeepTheirWeightsAndStatistics_WhileTheRestTrains()
+    {
+        using var dir = new TempDirectory();
+        VideoFolders.Create(dir.File("videos"), 8);
+        var data = VideoDataset.FromFolder(dir.File("videos"));
+        using var encoder = TinyEncoder();
+        var before = encoder.state_dict().ToDictionary(p => p.Key, p => p.Value.clone());
+        using (var trainer = new CvrlTrainer(encoder, Tiny() with { Epochs = 2, FrozenStages = 2, FreezeBatchNorm = true }))
+        {
+            trainer.Fit(data);
+        }
+
+        var after = encoder.state_dict();
+        bool Same(string name)
+        {
+            using var equal = before[name].eq(after[name]).all();
+            return equal.item<bool>();
+        }
+        var frozen = before.Keys.Where(k => k.StartsWith("stem.", StringComparison.Ordinal) || k.StartsWith("layer1.", StringComparison.Ordinal)).ToList();
+        var norms = encoder.named_modules().Where(m => m.module is CvrlBatchNorm).Select(m => m.name).ToList();
+        Assert.NotEmpty(frozen);
+        Assert.All(frozen, k => Assert.True(Same(k), $"{k} changed in a frozen stage"));
+        foreach (string bn in norms)
+        {
+            foreach (string part in new[] { "weight", "bias", "running_mean", "running_var", "num_batches_tracked" })
+            {
+                Assert.True(Same($"{bn}.{part}"), $"{bn}.{part} changed with batch normalisation frozen");
+            }
+        }
+
+        // The convolutions of layer2 to layer4 trained.
+        var trained = before.Keys.Where(k => k.StartsWith("layer", StringComparison.Ordinal) && !k.StartsWith("layer1.", StringComparison.Ordinal) && !norms.Any(n => k.StartsWith(n + ".", StringComparison.Ordinal))).ToList();
+        Assert.NotEmpty(trained);
+        Assert.All(trained, k => Assert.False(Same(k), $"{k} did not train"));
+        foreach (var t in before.Values)
+        {
+            t.Dispose();
+        }
+
+        Assert.Throws<ArgumentOutOfRangeException>(() => (Tiny() with { FrozenStages = 6 }).Validate());
+    }
+
+    [Fact]
     public void TwoRunsWithTheSameSeed_GiveBitIdenticalLosses_AndAnotherSeedDoesNot()
     {
         // Determinism as documented (docs/training.md): same seed, same thread count, same machine kind, same data ->

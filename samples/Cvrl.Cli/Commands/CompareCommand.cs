@@ -68,6 +68,26 @@ internal sealed class CompareCommand : Command<CompareCommand.Settings>
         [DefaultValue(15)]
         public int SupervisedEpochs { get; init; } = 15;
 
+        [CommandOption("--adapt-lr <RATE>")]
+        [Description("The adapted rows' learning rate. [grey]Default: the adapt recipe's[/]")]
+        public double? AdaptLearningRate { get; init; }
+
+        [CommandOption("--adapt-color-strength <S>")]
+        [Description("The adapted rows' colour jitter strength. [grey]Default: the adapt recipe's[/]")]
+        public double? AdaptColorStrength { get; init; }
+
+        [CommandOption("--adapt-frozen-stages <N>")]
+        [Description("The adapted rows' encoder parts kept as they are (0 none, 1 the stem, 2 the stem and layer1, ... 5 all). [grey]Default: the adapt recipe's[/]")]
+        public int? AdaptFrozenStages { get; init; }
+
+        [CommandOption("--adapt-bn <MODE>")]
+        [Description("The adapted rows' batch normalisation: 'train' (statistics and scale updated) or 'freeze' (kept as the start has them). [grey]Default: the adapt recipe's[/]")]
+        public string? AdaptBatchNorm { get; init; }
+
+        [CommandOption("--adapt-crop-area <MIN:MAX>")]
+        [Description("The adapted rows' crop area range. [grey]Default: the adapt recipe's[/]")]
+        public string? AdaptCropArea { get; init; }
+
         [CommandOption("--frames <N>")]
         [Description("Frames per clip, in training and evaluation.")]
         [DefaultValue(8)]
@@ -122,6 +142,16 @@ internal sealed class CompareCommand : Command<CompareCommand.Settings>
             if (RowNames.FirstOrDefault(r => !AllRows.Contains(r)) is { } unknown)
             {
                 return ValidationResult.Error($"--rows: '{unknown}' is not a row; rows are {string.Join(", ", AllRows)}");
+            }
+
+            if (AdaptBatchNorm is not null and not "train" and not "freeze")
+            {
+                return ValidationResult.Error($"--adapt-bn takes 'train' or 'freeze', not '{AdaptBatchNorm}'");
+            }
+
+            if (AdaptFrozenStages is < 0 or > 5)
+            {
+                return ValidationResult.Error("--adapt-frozen-stages takes 0 to 5");
             }
 
             if (Seeds < 1 || Epochs < 1 || Batch < 2 || SupervisedEpochs < 1 || Frames < 1 || Stride < 1 || Size < 8 || TestClips < 1 || CachedViews < 1 || TestEvery < 2 || Group < 1 || Split < 1)
@@ -217,6 +247,8 @@ internal sealed class CompareCommand : Command<CompareCommand.Settings>
         ["epochs"] = s.Epochs, ["batch"] = s.Batch, ["supervisedEpochs"] = s.SupervisedEpochs, ["frames"] = s.Frames, ["stride"] = s.Stride,
         ["size"] = s.Size, ["testClips"] = s.TestClips, ["cachedViews"] = s.CachedViews, ["testEvery"] = s.TestEvery, ["group"] = s.Group, ["split"] = s.Split,
         ["precision"] = s.Precision.ToString(),
+        ["adaptLr"] = s.AdaptLearningRate, ["adaptColorStrength"] = s.AdaptColorStrength, ["adaptCropArea"] = s.AdaptCropArea,
+        ["adaptFrozenStages"] = s.AdaptFrozenStages, ["adaptBn"] = s.AdaptBatchNorm,
     };
 
     /// <summary>The evaluation and training settings of a row (the library's recipes, at the comparison's sizes).</summary>
@@ -240,6 +272,8 @@ internal sealed class CompareCommand : Command<CompareCommand.Settings>
             CropAspect = r.Views.CropAspect,
             CropArea = r.Views.CropArea,
             ColorStrength = r.Views.ColorJitterStrength,
+            FrozenStages = r.FrozenStages,
+            FreezeBatchNorm = r.FreezeBatchNorm,
             TestClips = s.TestClips,
             TestCrops = 1,
             CachedViews = s.CachedViews,
@@ -256,6 +290,17 @@ internal sealed class CompareCommand : Command<CompareCommand.Settings>
         var device = DeviceSpec.Resolve(settings.Device);
         var recipe = row == "adapted" ? CvrlRecipe.Adapt : CvrlRecipe.Small;
         var experiment = Experiment(settings, recipe, architecture, seed);
+        if (row == "adapted")
+        {
+            experiment = experiment with
+            {
+                LearningRate = settings.AdaptLearningRate ?? experiment.LearningRate,
+                ColorStrength = settings.AdaptColorStrength ?? experiment.ColorStrength,
+                CropArea = settings.AdaptCropArea is { } area ? ExperimentOptions.ParseRange(area) ?? throw new ArgumentException($"--adapt-crop-area takes MIN:MAX, got '{area}'") : experiment.CropArea,
+                FrozenStages = settings.AdaptFrozenStages ?? experiment.FrozenStages,
+                FreezeBatchNorm = settings.AdaptBatchNorm is null ? experiment.FreezeBatchNorm : settings.AdaptBatchNorm == "freeze",
+            };
+        }
         using var encoder = Encoder(start, first, architecture, seed, device);
         double? loss = null;
         string runFolder = Path.Combine(output, "runs", $"{key}-seed{seed}");

@@ -60,6 +60,10 @@ internal sealed record ExperimentSettings
 
     public TemporalConsistency Consistency { get; init; } = Library.Views.Consistency;
 
+    public int FrozenStages { get; init; } = Library.FrozenStages;
+
+    public bool FreezeBatchNorm { get; init; } = Library.FreezeBatchNorm;
+
     public int TestClips { get; init; } = 4;
 
     public int TestCrops { get; init; } = 1;
@@ -94,6 +98,8 @@ internal sealed record ExperimentSettings
         WarmupFraction = WarmupFraction,
         Optimizer = new CvrlOptimizerOptions { Kind = Optimizer, WeightDecay = WeightDecay },
         Temperature = Temperature,
+        FrozenStages = FrozenStages,
+        FreezeBatchNorm = FreezeBatchNorm,
         Head = ProjectionHeadOptions.ForWidth(WidthMultiplier) with { HiddenLayers = HeadLayers },
         Views = new CvrlViewOptions
         {

@@ -54,6 +54,7 @@ public sealed class CvrlTrainer : IDisposable
     private readonly ILogger _logger;
     private readonly NtXentLoss _loss;
     private readonly CvrlOptimizer _optimizer;
+    private readonly List<(string Name, nn.Module Module)> _frozen;
     private readonly Device _device;
     private readonly ICommunicator _communicator;
     private bool _disposed;
@@ -95,12 +96,43 @@ public sealed class CvrlTrainer : IDisposable
 
         Head.to(_device);
         _loss = new NtXentLoss(options.Temperature, options.LossReduction);
-        var parameters = _encoder.named_parameters().Select(p => ("encoder." + p.name, p.parameter))
+        _frozen = FrozenModules(_encoder, options);
+        var frozenNames = _frozen.SelectMany(m => m.Module.named_parameters().Select(p => m.Name + "." + p.name)).ToHashSet(StringComparer.Ordinal);
+        foreach (var (name, parameter) in _encoder.named_parameters())
+        {
+            if (frozenNames.Contains(name))
+            {
+                parameter.requires_grad = false; // no gradient, no update, and no backward pass below the last frozen stage
+            }
+        }
+
+        var parameters = _encoder.named_parameters().Where(p => !frozenNames.Contains(p.name)).Select(p => ("encoder." + p.name, p.parameter))
             .Concat(Head.named_parameters().Select(p => ("head." + p.name, p.parameter)));
         _optimizer = CvrlOptimizer.Create(parameters, options.Optimizer);
         Generator = new CvrlViewGenerator(options.Views);
         SynchronisesBatchNorm = options.SyncBatchNorm ?? _communicator.Size > 1;
         SyncBatchNorm.Attach(SynchronisesBatchNorm ? _communicator : null, _encoder, Head);
+    }
+
+    /// <summary>
+    /// The encoder's modules kept as they are: the stem and the first stages (<see cref="CvrlTrainerOptions.FrozenStages"/>)
+    /// and every batch normalisation layer (<see cref="CvrlTrainerOptions.FreezeBatchNorm"/>), by state-dict name.
+    /// </summary>
+    private static List<(string Name, nn.Module Module)> FrozenModules(ResNet3d encoder, CvrlTrainerOptions options)
+    {
+        var prefixes = new[] { "stem", "layer1", "layer2", "layer3", "layer4" }.Take(options.FrozenStages).ToList();
+        var frozen = new List<(string, nn.Module)>();
+        foreach (var (name, module) in encoder.named_modules())
+        {
+            bool inFrozenStage = prefixes.Contains(name, StringComparer.Ordinal);
+            bool frozenNorm = options.FreezeBatchNorm && module is CvrlBatchNorm && !prefixes.Exists(p => name.StartsWith(p + ".", StringComparison.Ordinal));
+            if (inFrozenStage || frozenNorm)
+            {
+                frozen.Add((name, module));
+            }
+        }
+
+        return frozen;
     }
 
     /// <summary>Raised on rank 0 after every step that reports progress (every <see cref="CvrlTrainerOptions.LogEverySteps"/> steps and at each epoch's end).</summary>
@@ -273,6 +305,11 @@ public sealed class CvrlTrainer : IDisposable
             trainer.Head.ComputeType = compute;
             trainer._encoder.train();
             trainer.Head.train();
+            foreach (var (_, module) in trainer._frozen)
+            {
+                module.eval(); // frozen parts keep their batch normalisation statistics
+            }
+
             try
             {
                 cancelled = Loop();

@@ -63,6 +63,20 @@ public sealed record CvrlTrainerOptions
     /// <summary>NT-Xent temperature. Default <see cref="NtXentLoss.DefaultTemperature"/> (0.1).</summary>
     public double Temperature { get; init; } = NtXentLoss.DefaultTemperature;
 
+    /// <summary>
+    /// Parts of the encoder kept as they are (not trained, their batch normalisation not updated): 0 trains everything;
+    /// 1 keeps the stem; 2 the stem and layer1; up to 5, where only the projection head trains. For adapting a
+    /// pretrained encoder: its early layers hold generic features that a small data set should not overwrite. Default 0.
+    /// </summary>
+    public int FrozenStages { get; init; }
+
+    /// <summary>
+    /// Keep every batch normalisation layer of the encoder as it is: running statistics not updated (the layers run in
+    /// evaluation mode) and their scale and shift not trained. For adapting a pretrained encoder with small batches,
+    /// whose statistics would replace the start's with noisy estimates. Default false.
+    /// </summary>
+    public bool FreezeBatchNorm { get; init; }
+
     /// <summary>How the loss combines its two directions (official: sum). Default <see cref="NtXentReduction.SumOfDirections"/>.</summary>
     public NtXentReduction LossReduction { get; init; } = NtXentReduction.SumOfDirections;
 
@@ -201,6 +215,7 @@ public sealed record CvrlTrainerOptions
         Require(LearningRate is null || (LearningRate > 0 && !double.IsInfinity(LearningRate.Value)), nameof(LearningRate), LearningRate, "LearningRate must be positive and finite, or null for the scaled official rate.");
         Require(WarmupFraction is >= 0 and < 1, nameof(WarmupFraction), WarmupFraction, "WarmupFraction must lie in [0, 1).");
         Require(Temperature > 0 && !double.IsInfinity(Temperature), nameof(Temperature), Temperature, "Temperature must be positive and finite.");
+        Require(FrozenStages is >= 0 and <= 5, nameof(FrozenStages), FrozenStages, "FrozenStages must lie in [0, 5] (the stem and four stages).");
         Require(Enum.IsDefined(Precision), nameof(Precision), Precision, "Unknown precision.");
         Require(Workers is null or >= 1, nameof(Workers), Workers, "Workers must be at least 1, or null for one per core of this process's share.");
         Require(PrefetchBatches >= 1, nameof(PrefetchBatches), PrefetchBatches, "PrefetchBatches must be at least 1.");
