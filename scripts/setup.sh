@@ -6,6 +6,7 @@
 #     cannot), and the data benchmark makes its minutes-long videos with it;
 #   - chromium: the explore report's test opens the page in a real browser (driven by PuppeteerSharp over the DevTools
 #     protocol; Debian's build, since browser downloads cannot work here);
+#   - python3-numpy: the dense-feature tests check that NumPy reads the .npy files cvrl features writes;
 #   - dotnet-repl (pinned in .config/dotnet-tools.json): runs the C# notebooks in samples/.
 # Everything comes from the package registries (Debian/Ubuntu apt, NuGet). Idempotent: when all is present it only
 # checks, in about a second.
@@ -25,6 +26,7 @@ if command -v dpkg-query >/dev/null 2>&1; then
   have_pkg mpich || missing+=(mpich)
   have_pkg ffmpeg || missing+=(ffmpeg)
   have_pkg chromium || missing+=(chromium)
+  have_pkg python3-numpy || missing+=(python3-numpy)
 fi
 
 if ((${#missing[@]})); then

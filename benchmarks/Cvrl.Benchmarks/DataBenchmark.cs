@@ -277,7 +277,8 @@ internal static class DataBenchmark
         return total / frames.Length;
     }
 
-    private static string MakeVideo(string path, string size, int seconds, int variant)
+    /// <summary>A generated H.264 video (testsrc2 with noise, a key frame every 250 frames, 3 B-frames), made once.</summary>
+    internal static string MakeVideo(string path, string size, int seconds, int variant, int rate = 30)
     {
         if (File.Exists(path))
         {
@@ -285,7 +286,7 @@ internal static class DataBenchmark
         }
 
         string tmp = path + ".tmp.mp4";
-        string source = $"testsrc2=size={size}:rate=30,hue=h={variant * 60},noise=alls=8:allf=t+u";
+        string source = $"testsrc2=size={size}:rate={rate},hue=h={variant * 60},noise=alls=8:allf=t+u";
         var start = new ProcessStartInfo("ffmpeg", $"-v error -y -f lavfi -i \"{source}\" -t {seconds} -c:v libx264 -preset veryfast -g 250 -keyint_min 250 -sc_threshold 0 -bf 3 -pix_fmt yuv420p -an \"{tmp}\"")
         {
             UseShellExecute = false,

@@ -17,6 +17,8 @@ return which switch
     "precision" => PrecisionBenchmark.Run(rest),
     "gpu" => GpuBenchmark.Run(rest),
     "explore" => ExploreBenchmark.Run(rest),
+    "index" => IndexBenchmark.Run(rest),
+    "dense" => DenseBenchmark.Run(rest),
     _ => Usage(),
 };
 
@@ -33,5 +35,7 @@ static int Usage()
     Console.WriteLine("  precision [--repeats N] [--steps N] [--videos N]   (PyTorch rows need Debian's python3-torch)");
     Console.WriteLine("  gpu [--device cuda|cpu] [--batches 16,64] [--frames N] [--size N] [--steps N] [--pretrain-steps N] [--pretrain-batch N] [--width X]   (scripts/gpu-check.sh)");
     Console.WriteLine("  explore [--sizes 1000,10000] [--dim N] [--iterations N]");
+    Console.WriteLine("  index [--rows N] [--dim N] [--queries N] [--threads N] [--rerank N] [--dir PATH]   (writes rows x dim x 5 bytes under --dir)");
+    Console.WriteLine("  dense [--seconds N] [--size WxH] [--window N] [--stride N] [--step N] [--crop N] [--depth N] [--width X] [--batch N] [--naive-windows N] [--dir PATH]   (needs ffmpeg)");
     return 2;
 }

@@ -70,6 +70,9 @@ app.Configure(config =>
     config.AddCommand<EmbedCommand>("embed")
         .WithDescription("Embed every video of a folder (mean of L2-normalised clip features) and save the set.")
         .WithExample("embed", "videos/", "--out", "videos.cvrlemb", "--checkpoint", "runs/a/checkpoints/checkpoint-0000000500.cvrl");
+    config.AddCommand<FeaturesCommand>("features")
+        .WithDescription("Dense window features for localisation pipelines: windows of the encoder's clip length, one every --step frames (or --step-seconds), each video decoded once; one NumPy .npy per video ([windows, dim] float32) and features.json with every window's times, the encoder's fingerprint and the views; resumable.")
+        .WithExample("features", "videos/", "--checkpoint", "model.cvrl", "--window", "16", "--stride", "1", "--step", "8", "--out", "features/");
     config.AddCommand<SearchCommand>("search")
         .WithDescription("Find the videos of an embedding file most similar to a query video (use the encoder that made the file).")
         .WithExample("search", "videos.cvrlemb", "query.mp4", "--top", "5");

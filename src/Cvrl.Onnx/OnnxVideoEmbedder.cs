@@ -67,7 +67,7 @@ public sealed class OnnxVideoEmbedder : Embedder
     protected override JsonNode? DescribeEncoder() => $"{_encoder.Architecture} (ONNX, {Path.GetFileName(_encoder.Path)})";
 
     /// <inheritdoc/>
-    protected override float[] EncodeViews(ReadOnlySpan<byte> views, int count)
+    protected override float[] EncodeViews(ReadOnlySpan<byte> views, int count, bool normalize)
     {
         var batch = new float[views.Length];
         for (int p = 0; p < views.Length; p++)
@@ -77,6 +77,11 @@ public sealed class OnnxVideoEmbedder : Embedder
 
         int s = Views.CropSize;
         var features = _encoder.Features(batch, count, Views.FramesPerClip, s, s);
+        if (!normalize)
+        {
+            return features;
+        }
+
         int dim = features.Length / count;
         for (int j = 0; j < count; j++)
         {

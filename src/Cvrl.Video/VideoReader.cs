@@ -685,6 +685,51 @@ public sealed class VideoReader : IDisposable
         }
     }
 
+    /// <summary>
+    /// Decodes every frame from the start, in order, handing each to <paramref name="onFrame"/> as planar RGB uint8
+    /// <c>[3, H, W]</c> at the output size (a buffer reused for the next frame), with its index and presentation time in
+    /// seconds from the first frame: the container's timestamp where it has one (so variable frame rates keep their
+    /// times), else the index on the constant-rate grid (prepared videos, streams without timestamps).
+    /// </summary>
+    internal void ForEachFramePlanar(Action<int, double, ReadOnlySpan<byte>> onFrame, CancellationToken cancellationToken)
+    {
+        int h = Info.OutputHeight;
+        int w = Info.OutputWidth;
+        var planar = new byte[3 * h * w];
+        double fps = Info.FramesPerSecond;
+        double Grid(int index) => double.IsFinite(fps) && fps > 0 ? index / fps : index;
+        ForEachFrame(
+            (index, frame) =>
+            {
+                double seconds = Grid(index);
+                if (_prepared is null)
+                {
+                    double pts = _capture!.Get(VideoCaptureProperties.PosMsec);
+                    if (double.IsFinite(pts) && double.IsFinite(_firstPtsMs) && (pts != 0 || index == 0))
+                    {
+                        seconds = (pts - _firstPtsMs) / 1000.0;
+                    }
+                }
+
+                ToPlanar(frame, planar, h, w);
+                onFrame(index, seconds, planar);
+            },
+            cancellationToken);
+    }
+
+    /// <summary>A BGR frame of <paramref name="h"/> x <paramref name="w"/> as planar RGB in <paramref name="planar"/>.</summary>
+    private static unsafe void ToPlanar(Mat source, Span<byte> planar, int h, int w)
+    {
+        long plane = (long)h * w;
+        fixed (byte* basePtr = planar)
+        {
+            using var r = Mat.FromPixelData(h, w, MatType.CV_8UC1, (IntPtr)basePtr);
+            using var g = Mat.FromPixelData(h, w, MatType.CV_8UC1, (IntPtr)(basePtr + plane));
+            using var b = Mat.FromPixelData(h, w, MatType.CV_8UC1, (IntPtr)(basePtr + (2 * plane)));
+            Cv2.MixChannels([source], [r, g, b], [2, 0, 1, 1, 0, 2]);
+        }
+    }
+
     /// <summary>Makes frame <paramref name="target"/> the decoder's current (last grabbed) frame.</summary>
     private void MoveTo(int target, Stopwatch watch)
     {

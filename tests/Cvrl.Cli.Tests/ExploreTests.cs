@@ -212,7 +212,7 @@ public sealed partial class ExploreTests(TinyQuickstart quickstart) : IClassFixt
         }
     }
 
-    private static async Task<IBrowser> LaunchAsync()
+    internal static async Task<IBrowser> LaunchAsync()
     {
         string chromium = Environment.GetEnvironmentVariable("CVRL_CHROMIUM") ?? "/usr/bin/chromium";
         Assert.True(File.Exists(chromium), $"Chromium is not at '{chromium}': run scripts/setup.sh (it installs Debian's chromium) or set CVRL_CHROMIUM");

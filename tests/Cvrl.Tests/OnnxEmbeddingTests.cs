@@ -111,7 +111,7 @@ public sealed class OnnxEmbeddingTests
         Assert.Throws<ArgumentException>(() => onnx.Features(new float[10], 1, 8, 32, 32));
     }
 
-    private static ResNet3d RandomEncoder(int seed)
+    internal static ResNet3d RandomEncoder(int seed)
     {
         torch.manual_seed(seed);
         var encoder = ResNet3d.R3d18(width: 0.25);

@@ -189,7 +189,7 @@ internal sealed record EncoderSource(string Kind, string? Path, int? Depth, doub
     public Cvrl.Embeddings.EmbeddingSet Stamp(Cvrl.Embeddings.EmbeddingSet set)
     {
         var metadata = (System.Text.Json.Nodes.JsonNode.Parse(string.IsNullOrWhiteSpace(set.Metadata) ? "{}" : set.Metadata) as System.Text.Json.Nodes.JsonObject) ?? [];
-        metadata["source"] = System.Text.Json.JsonSerializer.SerializeToNode(this, Json);
+        metadata["source"] = ToNode();
         var stamped = new Cvrl.Embeddings.EmbeddingSet(set.Dim, set.ModelFingerprint, metadata.ToJsonString());
         for (int i = 0; i < set.Count; i++)
         {
@@ -199,12 +199,18 @@ internal sealed record EncoderSource(string Kind, string? Path, int? Depth, doub
         return stamped;
     }
 
+    /// <summary>This source as the JSON the metadata records.</summary>
+    public System.Text.Json.Nodes.JsonNode? ToNode() => System.Text.Json.JsonSerializer.SerializeToNode(this, Json);
+
     /// <summary>The source recorded in a set, or null (sets made before it was recorded, or by the API).</summary>
-    public static EncoderSource? Of(Cvrl.Embeddings.EmbeddingSet set)
+    public static EncoderSource? Of(Cvrl.Embeddings.EmbeddingSet set) => Of(set.Metadata);
+
+    /// <summary>The source recorded in a set's or an index's metadata, or null.</summary>
+    public static EncoderSource? Of(string json)
     {
         try
         {
-            var metadata = System.Text.Json.Nodes.JsonNode.Parse(set.Metadata);
+            var metadata = System.Text.Json.Nodes.JsonNode.Parse(json);
             var node = metadata?["source"] ?? (metadata?["encoder"]?["kind"] is not null ? metadata["encoder"] : null);
             return node?.Deserialize<EncoderSource>(Json);
         }

@@ -53,7 +53,7 @@ public abstract class Embedder
     /// <summary>Where <see cref="Views"/> came from: "the options", "the encoder's training clips" or "Cvrl's defaults".</summary>
     public string ViewsSource { get; }
 
-    /// <summary>Identifies the encoder; recorded in every set this embedder makes and checked by <see cref="CheckCompatible"/>.</summary>
+    /// <summary>Identifies the encoder; recorded in every set this embedder makes and checked by <see cref="CheckCompatible(EmbeddingSet)"/>.</summary>
     public abstract string Fingerprint { get; }
 
     /// <summary>The runtime's name, recorded in the set's metadata ("torchsharp", "onnxruntime").</summary>
@@ -140,6 +140,171 @@ public abstract class Embedder
     }
 
     /// <summary>
+    /// A set of windows (moment search): every video of <paramref name="paths"/> cut into windows as
+    /// <see cref="ExtractWindows(IReadOnlyList{EmbeddingInput}, WindowOptions?, IProgress{StageProgress}?, CancellationToken)"/> does, one L2-normalised
+    /// item per window keyed <see cref="MomentKey"/> (the video's key relative to <paramref name="root"/>, and the window's
+    /// span), with the views, the windows' step, the encoder, the runtime, the root and the videos left out in the
+    /// metadata.
+    /// </summary>
+    /// <param name="paths">The videos.</param>
+    /// <param name="root">Folder the keys are relative to; null to use the paths as given.</param>
+    /// <param name="options">Where windows start and how they are batched; null for the defaults. (Rows are normalised whatever it says.)</param>
+    /// <param name="progress">Reports videos done.</param>
+    /// <param name="cancellationToken">Stops the run.</param>
+    /// <returns>The set.</returns>
+    /// <exception cref="DatasetException">No paths, a file is missing, or none could be decoded.</exception>
+    public EmbeddingSet EmbedWindows(IEnumerable<string> paths, string? root = null, WindowOptions? options = null, IProgress<StageProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(paths);
+        options = (options ?? new WindowOptions()) with { Normalize = true };
+        string? fullRoot = root is null ? null : Path.GetFullPath(root);
+        var inputs = paths.Select(p => Path.GetFullPath(p)).Select(full => new EmbeddingInput(full, fullRoot is null ? full : VideoFiles.RelativeKey(fullRoot, full))).ToList();
+        if (inputs.Count == 0)
+        {
+            throw new DatasetException("There are no videos to cut into windows (the list is empty).");
+        }
+
+        var skipped = new List<SkippedVideo>();
+        var rows = new List<(string Key, float[] Row)>();
+        int dim = 0;
+        foreach (var (_, features, skip) in ExtractWindows(inputs, options, progress, cancellationToken))
+        {
+            if (skip is not null)
+            {
+                skipped.Add(skip);
+                EmbedderLog.LeftOut(Logger, skip.Path, skip.Reason);
+                continue;
+            }
+
+            dim = features!.Dim;
+            for (int w = 0; w < features.Windows.Count; w++)
+            {
+                rows.Add((MomentKey.Format(features.Key, features.Windows[w].StartSeconds, features.Windows[w].EndSeconds), features[w].ToArray()));
+            }
+        }
+
+        if (rows.Count == 0)
+        {
+            throw new DatasetException($"None of the {inputs.Count} videos could be cut into windows{(skipped.Count > 0 ? $" (first: {skipped[0].Path}: {skipped[0].Reason})" : string.Empty)}.");
+        }
+
+        var set = new EmbeddingSet(dim, Fingerprint, WindowMetadata(options, fullRoot, skipped).ToJsonString());
+        foreach (var (key, row) in rows)
+        {
+            set.Add(key, row);
+        }
+
+        return set;
+    }
+
+    /// <summary>
+    /// A <see cref="WindowIndex"/> of videos: every video of <paramref name="paths"/> cut into windows as
+    /// <see cref="EmbedWindows"/> cuts them, written one video at a time (memory holds one video's windows, whatever the
+    /// library's size), with the same metadata as a set of windows. The index replaces what is at
+    /// <paramref name="folder"/> once complete.
+    /// </summary>
+    /// <param name="paths">The videos.</param>
+    /// <param name="folder">The index's folder.</param>
+    /// <param name="root">Folder the keys are relative to; null to use the paths as given.</param>
+    /// <param name="options">Where windows start and how they are batched; null for the defaults.</param>
+    /// <param name="int8">Also write the int8 copy of the rows (for <see cref="ScanPrecision.Int8"/>).</param>
+    /// <param name="extraMetadata">Properties added to the recorded metadata (for example where the encoder came from); null for none.</param>
+    /// <param name="progress">Reports videos done.</param>
+    /// <param name="cancellationToken">Stops the run (no index is left).</param>
+    /// <returns>The index, open.</returns>
+    /// <exception cref="DatasetException">No paths, or none could be decoded.</exception>
+    public WindowIndex IndexWindows(IEnumerable<string> paths, string folder, string? root = null, WindowOptions? options = null, bool int8 = true, JsonObject? extraMetadata = null, IProgress<StageProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(paths);
+        ArgumentException.ThrowIfNullOrWhiteSpace(folder);
+        options ??= new WindowOptions();
+        string? fullRoot = root is null ? null : Path.GetFullPath(root);
+        var inputs = paths.Select(p => Path.GetFullPath(p)).Select(full => new EmbeddingInput(full, fullRoot is null ? full : VideoFiles.RelativeKey(fullRoot, full))).ToList();
+        if (inputs.Count == 0)
+        {
+            throw new DatasetException("There are no videos to cut into windows (the list is empty).");
+        }
+
+        var skipped = new List<SkippedVideo>();
+        WindowIndexWriter? writer = null;
+        try
+        {
+            foreach (var (_, features, skip) in ExtractWindows(inputs, options, progress, cancellationToken))
+            {
+                if (skip is not null)
+                {
+                    skipped.Add(skip);
+                    EmbedderLog.LeftOut(Logger, skip.Path, skip.Reason);
+                    continue;
+                }
+
+                // The metadata is written at the end; the skipped list grows until then.
+                writer ??= new WindowIndexWriter(folder, features!.Dim, Fingerprint, WindowMetadata(options, fullRoot, []).ToJsonString(), int8);
+                writer.Add(features!);
+            }
+
+            if (writer is null)
+            {
+                throw new DatasetException($"None of the {inputs.Count} videos could be cut into windows{(skipped.Count > 0 ? $" (first: {skipped[0].Path}: {skipped[0].Reason})" : string.Empty)}.");
+            }
+
+            var metadata = WindowMetadata(options, fullRoot, skipped);
+            foreach (var (name, value) in extraMetadata ?? [])
+            {
+                metadata[name] = value?.DeepClone();
+            }
+
+            writer.Metadata = metadata.ToJsonString();
+            writer.Complete();
+        }
+        finally
+        {
+            writer?.Dispose();
+        }
+
+        return WindowIndex.Open(folder);
+    }
+
+    /// <summary>The window options a set of windows was made with (<see cref="EmbedWindows"/>), or null for a set of videos.</summary>
+    /// <param name="set">The set.</param>
+    public static WindowOptions? WindowsOf(EmbeddingSet set)
+    {
+        ArgumentNullException.ThrowIfNull(set);
+        return WindowsOf(set.Metadata);
+    }
+
+    /// <summary>The window options an index was made with (<see cref="IndexWindows"/>; null when it does not record them).</summary>
+    /// <param name="index">The index.</param>
+    public static WindowOptions? WindowsOf(WindowIndex index)
+    {
+        ArgumentNullException.ThrowIfNull(index);
+        return WindowsOf(index.Metadata);
+    }
+
+    /// <summary>The metadata of a set or index of windows: views, step, encoder, runtime, root and videos left out.</summary>
+    private JsonObject WindowMetadata(WindowOptions options, string? root, IReadOnlyList<SkippedVideo> skipped) => new()
+    {
+        ["views"] = JsonSerializer.SerializeToNode(Views with { Clips = 1, Crops = 1 }, Json),
+        ["windows"] = new JsonObject { ["step"] = options.Step, ["stepSeconds"] = options.StepSeconds },
+        ["encoder"] = DescribeEncoder(),
+        ["runtime"] = Runtime,
+        ["classes"] = new JsonArray(),
+        ["root"] = root,
+        ["skipped"] = new JsonArray([.. skipped.Select(x => (JsonNode?)new JsonObject { ["path"] = x.Path, ["reason"] = x.Reason })]),
+        ["createdUtc"] = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture),
+    };
+
+    private static WindowOptions? WindowsOf(string metadata)
+    {
+        if (JsonNode.Parse(metadata)?["windows"] is not JsonObject windows)
+        {
+            return null;
+        }
+
+        return new WindowOptions { Step = windows["step"]?.GetValue<int>() ?? 8, StepSeconds = windows["stepSeconds"]?.GetValue<double?>(), Normalize = true };
+    }
+
+    /// <summary>
     /// Embeds <paramref name="video"/> and returns the <paramref name="k"/> most similar items of <paramref name="set"/>.
     /// </summary>
     /// <exception cref="InvalidOperationException">The set was made by another encoder (its fingerprint differs).</exception>
@@ -162,13 +327,36 @@ public abstract class Embedder
         }
     }
 
+    /// <summary>Checks that <paramref name="index"/> was made by this embedder's encoder (through either runtime).</summary>
+    /// <exception cref="InvalidOperationException">It was not.</exception>
+    public void CheckCompatible(WindowIndex index)
+    {
+        ArgumentNullException.ThrowIfNull(index);
+        if (!string.Equals(index.ModelFingerprint, Fingerprint, StringComparison.Ordinal))
+        {
+            throw new InvalidOperationException($"The index in '{index.Folder}' was made by encoder {index.ModelFingerprint}; this embedder's encoder is {Fingerprint}. Search with the same encoder.");
+        }
+    }
+
+    /// <summary>The views recorded in an index's metadata, or null.</summary>
+    public static TestViewOptions? ViewsOf(WindowIndex index)
+    {
+        ArgumentNullException.ThrowIfNull(index);
+        return ViewsOf(index.Metadata);
+    }
+
     /// <summary>The views recorded in a set's metadata (by either embedder, in any version of the format), or null.</summary>
     public static TestViewOptions? ViewsOf(EmbeddingSet set)
     {
         ArgumentNullException.ThrowIfNull(set);
+        return ViewsOf(set.Metadata);
+    }
+
+    private static TestViewOptions? ViewsOf(string json)
+    {
         try
         {
-            var metadata = JsonNode.Parse(set.Metadata);
+            var metadata = JsonNode.Parse(json);
             return (metadata?["views"] ?? metadata?["options"])?.Deserialize<TestViewOptions>(Json);
         }
         catch (JsonException)
@@ -179,13 +367,57 @@ public abstract class Embedder
 
     /// <summary>
     /// Encodes <paramref name="count"/> views, planar RGB uint8 <c>[count, 3, T, S, S]</c> (T and S from
-    /// <see cref="Views"/>; values become floats as <c>x / 255</c>), and returns one L2-normalised feature row per view,
-    /// row-major. Called from one thread at a time.
+    /// <see cref="Views"/>; values become floats as <c>x / 255</c>), and returns one feature row per view, row-major,
+    /// L2-normalised when <paramref name="normalize"/> says so. Called from one thread at a time.
     /// </summary>
     /// <param name="views">The views' bytes.</param>
     /// <param name="count">How many views.</param>
+    /// <param name="normalize">Divide each row by its L2 norm (embeddings) or not (dense features as the encoder pools them).</param>
     /// <returns><paramref name="count"/> rows of the feature dimension.</returns>
-    protected abstract float[] EncodeViews(ReadOnlySpan<byte> views, int count);
+    protected abstract float[] EncodeViews(ReadOnlySpan<byte> views, int count, bool normalize);
+
+    /// <summary>
+    /// Dense features of videos (the features localisation models and moment search take): windows of the embedder's
+    /// clip length and stride (<see cref="Views"/>), one every <see cref="WindowOptions.Step"/> frames (or
+    /// <see cref="WindowOptions.StepSeconds"/>), each the centre crop of the short-side-resized frames as the test views
+    /// are, with its start and end in seconds. Every video is decoded once, front to back (windows share their frames, no
+    /// seek per window), on <see cref="WindowOptions.Workers"/> threads, and windows are encoded in batches across videos.
+    /// Results come back in input order as each video is done; a video that fails is reported as skipped (or stops the
+    /// run, with <see cref="BadVideoPolicy.Fail"/>).
+    /// </summary>
+    /// <param name="videos">The videos and their keys.</param>
+    /// <param name="options">Where windows start and how they are batched (validated); null for the defaults.</param>
+    /// <param name="progress">Reports videos done.</param>
+    /// <param name="cancellationToken">Stops the run.</param>
+    /// <returns>Per video, in order: its position in <paramref name="videos"/>, and its features or why it was skipped.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range.</exception>
+    /// <exception cref="FileNotFoundException">A video does not exist.</exception>
+    public IEnumerable<(int Index, WindowFeatures? Features, SkippedVideo? Skipped)> ExtractWindows(IReadOnlyList<EmbeddingInput> videos, WindowOptions? options = null, IProgress<StageProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(videos);
+        options ??= new WindowOptions();
+        options.Validate();
+        RequireFiles([.. videos.Select(v => v.Path)]);
+        var views = Views with { Clips = 1, Crops = 1 };
+        MemoryBudget.Require(MemoryBudget.Product(4L * options.BatchSize, 3, views.FramesPerClip, views.CropSize, views.CropSize), $"dense features with windows of {views.FramesPerClip} frames at {views.CropSize}x{views.CropSize} in batches of {options.BatchSize}", nameof(options), "use smaller batches or crops");
+        return new WindowRun(views, options, (bytes, count, normalize) => EncodeViews(bytes, count, normalize)).Run(videos, progress, cancellationToken);
+    }
+
+    /// <summary>The dense features of one video (see <see cref="ExtractWindows(IReadOnlyList{EmbeddingInput}, WindowOptions?, IProgress{StageProgress}?, CancellationToken)"/>).</summary>
+    /// <param name="path">The video.</param>
+    /// <param name="options">Options; null for the defaults.</param>
+    /// <param name="cancellationToken">Stops the run.</param>
+    /// <exception cref="VideoDecodeException">The video cannot be decoded.</exception>
+    public WindowFeatures ExtractWindows(string path, WindowOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        string full = Path.GetFullPath(path);
+        var result = ExtractWindows([new EmbeddingInput(full, Path.GetFileName(full))], (options ?? new WindowOptions()) with { BadVideos = BadVideoPolicy.Fail, Workers = 1 }, null, cancellationToken).Single();
+        return result.Features!;
+    }
+
+    /// <summary>Encodes <paramref name="count"/> views of this embedder's geometry (see <see cref="EncodeViews"/>); for benchmarks.</summary>
+    internal float[] EncodeForBenchmark(ReadOnlySpan<byte> views, int count, bool normalize) => EncodeViews(views, count, normalize);
 
     /// <summary>Describes the encoder for the set's metadata ("encoder").</summary>
     protected abstract JsonNode? DescribeEncoder();
@@ -285,7 +517,7 @@ public abstract class Embedder
                     batch[j].Views.AsSpan(batch[j].View * viewBytes, viewBytes).CopyTo(batchBytes.AsSpan(j * viewBytes));
                 }
 
-                return EncodeViews(batchBytes, batch.Count);
+                return EncodeViews(batchBytes, batch.Count, normalize: true);
             },
             stage,
             where,
@@ -312,4 +544,7 @@ internal static partial class EmbedderLog
 
     [LoggerMessage(EventId = 311, Level = LogLevel.Information, Message = "Embedded {Count} videos ({Skipped} skipped) in {Elapsed}")]
     public static partial void Embedded(ILogger logger, int count, int skipped, TimeSpan elapsed);
+
+    [LoggerMessage(EventId = 300, Level = LogLevel.Warning, Message = "Leaving out video {Path}: {Reason}")]
+    public static partial void LeftOut(ILogger logger, string path, string reason);
 }

@@ -115,6 +115,33 @@ public sealed class EmbeddingSet
     }
 
     /// <summary>
+    /// The cosine similarity of <paramref name="query"/> with every item, in item order: the numbers <see cref="Search"/>
+    /// ranks (the same arithmetic), for callers that rank or group them themselves (moment search).
+    /// </summary>
+    /// <exception cref="ArgumentException">The query has the wrong length or is all zeros.</exception>
+    public float[] Scores(ReadOnlySpan<float> query)
+    {
+        if (query.Length != Dim)
+        {
+            throw new ArgumentException($"The query has {query.Length} numbers; this set holds {Dim}-dimensional vectors.", nameof(query));
+        }
+
+        double queryNorm = Norm(query);
+        if (!(queryNorm > 0))
+        {
+            throw new ArgumentException("The query vector is zero (or not finite); cosine similarity is undefined.", nameof(query));
+        }
+
+        var scores = new float[Count];
+        for (int i = 0; i < Count; i++)
+        {
+            scores[i] = Score(query, queryNorm, i);
+        }
+
+        return scores;
+    }
+
+    /// <summary>
     /// The <paramref name="k"/> items most similar to item <paramref name="index"/>, leaving the item itself out: the
     /// list <see cref="Search"/> returns for the item's vector, without the item. Scores are computed by the same
     /// arithmetic as <see cref="Search"/>, so they are the same numbers.

@@ -534,6 +534,76 @@ public static class ExploreReport
         return string.Join(", ", parts);
     }
 
+    /// <summary>Most int8 values (items x dimensions) a report of windows carries for its timelines: 32 MB, 43 MB of base64.</summary>
+    internal const long MaxTimelineValues = 32L << 20;
+
+    /// <summary>
+    /// For a set of windows (every key video@start-end): each window's video and span, each video's length, and the
+    /// windows' normalised vectors as int8 with one scale per window (base64), from which the page computes, for a
+    /// clicked window, the similarity of every window along the videos of its neighbours (the timeline strips). Null for
+    /// a set of videos; the vectors are left out (null) past <see cref="MaxTimelineValues"/>.
+    /// </summary>
+    internal static JsonObject? Moments(EmbeddingSet set)
+    {
+        var spans = new (string Video, double Start, double End)[set.Count];
+        for (int i = 0; i < set.Count; i++)
+        {
+            if (!MomentKey.TryParse(set.Keys[i], out string video, out double start, out double end))
+            {
+                return null;
+            }
+
+            spans[i] = (video, start, end);
+        }
+
+        var videos = spans.Select(s => s.Video).Distinct(StringComparer.Ordinal).ToList();
+        var videoIndex = videos.Select((v, i) => (v, i)).ToDictionary(x => x.v, x => x.i, StringComparer.Ordinal);
+        var length = new double[videos.Count];
+        foreach (var (video, _, end) in spans)
+        {
+            length[videoIndex[video]] = Math.Max(length[videoIndex[video]], end);
+        }
+
+        string? vectors = null;
+        JsonArray? scales = null;
+        if ((long)set.Count * set.Dim <= MaxTimelineValues)
+        {
+            var bytes = new byte[set.Count * set.Dim];
+            scales = [];
+            for (int i = 0; i < set.Count; i++)
+            {
+                var v = set[i];
+                double norm = Math.Sqrt(v.ToArray().Sum(x => (double)x * x));
+                double max = 0;
+                foreach (float x in v)
+                {
+                    max = Math.Max(max, Math.Abs(x / norm));
+                }
+
+                double scale = max > 0 ? max / 127 : 1;
+                for (int d = 0; d < set.Dim; d++)
+                {
+                    bytes[(i * set.Dim) + d] = (byte)(sbyte)Math.Clamp(Math.Round(v[d] / norm / scale), -127, 127);
+                }
+
+                scales.Add((JsonNode?)float.Parse(scale.ToString("G6", CultureInfo.InvariantCulture), CultureInfo.InvariantCulture));
+            }
+
+            vectors = Convert.ToBase64String(bytes);
+        }
+
+        return new JsonObject
+        {
+            ["videos"] = new JsonArray([.. videos.Select(v => (JsonNode?)v)]),
+            ["video"] = new JsonArray([.. spans.Select(s => (JsonNode?)videoIndex[s.Video])]),
+            ["start"] = new JsonArray([.. spans.Select(s => (JsonNode?)Math.Round(s.Start, 3))]),
+            ["end"] = new JsonArray([.. spans.Select(s => (JsonNode?)Math.Round(s.End, 3))]),
+            ["length"] = new JsonArray([.. length.Select(l => (JsonNode?)Math.Round(l, 3))]),
+            ["vectors"] = vectors,
+            ["scales"] = scales,
+        };
+    }
+
     private static string? DescribeViews(TestViewOptions? v) => v is null ? null
         : string.Create(CultureInfo.InvariantCulture, $"{v.Clips} clip(s) x {v.Crops} crop(s) of {v.FramesPerClip} frames at stride {v.Stride}, short side {v.ShortSide}, crop {v.CropSize}");
 
@@ -578,6 +648,7 @@ public static class ExploreReport
             },
             ["missingThumbs"] = new JsonArray([.. thumbs.Failures.Take(20).Select(f => (JsonNode?)new JsonObject { ["path"] = f.Path, ["reason"] = f.Reason })]),
             ["missingThumbCount"] = thumbs.Failures.Count,
+            ["moments"] = Moments(set),
         };
 
         // A script, not a JSON file: pages opened from file:// may not fetch() their neighbours, but may load scripts.

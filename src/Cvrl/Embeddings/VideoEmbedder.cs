@@ -119,7 +119,7 @@ public sealed class VideoEmbedder : Embedder
     }
 
     /// <inheritdoc/>
-    protected override float[] EncodeViews(ReadOnlySpan<byte> views, int count)
+    protected override float[] EncodeViews(ReadOnlySpan<byte> views, int count, bool normalize)
     {
         using var scope = torch.NewDisposeScope();
         using var bytes = torch.empty([count, 3, Views.FramesPerClip, Views.CropSize, Views.CropSize], ScalarType.Byte);
@@ -129,7 +129,7 @@ public sealed class VideoEmbedder : Embedder
         _encoder.eval();
         try
         {
-            return FeatureExtractor.WithComputeType(_encoder, ComputeType, () => FeatureExtractor.EncodeBatch(_encoder, batch, _device, normalize: true));
+            return FeatureExtractor.WithComputeType(_encoder, ComputeType, () => FeatureExtractor.EncodeBatch(_encoder, batch, _device, normalize));
         }
         finally
         {

@@ -16,7 +16,8 @@
   // ---- header ---------------------------------------------------------------------------------------------------
   document.getElementById("title").textContent = D.title;
   document.title = `${D.title} · Cvrl explore`;
-  const parts = [`<b>${n}</b> videos`, `<b>${D.dim}</b> dimensions`];
+  const M = D.moments; // sets of windows: each item a span of a video
+  const parts = [M ? `<b>${n}</b> windows of <b>${M.videos.length}</b> videos` : `<b>${n}</b> videos`, `<b>${D.dim}</b> dimensions`];
   if (D.encoder) parts.push(`encoder <b>${escape(D.encoder)}</b>`);
   parts.push(`fingerprint <b title="${escape(D.fingerprint)}">${escape(D.fingerprint.slice(0, 16))}</b>`);
   if (D.runtime) parts.push(`runtime <b>${escape(D.runtime)}</b>`);
@@ -134,10 +135,75 @@
       : `<span class="nothumb">no thumbnail</span>`;
   }
 
+  // ---- timelines (sets of windows) -----------------------------------------------------------------------------
+  // For a clicked window: the similarity of every window of its video and of its neighbours' videos, over time.
+  // The vectors come as int8 with one scale per window (base64), decoded once; similarities are their dot products.
+  let vectors = null, timelineRows = [];
+  function similarities(i) {
+    if (!M || !M.vectors) return null;
+    if (!vectors) {
+      const bin = atob(M.vectors);
+      vectors = new Int8Array(bin.length);
+      for (let k = 0; k < bin.length; k++) vectors[k] = (bin.charCodeAt(k) << 24) >> 24;
+    }
+    const d = D.dim, sims = new Float32Array(n), a = i * d;
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      const b = j * d;
+      for (let k = 0; k < d; k++) s += vectors[a + k] * vectors[b + k];
+      sims[j] = s * M.scales[i] * M.scales[j];
+    }
+    return sims;
+  }
+  function timelines(i) {
+    const section = document.getElementById("timelines");
+    timelineRows = [];
+    if (!M || i < 0) { section.innerHTML = ""; return; }
+    const sims = similarities(i);
+    const order = [M.video[i]];
+    for (const j of D.neighbours[i]) if (!order.includes(M.video[j]) && order.length < 6) order.push(M.video[j]);
+    timelineRows = order.map((v) => {
+      const items = [];
+      for (let j = 0; j < n; j++) if (M.video[j] === v) items.push(j);
+      items.sort((a, b) => M.start[a] - M.start[b]);
+      let best = -1;
+      if (sims) for (const j of items) if (j !== i && (best < 0 || sims[j] > sims[best])) best = j;
+      return { video: M.videos[v], index: v, items, best, bestScore: best >= 0 ? sims[best] : null, bestStart: best >= 0 ? M.start[best] : null };
+    });
+    section.innerHTML = `<h2>Along the videos</h2><div class="muted">Similarity with the selected window over each video's length${sims ? "" : " (the set is too large to carry its vectors: neighbours only)"}; dark ticks: nearest neighbours; red: the selected window.</div>`
+      + timelineRows.map((r, k) => `<div class="timeline"><div class="tlabel"><span class="key">${escape(r.video)}</span> <span class="muted">${r.bestScore !== null ? `best ${r.bestScore.toFixed(3)} at ${r.bestStart.toFixed(2)} s` : ""}</span></div><canvas data-row="${k}"></canvas></div>`).join("");
+    section.querySelectorAll("canvas").forEach((c) => drawTimeline(c, timelineRows[Number(c.dataset.row)], i, sims));
+  }
+  function drawTimeline(c, row, i, sims) {
+    const dpr = window.devicePixelRatio || 1, w = c.clientWidth || 300, h = 36;
+    c.width = Math.round(w * dpr); c.height = Math.round(h * dpr);
+    const g = c.getContext("2d");
+    g.setTransform(dpr, 0, 0, dpr, 0, 0);
+    const len = Math.max(M.length[row.index], 1e-6), x = (t) => (t / len) * w, level = (s) => Math.max(0, Math.min(1, s));
+    g.fillStyle = "#f3f4f6"; g.fillRect(0, 0, w, h);
+    if (sims) {
+      for (const j of row.items) {
+        const s = level(sims[j]);
+        g.fillStyle = `hsl(${220 - 220 * s},75%,${72 - 27 * s}%)`;
+        g.fillRect(x(M.start[j]), h - 4 - (h - 8) * s, Math.max(1, x(M.end[j]) - x(M.start[j])), (h - 8) * s + 4);
+      }
+      g.strokeStyle = "#111827"; g.lineWidth = 1; g.beginPath();
+      row.items.forEach((j, k) => {
+        const px = x((M.start[j] + M.end[j]) / 2), py = h - 4 - (h - 8) * level(sims[j]);
+        if (k) g.lineTo(px, py); else g.moveTo(px, py);
+      });
+      g.stroke();
+    }
+    g.fillStyle = "#111827";
+    for (const j of D.neighbours[i]) if (M.video[j] === row.index) g.fillRect(x(M.start[j]), 0, Math.max(2, x(M.end[j]) - x(M.start[j])), 5);
+    if (M.video[i] === row.index) { g.strokeStyle = "#dc2626"; g.lineWidth = 2; g.strokeRect(x(M.start[i]), 1, Math.max(2, x(M.end[i]) - x(M.start[i])), h - 2); }
+  }
+
   function select(i) {
     selected = i;
     const sel = document.getElementById("selection");
     const list = document.getElementById("neighbours");
+    timelines(i);
     if (i < 0) { sel.innerHTML = `<p class="muted">No video selected.</p>`; list.innerHTML = ""; draw(); return; }
     const cls = className(i);
     sel.innerHTML = `<h2>Selected</h2><div class="key" id="selectedKey">${escape(D.keys[i])}</div>${cls ? `<div class="muted">class ${escape(cls)}</div>` : ""}
@@ -211,6 +277,7 @@
     screenPosition(i) { const rect = canvas.getBoundingClientRect(); return { x: rect.left + sx[i], y: rect.top + sy[i] }; },
     select,
     get selected() { return selected; },
+    get timelines() { return timelineRows.map((r) => ({ video: r.video, windows: r.items.length, best: r.best, bestScore: r.bestScore, bestStart: r.bestStart })); },
   };
   resize();
   if (D.missingThumbCount > 0) console.info(`${D.missingThumbCount} video(s) have no thumbnail`);
