@@ -146,9 +146,23 @@ public sealed class ImportCliTests
         var adapt = CliRunner.Run(dir.Path, "pretrain", Path.Combine(data, "train"), "--init", model, "--out", run, "--epochs", "1", "--batch", "4", "--frames", "4", "--stride", "2", "--size", "32", "--workers", "2");
         Assert.True(adapt.ExitCode == 0, adapt.All);
         string announced = System.Text.RegularExpressions.Regex.Replace(adapt.Text, @"\s+", " "); // Spectre wraps long lines
-        Assert.Contains("adapt recipe (AdamW, learning rate 0.0001, weight decay 0.01, warm-up 0.1, head 1 layers, colour strength 0.5)", announced);
+        Assert.Contains("adapt recipe (AdamW, learning rate 0.0001, weight decay 0.01, warm-up 0.1, head 1 layers, colour strength 0.5, the stem and layer1-2 frozen, batch normalisation frozen)", announced);
         var trained = CvrlCheckpoint.ReadState(Directory.GetFiles(Path.Combine(run, "checkpoints"), "*.cvrl").Single());
         Assert.Equal(state.Encoder, trained.Encoder);
+
+        // The adapt recipe kept the stem, layer1, layer2 and every batch normalisation layer as imported; layer3 trained.
+        using var before = CvrlCheckpoint.LoadEncoder(model);
+        using var after = CvrlCheckpoint.LoadEncoder(Directory.GetFiles(Path.Combine(run, "checkpoints"), "*.cvrl").Single());
+        var imported = before.state_dict();
+        var adapted = after.state_dict();
+        bool Same(string name)
+        {
+            using var equal = imported[name].eq(adapted[name]).all();
+            return equal.item<bool>();
+        }
+
+        Assert.All(imported.Keys.Where(k => k.StartsWith("stem.", StringComparison.Ordinal) || k.StartsWith("layer1.", StringComparison.Ordinal) || k.StartsWith("layer2.", StringComparison.Ordinal) || k.Contains("running_", StringComparison.Ordinal)), k => Assert.True(Same(k), k));
+        Assert.Contains(imported.Keys.Where(k => k.StartsWith("layer3.", StringComparison.Ordinal) && k.EndsWith(".0.weight", StringComparison.Ordinal)), k => !Same(k));
     }
 
     [Fact]

@@ -93,6 +93,14 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
         [RecipeDefault("Colour jitter strength (0 to 1.25).", "Views.ColorJitterStrength")]
         public double? ColorStrength { get; init; }
 
+        [CommandOption("--frozen-stages <N>")]
+        [RecipeDefault("Encoder parts kept as they are: 0 none, 1 the stem, 2 the stem and layer1, ... 5 all (only the head trains).", "FrozenStages")]
+        public int? FrozenStages { get; init; }
+
+        [CommandOption("--bn <MODE>")]
+        [RecipeDefault("Batch normalisation while training: 'train' updates statistics, scale and shift; 'freeze' keeps the encoder's as they are (below, True means freeze).", "FreezeBatchNorm")]
+        public string? BatchNorm { get; init; }
+
         [CommandOption("--temperature <T>")]
         [DefaultFrom("NT-Xent temperature (paper: 0.1).", typeof(CvrlTrainerOptions), "Temperature")]
         public double? Temperature { get; init; }
@@ -189,6 +197,14 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
                         WeightDecay = WeightDecay ?? (kind == d.Optimizer.Kind ? d.Optimizer.WeightDecay : kind == OptimizerKind.AdamW ? 1e-2 : new CvrlOptimizerOptions().WeightDecay),
                     },
                     Temperature = Temperature ?? d.Temperature,
+                    FrozenStages = FrozenStages ?? d.FrozenStages,
+                    FreezeBatchNorm = BatchNorm switch
+                    {
+                        null => d.FreezeBatchNorm,
+                        "freeze" => true,
+                        "train" => false,
+                        _ => throw new ArgumentException($"--bn takes 'train' or 'freeze', not '{BatchNorm}'"),
+                    },
                     Head = d.Head with { HiddenLayers = HeadLayers ?? d.Head.HiddenLayers },
                     Views = d.Views with
                     {
@@ -287,7 +303,7 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
             string from = settings.InitState is { } initState
                 ? $" from {Markup.Escape(Path.GetFileName(settings.Init!))}{(initState.Source is null ? string.Empty : $" ({Markup.Escape(initState.Source)})")}"
                 : string.Empty;
-            AnsiConsole.MarkupLine($"pre-training {Markup.Escape(settings.Architecture.ArchitectureName)}{from} on {videos.Count} videos{ranks}: {options.Epochs} epochs of {options.BatchSize}, {settings.RecipeKind.ToString().ToLowerInvariant()} recipe ({options.Optimizer.Kind}, learning rate {options.EffectiveLearningRate:G3}, weight decay {options.Optimizer.WeightDecay:G3}, warm-up {options.WarmupFraction:G3}, head {options.Head.HiddenLayers} layers, colour strength {options.Views.ColorJitterStrength:G3}), temperature {options.Temperature}; Ctrl+C stops after the current step and writes a checkpoint");
+            AnsiConsole.MarkupLine($"pre-training {Markup.Escape(settings.Architecture.ArchitectureName)}{from} on {videos.Count} videos{ranks}: {options.Epochs} epochs of {options.BatchSize}, {settings.RecipeKind.ToString().ToLowerInvariant()} recipe ({options.Optimizer.Kind}, learning rate {options.EffectiveLearningRate:G3}, weight decay {options.Optimizer.WeightDecay:G3}, warm-up {options.WarmupFraction:G3}, head {options.Head.HiddenLayers} layers, colour strength {options.Views.ColorJitterStrength:G3}{(options.FrozenStages > 0 ? $", {FrozenText(options.FrozenStages)} frozen" : string.Empty)}{(options.FreezeBatchNorm ? ", batch normalisation frozen" : string.Empty)}), temperature {options.Temperature}; Ctrl+C stops after the current step and writes a checkpoint");
         }
 
         var summary = root ? CliProgress.Run(sink => trainer.Fit(videos, sink.Training, cancellationToken)) : trainer.Fit(videos, null, cancellationToken);
@@ -309,4 +325,12 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
         SkippedVideos.Print(summary.Skipped, videos.Root);
         return summary.Cancelled ? CliErrors.CancelledExitCode : 0;
     }
+
+    /// <summary>"the stem", "the stem and layer1", ... for <see cref="CvrlTrainerOptions.FrozenStages"/>.</summary>
+    private static string FrozenText(int stages) => stages switch
+    {
+        1 => "the stem",
+        5 => "the whole encoder",
+        _ => $"the stem and layer1{(stages > 2 ? $"-{stages - 1}" : string.Empty)}",
+    };
 }
