@@ -51,15 +51,7 @@ internal static class DenseBenchmark
         var bytes = new byte[batch * bytesPerWindow];
         new Random(1).NextBytes(bytes);
         _ = embedder.EncodeForBenchmark(bytes, batch, normalize: false);
-        var encodeWatch = Stopwatch.StartNew();
-        int encoded = 0;
-        while (encodeWatch.Elapsed.TotalSeconds < 30 || encoded < 4 * batch)
-        {
-            _ = embedder.EncodeForBenchmark(bytes, batch, normalize: false);
-            encoded += batch;
-        }
-
-        double encoderRate = encoded / encodeWatch.Elapsed.TotalSeconds;
+        var (encoded, encodeSeconds) = EncoderAlone(embedder, bytes, batch);
 
         var rows = new List<(string Name, int Windows, double Seconds, double FramesPerWindow)>();
         foreach (var (name, path) in new[] { ("H.264 original", video), ("prepared copy (JPEG frames)", prepared) })
@@ -75,15 +67,23 @@ internal static class DenseBenchmark
             Console.Error.WriteLine(string.Create(ci, $"naive: {name}: {naiveCount} windows in {naiveSeconds:0} s"));
         }
 
+        // Measured again after the extraction runs, and the faster of the two kept: the bound is the best the encoder did.
+        var (again, againSeconds) = EncoderAlone(embedder, bytes, batch);
+        if (again / againSeconds > encoded / encodeSeconds)
+        {
+            (encoded, encodeSeconds) = (again, againSeconds);
+        }
+
+        double encoderRate = encoded / encodeSeconds;
         Console.WriteLine("### Dense window features: decoded once against the encoder alone and per-window reads (issue 29)");
         Console.WriteLine();
         Console.WriteLine($"Command: `dotnet run -c Release --project benchmarks/Cvrl.Benchmarks -- dense --seconds {seconds} --size {size} --window {window} --stride {stride} --step {step} --crop {crop} --depth {depth} --width {width.ToString(ci)} --batch {batch} --naive-windows {naiveWindows}`  ");
         Console.WriteLine($"Machine: {Machine.Describe()}  ");
-        Console.WriteLine(string.Create(ci, $"Video: {seconds} s of {size} H.264 at 25 fps (testsrc2 with noise; key frame every 250 frames, 3 B-frames) and its prepared copy (short side 256, JPEG). Windows: {window} frames at stride {stride}, short side {views.ShortSide}, centre crop {crop}, one every {step} frames. Encoder: R3D-{depth} x{width} (random weights: speed does not depend on them), float32, batches of {batch}, TorchSharp with its default threads; one decoding thread. Bound (same run): the encoder alone on batches already in memory, {encoderRate:0.00} windows/s. Naive: {naiveWindows} windows spread evenly, each with its own reader (seeking where the reader's measurements say it pays)."));
+        Console.WriteLine(string.Create(ci, $"Video: {seconds} s of {size} H.264 at 25 fps (testsrc2 with noise; key frame every 250 frames, 3 B-frames) and its prepared copy (short side 256, JPEG). Windows: {window} frames at stride {stride}, short side {views.ShortSide}, centre crop {crop}, one every {step} frames. Encoder: R3D-{depth} x{width} (random weights: speed does not depend on them), float32, batches of {batch}, TorchSharp with its default threads; one decoding thread. Bound (same run): the encoder alone on batches already in memory, {encoderRate:0.00} windows/s (the faster of a measurement before and one after the extraction runs, each at least 60 s and 8 batches). Naive: {naiveWindows} windows spread evenly, each with its own reader (seeking where the reader's measurements say it pays)."));
         Console.WriteLine();
         Console.WriteLine("| path | windows | time | windows/s | vs encoder alone | frames decoded per window |");
         Console.WriteLine("|---|---:|---:|---:|---:|---:|");
-        Console.WriteLine(string.Create(ci, $"| encoder alone (bound) | {encoded} | {encodeWatch.Elapsed.TotalSeconds:0} s | {encoderRate:0.00} | 100% | 0 |"));
+        Console.WriteLine(string.Create(ci, $"| encoder alone (bound) | {encoded} | {encodeSeconds:0} s | {encoderRate:0.00} | 100% | 0 |"));
         foreach (var (name, count, time, frames) in rows)
         {
             double rate = count / time;
@@ -92,6 +92,20 @@ internal static class DenseBenchmark
 
         Console.WriteLine();
         return 0;
+    }
+
+    /// <summary>The encoder alone on one batch already in memory, repeated for at least 60 s and 8 batches: (windows, seconds).</summary>
+    private static (int Windows, double Seconds) EncoderAlone(VideoEmbedder embedder, byte[] bytes, int batch)
+    {
+        var watch = Stopwatch.StartNew();
+        int encoded = 0;
+        while (watch.Elapsed.TotalSeconds < 60 || encoded < 8 * batch)
+        {
+            _ = embedder.EncodeForBenchmark(bytes, batch, normalize: false);
+            encoded += batch;
+        }
+
+        return (encoded, watch.Elapsed.TotalSeconds);
     }
 
     /// <summary>

@@ -393,9 +393,10 @@ internal sealed class CompareCommand : Command<CompareCommand.Settings>
             [.. groups.Select(g => g.Label)],
             [
                 new BarGroup("linear probe (supervised: fine-tuned)", [.. groups.Select(g => g.Items.Average(o => o.Probe))]),
-                new BarGroup("kNN", [.. groups.Select(g => g.Items.Any(o => double.IsNaN(o.Knn)) ? 0 : g.Items.Average(o => o.Knn))]),
+                new BarGroup("kNN", [.. groups.Select(g => g.Items.Any(o => double.IsNaN(o.Knn)) ? double.NaN : g.Items.Average(o => o.Knn))]),
             ],
-            yMax: 1));
+            yMax: 1,
+            legendOutside: true));
         AnsiConsole.MarkupLine($"wrote [green]compare.md[/], [green]compare.json[/] and [green]compare.png[/] in {Markup.Escape(output)}");
     }
 

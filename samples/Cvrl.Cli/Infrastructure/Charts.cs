@@ -48,7 +48,7 @@ internal static class Charts
 
     /// <summary>A grouped bar chart: one group per <paramref name="groups"/> entry, one bar per series.</summary>
     /// <exception cref="ArgumentException">No groups, or a group with another number of values than series.</exception>
-    public static byte[] Bars(string title, string yLabel, IReadOnlyList<string> seriesNames, IReadOnlyList<BarGroup> groups, double? yMax = null, string format = "0.00")
+    public static byte[] Bars(string title, string yLabel, IReadOnlyList<string> seriesNames, IReadOnlyList<BarGroup> groups, double? yMax = null, string format = "0.00", bool legendOutside = false)
     {
         ArgumentNullException.ThrowIfNull(seriesNames);
         ArgumentNullException.ThrowIfNull(groups);
@@ -67,6 +67,11 @@ internal static class Charts
             for (int s = 0; s < n; s++)
             {
                 double value = groups[g].Values[s];
+                if (double.IsNaN(value))
+                {
+                    continue; // no value for this series in this group: no bar, rather than a bar at zero
+                }
+
                 double x = g + ((s - ((n - 1) / 2.0)) * width);
                 var bar = new Bar
                 {
@@ -90,10 +95,18 @@ internal static class Charts
             plot.Legend.ManualItems.Add(new LegendItem { LabelText = seriesNames[s], FillColor = palette.GetColor(s) });
         }
 
-        double top = yMax ?? (groups.Max(g => g.Values.Zip(g.Errors ?? g.Values.Select(_ => 0.0), (v, e) => v + e).Max()) * 1.15);
+        double top = yMax ?? (groups.SelectMany(g => g.Values.Zip(g.Errors ?? g.Values.Select(_ => 0.0), (v, e) => v + e)).Where(v => !double.IsNaN(v)).DefaultIfEmpty(1).Max() * 1.15);
         plot.Axes.SetLimits(-0.6, groups.Count - 0.4, 0, Math.Max(top, 1e-9));
         Decorate(plot, title, string.Empty, yLabel);
-        plot.ShowLegend(Alignment.UpperLeft);
+        if (legendOutside)
+        {
+            plot.ShowLegend(Edge.Bottom); // many or long series names: below the plot, never over a bar
+        }
+        else
+        {
+            plot.ShowLegend(Alignment.UpperLeft);
+        }
+
         return plot.GetImageBytes(Width, Height, ImageFormat.Png);
     }
 
