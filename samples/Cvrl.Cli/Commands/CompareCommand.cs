@@ -144,9 +144,9 @@ internal sealed class CompareCommand : Command<CompareCommand.Settings>
                 return ValidationResult.Error($"--rows: '{unknown}' is not a row; rows are {string.Join(", ", AllRows)}");
             }
 
-            if (AdaptBatchNorm is not null and not "train" and not "freeze")
+            if (Checked(() => ParseBatchNorm(AdaptBatchNorm, "--adapt-bn")) is { Successful: false } badBatchNorm)
             {
-                return ValidationResult.Error($"--adapt-bn takes 'train' or 'freeze', not '{AdaptBatchNorm}'");
+                return badBatchNorm;
             }
 
             if (AdaptFrozenStages is < 0 or > 5)
@@ -298,7 +298,7 @@ internal sealed class CompareCommand : Command<CompareCommand.Settings>
                 ColorStrength = settings.AdaptColorStrength ?? experiment.ColorStrength,
                 CropArea = settings.AdaptCropArea is { } area ? ExperimentOptions.ParseRange(area) ?? throw new ArgumentException($"--adapt-crop-area takes MIN:MAX, got '{area}'") : experiment.CropArea,
                 FrozenStages = settings.AdaptFrozenStages ?? experiment.FrozenStages,
-                FreezeBatchNorm = settings.AdaptBatchNorm is null ? experiment.FreezeBatchNorm : settings.AdaptBatchNorm == "freeze",
+                FreezeBatchNorm = DeviceSettings.ParseBatchNorm(settings.AdaptBatchNorm, "--adapt-bn") ?? experiment.FreezeBatchNorm,
             };
         }
         using var encoder = Encoder(start, first, architecture, seed, device);

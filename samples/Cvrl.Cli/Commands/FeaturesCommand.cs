@@ -190,13 +190,13 @@ internal sealed class FeaturesCommand : Command<FeaturesCommand.Settings>
             double seconds = watch.Elapsed.TotalSeconds;
             AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture, $"wrote [green]{done}[/] video(s), {windowsWritten:N0} windows ({(seconds > 0 ? windowsWritten / seconds : 0):0.#} windows/s); {scan.Videos.Count - todo.Count} done earlier; manifest [green]{Markup.Escape(manifestPath)}[/]"));
             SkippedVideos.Print(skipped, root);
-            if (settings.Index is not null && entries.Count == 0)
-            {
-                throw new DatasetException("No video could be cut into windows, so there is nothing to index (see the videos skipped above).");
-            }
-
             if (settings.Index is not null)
             {
+                if (entries.Count == 0)
+                {
+                    throw new DatasetException("No video could be cut into windows, so there is nothing to index (see the videos skipped above).");
+                }
+
                 WriteIndex(Path.GetFullPath(settings.Index), output, identity, extra, entries, embedder, windows, cancellationToken);
             }
         }

@@ -198,13 +198,7 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
                     },
                     Temperature = Temperature ?? d.Temperature,
                     FrozenStages = FrozenStages ?? d.FrozenStages,
-                    FreezeBatchNorm = BatchNorm switch
-                    {
-                        null => d.FreezeBatchNorm,
-                        "freeze" => true,
-                        "train" => false,
-                        _ => throw new ArgumentException($"--bn takes 'train' or 'freeze', not '{BatchNorm}'"),
-                    },
+                    FreezeBatchNorm = ParseBatchNorm(BatchNorm, "--bn") ?? d.FreezeBatchNorm,
                     Head = d.Head with { HiddenLayers = HeadLayers ?? d.Head.HiddenLayers },
                     Views = d.Views with
                     {

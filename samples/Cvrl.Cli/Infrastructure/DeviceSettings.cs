@@ -73,6 +73,19 @@ internal class DeviceSettings : CommandSettings
     }
 
     /// <summary>
+    /// A batch normalisation mode option (<c>--bn</c>, <c>--adapt-bn</c>): null when not given, true for 'freeze', false
+    /// for 'train'.
+    /// </summary>
+    /// <exception cref="ArgumentException">Any other value; the parameter name is the option's.</exception>
+    public static bool? ParseBatchNorm(string? mode, string option) => mode switch
+    {
+        null => null,
+        "freeze" => true,
+        "train" => false,
+        _ => throw new ArgumentException($"takes 'train' or 'freeze', not '{mode}'", option),
+    };
+
+    /// <summary>
     /// Runs an options record's own validation and turns its exception into a usage error naming the option, so that
     /// the library's checks are the only copy of each bound.
     /// </summary>
