@@ -49,6 +49,10 @@ internal static class DataBenchmark
         }
 
         Console.Error.WriteLine($"data: videos ready in {encodeWatch.Elapsed.TotalSeconds:0} s");
+        if (args.Contains("--trainer-only"))
+        {
+            return TrainerOnly(args, dir, longs[0], shorts[0], seconds, cutSeconds);
+        }
 
         // The verified index (measures every file once; what pre-training does first), timed.
         var indexWatch = Stopwatch.StartNew();
@@ -210,13 +214,66 @@ internal static class DataBenchmark
         return 0;
     }
 
-    private static (double ClipsPerSecond, double DataWait) TrainSteps(VideoDataset data, VideoReaderOptions reader, int workers)
+    /// <summary>
+    /// Only the trainer's seeking row against its cuts' row, alternated <c>--rounds</c> times in one process (the ratio
+    /// the long-video target is about, with the noise of single short runs averaged out): medians of every round's
+    /// median clips/s, and the ratio of those medians.
+    /// </summary>
+    private static int TrainerOnly(string[] args, string dir, string longVideo, string cutVideo, int seconds, int cutSeconds)
+    {
+        var ci = CultureInfo.InvariantCulture;
+        int rounds = AugmentBenchmark.Option(args, "--rounds", 3);
+        int epochs = AugmentBenchmark.Option(args, "--epochs", 10);
+        int workers = Environment.ProcessorCount;
+        int threads = AugmentBenchmark.Option(args, "--torch-threads", workers);
+        torch.set_num_threads(threads);
+        var auto = new VideoReaderOptions();
+        var sets = new (string Name, string Source)[] { ($"4 x {seconds} s, verified seeking", longVideo), ($"4 x {cutSeconds} s cuts, verified seeking", cutVideo) };
+        var rates = sets.Select(_ => new List<double>()).ToArray();
+        var waits = sets.Select(_ => new List<double>()).ToArray();
+        for (int round = 0; round < rounds; round++)
+        {
+            for (int i = 0; i < sets.Length; i++)
+            {
+                string folder = Path.Combine(dir, "trainer-only-" + i);
+                Directory.CreateDirectory(folder);
+                for (int c = 0; c < 4; c++)
+                {
+                    string copy = Path.Combine(folder, $"copy{c}.mp4");
+                    if (!File.Exists(copy))
+                    {
+                        File.Copy(sets[i].Source, copy);
+                    }
+                }
+
+                var (clipsPerSecond, wait) = TrainSteps(VideoDataset.FromFolder(folder), auto, workers, epochs);
+                rates[i].Add(clipsPerSecond);
+                waits[i].Add(wait);
+                Console.Error.WriteLine(string.Create(ci, $"data: round {round + 1}: {sets[i].Name}: {clipsPerSecond:0.00} clips/s, data wait {wait:P0}"));
+            }
+        }
+
+        Console.WriteLine(string.Create(ci, $"The trainer (as `cvrl pretrain --depth 18 --width 0.125 --frames 16 --stride 2 --size 112 --batch 4 --workers {workers}`, torch on {threads} threads; {epochs} epochs of one step; {rounds} rounds alternating the rows; median of the rounds' medians over steps 3-{epochs}):"));
+        Console.WriteLine();
+        Console.WriteLine("| data | clips/s | every round | data wait |");
+        Console.WriteLine("|---|---|---|---|");
+        for (int i = 0; i < sets.Length; i++)
+        {
+            Console.WriteLine(string.Create(ci, $"| {sets[i].Name} | {Machine.Median([.. rates[i]]):0.00} | {string.Join(", ", rates[i].Select(r => r.ToString("0.00", ci)))} | {Machine.Median([.. waits[i]]):P0} |"));
+        }
+
+        Console.WriteLine();
+        Console.WriteLine(string.Create(ci, $"Long originals against their cuts: {Machine.Median([.. rates[0]]) / Machine.Median([.. rates[1]]):0.00}x."));
+        return 0;
+    }
+
+    private static (double ClipsPerSecond, double DataWait) TrainSteps(VideoDataset data, VideoReaderOptions reader, int workers, int epochs = 10)
     {
         torch.manual_seed(0);
         using var encoder = Cvrl.Models.ResNet3d.R3d18(0.125);
         var options = new CvrlTrainerOptions
         {
-            Epochs = 10,
+            Epochs = epochs,
             BatchSize = 4,
             Workers = workers,
             LogEverySteps = 1,

@@ -30,7 +30,7 @@ static int Usage()
     Console.WriteLine("  trainer [--small-steps N] [--mid-steps N]");
     Console.WriteLine("  evaluation [--videos N] [--clips N] [--probe-only]");
     Console.WriteLine("  distributed [--steps N] [--batch N]   (needs mpiexec: it runs 1 process, then 2 under mpiexec)");
-    Console.WriteLine("  data [--seconds N] [--cut-seconds N] [--samples N] [--videos-per-size N] [--sizes WxH,...] [--raw] [--dir PATH]   (needs ffmpeg)");
+    Console.WriteLine("  data [--seconds N] [--cut-seconds N] [--samples N] [--videos-per-size N] [--sizes WxH,...] [--raw] [--dir PATH]   (needs ffmpeg)\n       [--trainer-only [--rounds N] [--epochs N] [--torch-threads N]]   (only the trainer on the long videos against their cuts, alternated)");
     Console.WriteLine("  onnx [--videos N] [--clips N] [--frames N] [--size N] [--depth N] [--width-percent N]");
     Console.WriteLine("  precision [--repeats N] [--steps N] [--videos N]   (PyTorch rows need Debian's python3-torch)");
     Console.WriteLine("  gpu [--device cuda|cpu] [--batches 16,64] [--frames N] [--size N] [--steps N] [--pretrain-steps N] [--pretrain-batch N] [--width X]   (scripts/gpu-check.sh)");
