@@ -53,10 +53,14 @@ public sealed class CompareCliTests
         byte[] png = File.ReadAllBytes(Path.Combine(output, "compare.png"));
         Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], png[..4]);
         Assert.Equal(6, Directory.GetFiles(Path.Combine(output, "results"), "*-seed0.json").Length);
+        Assert.True(File.Exists(Path.Combine(output, "explore-scratch", "index.html")), "CVRL from scratch is always mapped");
 
-        // The rerun measures nothing: every row is read back, and the table is the same.
+        // The rerun measures nothing: every row is read back, and the table is the same. A trained encoder that is gone
+        // is not mapped (never drawn with other weights) and the rerun says so.
+        Directory.Delete(Path.Combine(output, "runs", "scratch-seed0"), recursive: true);
         var second = CliRunner.Run(dir.Path, arguments);
         Assert.True(second.ExitCode == 0, second.All);
+        Assert.Contains("no map of CVRL from scratch", second.Text, StringComparison.Ordinal);
         Assert.Equal(6, System.Text.RegularExpressions.Regex.Matches(second.Text, ": done earlier").Count);
         Assert.DoesNotContain("pre-training epoch", second.Text, StringComparison.Ordinal);
         Assert.Equal(table, File.ReadAllText(Path.Combine(output, "compare.md")));

@@ -21,7 +21,7 @@ namespace Cvrl.Cli.Commands;
 /// What works on your own labelled clips: for each seed, the same network with random weights, each starting encoder as
 /// it is (inflated ImageNet weights, a zoo model), each start adapted with CVRL on the training videos without labels,
 /// CVRL from scratch, and supervised fine-tuning (from each start, the ceiling, and from scratch), all evaluated with
-/// the same linear probe and kNN; resumable; a table, a chart and explore reports of the two best encoders.
+/// the same linear probe and kNN; resumable; a table, a chart and explore reports of the two best encoders and of CVRL from scratch.
 /// </summary>
 internal sealed class CompareCommand : Command<CompareCommand.Settings>
 {
@@ -400,19 +400,34 @@ internal sealed class CompareCommand : Command<CompareCommand.Settings>
         AnsiConsole.MarkupLine($"wrote [green]compare.md[/], [green]compare.json[/] and [green]compare.png[/] in {Markup.Escape(output)}");
     }
 
-    /// <summary>Maps of the test videos for the two rows with the best mean probe (seed 0's encoders), to see what each latched on to.</summary>
+    /// <summary>
+    /// Maps of the test videos for the two rows with the best mean probe and for CVRL from scratch (seed 0's encoders),
+    /// to see what each latched on to. A trained row whose encoder file is gone is skipped with a warning, never drawn
+    /// with other weights.
+    /// </summary>
     private static void WriteExplore(Settings settings, string output, List<Outcome> outcomes, Dictionary<string, string> startFiles, string first, ResNet3dOptions architecture, VideoDataset test, CancellationToken cancellationToken)
     {
-        var best = outcomes.Where(o => o.Seed == 0).OrderByDescending(o => outcomes.Where(x => x.Row == o.Row).Average(x => x.Probe)).Take(2).ToList();
-        foreach (var o in best)
+        var seed0 = outcomes.Where(o => o.Seed == 0).ToList();
+        var chosen = seed0.OrderByDescending(o => outcomes.Where(x => x.Row == o.Row).Average(x => x.Probe)).Take(2)
+            .Concat(seed0.Where(o => o.Row == "scratch"))
+            .DistinctBy(o => o.Row)
+            .ToList();
+        foreach (var o in chosen)
         {
             var experiment = Experiment(settings, CvrlRecipe.Small, architecture, 0);
             string folder = Path.Combine(output, "runs", $"{o.Row}-seed0");
             string? file = o.Row.StartsWith("supervised", StringComparison.Ordinal) ? Path.Combine(folder, "encoder.cvrl")
                 : startFiles.GetValueOrDefault(o.Row) is { } startFile ? startFile
-                : Directory.Exists(Path.Combine(folder, "checkpoints")) ? Directory.GetFiles(Path.Combine(folder, "checkpoints"), "*.cvrl").Order(StringComparer.Ordinal).LastOrDefault()
-                : null;
-            using var encoder = file is not null && File.Exists(file) ? CvrlCheckpoint.LoadEncoder(file) : Encoder(null, first, architecture, 0, torch.CPU);
+                : o.Row == "random" ? null
+                : Directory.Exists(Path.Combine(folder, "checkpoints")) ? Directory.GetFiles(Path.Combine(folder, "checkpoints"), "*.cvrl").Order(StringComparer.Ordinal).LastOrDefault() ?? folder
+                : folder;
+            if (file is not null && !File.Exists(file))
+            {
+                AnsiConsole.MarkupLine($"[yellow]no map of {Markup.Escape(o.Label)}:[/] its encoder ({Markup.Escape(file)}) is gone; delete {Markup.Escape(Path.Combine(output, "results", $"{o.Row}-seed0.json"))} to measure the row again");
+                continue;
+            }
+
+            using var encoder = file is not null ? CvrlCheckpoint.LoadEncoder(file) : Encoder(null, first, architecture, 0, torch.CPU);
             string page = QuickstartSteps.WriteExplore(output, o.Row, encoder, test, experiment, settings.Logger, cancellationToken, o.Label);
             AnsiConsole.MarkupLine($"map of the test videos, {Markup.Escape(o.Label)}: [green]{Markup.Escape(page)}[/]");
         }
