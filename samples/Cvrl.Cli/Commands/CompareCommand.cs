@@ -370,13 +370,22 @@ internal sealed class CompareCommand : Command<CompareCommand.Settings>
             return string.Create(ci, $"{mean * 100:0.0} ± {std * 100:0.0}% ({string.Join(", ", values.Select(v => (v * 100).ToString("0.0", ci)))})");
         }
 
-        var table = new Table().Title("test top-1, mean ± standard deviation over seeds (per seed)").AddColumn("encoder").AddColumn("linear probe").AddColumn("kNN").AddColumn("minutes per seed");
+        // The median, not the mean: a run that shared the cores or was paused says nothing about the others.
+        string Minutes(List<Outcome> items)
+        {
+            var sorted = items.Select(o => o.Minutes).Order().ToList();
+            double median = sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[(sorted.Count / 2) - 1] + sorted[sorted.Count / 2]) / 2;
+            string text = median.ToString("0.0", ci);
+            return items.Count == 1 ? text : string.Create(ci, $"{text} ({string.Join(", ", items.Select(o => o.Minutes.ToString("0.0", ci)))})");
+        }
+
+        var table = new Table().Title("test top-1, mean ± standard deviation over seeds (per seed)").AddColumn("encoder").AddColumn("linear probe").AddColumn("kNN").AddColumn("minutes, median (per seed)");
         var md = new StringBuilder();
-        md.AppendLine("| encoder | linear probe | kNN | minutes per seed |").AppendLine("|---|---|---|---|");
+        md.AppendLine("| encoder | linear probe | kNN | minutes, median (per seed) |").AppendLine("|---|---|---|---|");
         foreach (var (row, label, items) in groups)
         {
             string probe = Cell(items, o => o.Probe), knn = Cell(items, o => o.Knn);
-            string minutes = items.Average(o => o.Minutes).ToString("0.0", ci);
+            string minutes = Minutes(items);
             table.AddRow(Markup.Escape(label), probe, knn, minutes);
             md.AppendLine(CultureInfo.InvariantCulture, $"| {label} | {probe} | {knn} | {minutes} |");
         }

@@ -58,7 +58,7 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
         public int? Chunk { get; init; }
 
         [CommandOption("--recipe <RECIPE>")]
-        [Description("The training recipe every option below defaults from: paper (the official one: SGD at 0.32 x batch / 1024, weight decay 1e-6, 3-layer head; made for large batches on accelerators), small (the quickstart's: AdamW 1e-3, weight decay 1e-2, 10% warm-up, 1-layer head, crops of aspect 3/4 to 4/3; learns at small batches on a CPU) or adapt (for --init: the small recipe at learning rate 1e-4, colour strength 0.5, crops of at least half the frame). [grey]Default: adapt with --init, else paper[/]")]
+        [Description("The training recipe every option below defaults from: paper (the official one: SGD at 0.32 x batch / 1024, weight decay 1e-6, 3-layer head; made for large batches on accelerators), small (the quickstart's: AdamW 1e-3, weight decay 1e-2, 10% warm-up, 1-layer head, crops of aspect 3/4 to 4/3; learns at small batches on a CPU) or adapt (for --init: the small recipe at learning rate 1e-4, colour strength 0.5, crops of at least half the frame, the stem, layer1 and layer2 frozen and every batch normalisation layer kept as imported). [grey]Default: adapt with --init, else paper[/]")]
         public string? Recipe { get; init; }
 
         [CommandOption("--lr <RATE>")]
