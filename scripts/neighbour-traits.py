@@ -2,6 +2,7 @@
 """What an encoder's nearest neighbours share: labels, or low-level traits of the clips.
 
     python3 scripts/neighbour-traits.py [--traits CACHE.json] CLIPS_ROOT SET.cvrlemb [SET.cvrlemb ...]
+    python3 scripts/neighbour-traits.py [--traits CACHE.json] --maps CLIPS_ROOT EXPLORE_FOLDER [EXPLORE_FOLDER ...]
 
 For every video of each embedding set (cvrl's .cvrlemb format, keys relative to CLIPS_ROOT; a prepared set's
 ".cvrlvid" suffix is dropped to find the original) this measures, with ffmpeg, traits an encoder can latch on to
@@ -12,6 +13,9 @@ all pairs: 1.0 means the neighbours are no more alike in that trait than random 
 alike (the encoder groups by it). The first column is how often the neighbour has the same class (1-NN accuracy).
 A last row gives the range chance covers: the 2.5th to 97.5th percentile of the same ratios when each video's
 "neighbour" is drawn at random (1,000 draws, fixed seed, over the last set's videos).
+With --maps it reads the 2D map of each explore report (cvrl explore, or compare's explore-<row>/) instead and prints
+how much of the map's spread lies along its main axis, and the Spearman rank correlation of each video's place along
+that axis with each trait: a map that is nearly a line ordered by one trait shows what the encoder mostly encodes.
 Standard library and ffmpeg only; with --traits the measured traits are kept in that JSON file and read back.
 """
 import json
@@ -59,6 +63,45 @@ def mean(values):
     return sum(values) / len(values)
 
 
+def original(root, key):
+    return os.path.join(root, key[:-len(".cvrlvid")] if key.endswith(".cvrlvid") else key)
+
+
+def ranks(values):
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    result = [0.0] * len(values)
+    for r, i in enumerate(order):
+        result[i] = float(r)
+    return result
+
+
+def spearman(a, b):
+    ra, rb = ranks(a), ranks(b)
+    centre = (len(a) - 1) / 2
+    num = sum((x - centre) * (y - centre) for x, y in zip(ra, rb))
+    return num / math.sqrt(sum((x - centre) ** 2 for x in ra) * sum((y - centre) ** 2 for y in rb))
+
+
+def map_axes(root, folders, names):
+    print("| explore report | spread on the main axis | " + " | ".join(names) + " |")
+    print("|---|---:|" + "---:|" * len(names))
+    for folder in folders:
+        with open(os.path.join(folder, "data.js")) as f:
+            text = f.read()
+        data = json.loads(text[text.index("{"):text.rindex("}") + 1])
+        x, y = data["x"], data["y"]
+        mx, my = mean(x), mean(y)
+        sxx = sum((a - mx) ** 2 for a in x)
+        syy = sum((b - my) ** 2 for b in y)
+        sxy = sum((a - mx) * (b - my) for a, b in zip(x, y))
+        angle = 0.5 * math.atan2(2 * sxy, sxx - syy)  # the principal axis of the 2D layout
+        along = [(a - mx) * math.cos(angle) + (b - my) * math.sin(angle) for a, b in zip(x, y)]
+        share = ((sxx + syy) / 2 + math.sqrt(((sxx - syy) / 2) ** 2 + sxy ** 2)) / (sxx + syy)
+        t = [traits(original(root, k)) for k in data["keys"]]
+        rhos = [spearman(along, [v[name] for v in t]) for name in names]
+        print(f"| {os.path.basename(os.path.normpath(folder))} | {share:.0%} | " + " | ".join(f"{r:+.2f}" for r in rhos) + " |")
+
+
 def main():
     args = sys.argv[1:]
     cache_file = None
@@ -67,17 +110,24 @@ def main():
         if os.path.exists(cache_file):
             with open(cache_file) as f:
                 MEASURED.update(json.load(f))
+    maps = args[:1] == ["--maps"]
+    if maps:
+        args = args[1:]
     if len(args) < 2:
         sys.exit(__doc__)
     root = args[0]
     names = ["brightness", "colour", "motion", "height", "duration"]
+    if maps:
+        map_axes(root, args[1:], names)
+        save(cache_file)
+        return
     print("| embedding set | same class | " + " | ".join(names) + " |")
     print("|---|---:|" + "---:|" * len(names))
     for set_path in args[1:]:
         keys, vectors = read_set(set_path)
         norms = [math.sqrt(sum(x * x for x in v)) or 1.0 for v in vectors]
         units = [[x / n for x in v] for v, n in zip(vectors, norms)]
-        files = [os.path.join(root, k[:-len(".cvrlvid")] if k.endswith(".cvrlvid") else k) for k in keys]
+        files = [original(root, k) for k in keys]
         t = [traits(f) for f in files]
         n = len(keys)
         nearest = []
@@ -101,6 +151,10 @@ def main():
             draws[name].append(mean([abs(t[i][name] - t[pick[i]][name]) for i in range(n)]) / every[name])
     spans = [f"{sorted(draws[name])[25]:.2f}-{sorted(draws[name])[974]:.2f}" for name in names]
     print("| random neighbours (95% of draws) | | " + " | ".join(spans) + " |")
+    save(cache_file)
+
+
+def save(cache_file):
     if cache_file:
         with open(cache_file, "w") as f:
             json.dump(MEASURED, f)
